@@ -1,0 +1,48 @@
+# MeshLink developer targets. Every target depends on setup, so a fresh clone
+# needs no manual step.
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+MPY := $(VENV)/bin/micropython
+# Budget for the core on an ESP32 without PSRAM (GUIDE / MICROPYTHON.md).
+MPY_CORE_HEAP := 96K
+PYTHON_BOOT ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
+	command -v $$p >/dev/null && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+	&& { echo $$p; break; }; done)
+
+.PHONY: setup test test-py test-mpy lint bench demo sim flash clean vectors
+
+setup: $(VENV)/.setup-done
+
+$(VENV)/.setup-done: pyproject.toml
+	@test -n "$(PYTHON_BOOT)" || { echo "error: Python 3.11+ not found" >&2; exit 1; }
+	$(PYTHON_BOOT) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@# cryptography-vectors must match the installed cryptography release.
+	$(PY) -m pip install -q "cryptography-vectors==$$($(PY) -c 'import cryptography; print(cryptography.__version__)')"
+	touch $@
+
+test: setup
+	@echo "== CPython: pytest =="
+	$(PY) -m pytest -q
+	@echo "== MicroPython unix port: core tests under a $(MPY_CORE_HEAP) heap =="
+	$(PY) tools/run_mpy_tests.py --heap $(MPY_CORE_HEAP)
+
+test-py: setup
+	$(PY) -m pytest -q
+
+test-mpy: setup
+	$(PY) tools/run_mpy_tests.py --heap $(MPY_CORE_HEAP)
+
+lint: setup
+	$(VENV)/bin/ruff check shared gateway firmware tests tools boards
+
+bench: setup
+	$(PY) -m meshlink_gw.bench
+
+demo: setup
+	$(PY) -m meshlink_gw.demo
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis sim-results .demo

@@ -1,0 +1,1 @@
+"""MeshLink gateway and full node (CPython): asyncio runtime, transports, CLI."""

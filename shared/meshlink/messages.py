@@ -1,0 +1,234 @@
+# Plaintext messages: every whitepaper type plus Ack, Error, Close and a
+# protocol version. Rule: pure encode/decode, strict validation, only typed
+# errors out. Encoding is canonical JSON (see cjson) with bytes as base64.
+from meshlink import PROTOCOL_VERSION, cjson
+from meshlink._compat import b64decode, b64encode
+from meshlink.errors import DecodeError, LocalProtocolError, VersionError
+from meshlink.nodeid import is_id
+
+MAX_TTL = 255
+MAX_PATH_NODES = 64
+MAX_TEXT_CHARS = 256
+MAX_UINT = (1 << 53) - 1  # fits a JSON number on every platform
+
+# Field kinds
+K_ID = "id"  # UUID text
+K_OPT_ID = "id?"  # UUID text or null (null = broadcast)
+K_BYTES = "bytes"  # base64 text on the wire, bytes in Python
+K_TTL = "ttl"
+K_PORT = "port"
+K_UINT = "uint"
+K_TEXT = "text"
+K_PATH = "path"  # list of UUID text
+K_INTS = "ints"  # list of uint
+K_TEXTS = "texts"  # list of short text
+
+
+def _bad(name, why):
+    return DecodeError("field '%s': %s" % (name, why))
+
+
+def _uint(name, v, hi):
+    if type(v) is not int or v < 0 or v > hi:
+        raise _bad(name, "expected an integer in 0..%d" % hi)
+    return v
+
+
+def _text(name, v):
+    if type(v) is not str or len(v) > MAX_TEXT_CHARS:
+        raise _bad(name, "expected text of at most %d characters" % MAX_TEXT_CHARS)
+    return v
+
+
+def _list(name, v):
+    if type(v) is not list or len(v) > MAX_PATH_NODES:
+        raise _bad(name, "expected a list of at most %d items" % MAX_PATH_NODES)
+    return v
+
+
+def _check_field(name, kind, v):
+    """Validate one wire value; return its Python value."""
+    if kind == K_ID or (kind == K_OPT_ID and v is not None):
+        if not is_id(v):
+            raise _bad(name, "expected a lowercase UUID")
+        return v
+    if kind == K_OPT_ID:
+        return None
+    if kind == K_BYTES:
+        try:
+            return b64decode(v)
+        except DecodeError:
+            raise _bad(name, "expected base64")
+    if kind == K_TTL:
+        return _uint(name, v, MAX_TTL)
+    if kind == K_PORT:
+        return _uint(name, v, 65535)
+    if kind == K_UINT:
+        return _uint(name, v, MAX_UINT)
+    if kind == K_TEXT:
+        return _text(name, v)
+    if kind == K_PATH:
+        for x in _list(name, v):
+            if not is_id(x):
+                raise _bad(name, "expected a list of lowercase UUIDs")
+        return v
+    if kind == K_INTS:
+        for x in _list(name, v):
+            _uint(name, x, MAX_UINT)
+        return v
+    if kind == K_TEXTS:
+        for x in _list(name, v):
+            _text(name, x)
+        return v
+    raise LocalProtocolError("unknown field kind " + kind)
+
+
+def _wire(kind, v):
+    return b64encode(v) if kind == K_BYTES else v
+
+
+class Message:
+    """Base of all messages. FIELDS lists (wire name, attribute, kind)."""
+
+    TYPE = ""
+    FIELDS = ()
+
+    def __init__(self, **values):
+        for wire, attr, _kind in self.FIELDS:
+            if attr not in values:
+                raise LocalProtocolError("%s needs %s" % (self.TYPE, attr))
+            setattr(self, attr, values.pop(attr))
+        if values:
+            raise LocalProtocolError("%s has no field %s" % (self.TYPE, list(values)))
+
+    def to_obj(self):
+        """The JSON object for this message, validated."""
+        obj = {"type": self.TYPE, "v": PROTOCOL_VERSION}
+        for wire, attr, kind in self.FIELDS:
+            value = getattr(self, attr)
+            try:
+                _check_field(wire, kind, _wire(kind, value))
+            except (DecodeError, TypeError):
+                raise LocalProtocolError("%s.%s is invalid" % (self.TYPE, attr))
+            obj[wire] = _wire(kind, value)
+        return obj
+
+    def encode(self):
+        """Canonical JSON bytes. Raises LocalProtocolError on invalid fields."""
+        return cjson.dumps(self.to_obj())
+
+    def __eq__(self, other):
+        if type(other) is not type(self):
+            return False
+        for _w, attr, _k in self.FIELDS:
+            if getattr(self, attr) != getattr(other, attr):
+                return False
+        return True
+
+    def __repr__(self):
+        return "%s(%s)" % (self.TYPE, ", ".join(
+            "%s=%r" % (a, getattr(self, a)) for _w, a, _k in self.FIELDS))
+
+
+class Handshake(Message):
+    """First handshake flight: offered versions and suites, opaque body."""
+    TYPE = "handshake"
+    FIELDS = (("versions", "versions", K_INTS), ("suites", "suites", K_TEXTS),
+              ("listen_port", "listen_port", K_PORT), ("body", "body", K_BYTES))
+
+
+class HandshakeAck(Message):
+    """Second flight: the chosen version and suite, opaque body."""
+    TYPE = "handshake_ack"
+    FIELDS = (("version", "version", K_UINT), ("suite", "suite", K_TEXT),
+              ("listen_port", "listen_port", K_PORT), ("body", "body", K_BYTES))
+
+
+class HandshakeFinish(Message):
+    """Third flight: the initiator's identity and signature, opaque body."""
+    TYPE = "handshake_finish"
+    FIELDS = (("body", "body", K_BYTES),)
+
+
+class Data(Message):
+    """Application bytes for the directly connected peer."""
+    TYPE = "data"
+    FIELDS = (("data", "data", K_BYTES),)
+
+
+class Ping(Message):
+    """Keepalive; the peer echoes seq and sent_ms in a Pong (RTT)."""
+    TYPE = "ping"
+    FIELDS = (("seq", "seq", K_UINT), ("sent_ms", "sent_ms", K_UINT))
+
+
+class Pong(Message):
+    """Answer to a Ping, echoing its fields."""
+    TYPE = "pong"
+    FIELDS = (("seq", "seq", K_UINT), ("sent_ms", "sent_ms", K_UINT))
+
+
+class MeshMessage(Message):
+    """Routed message. dst None means broadcast; path lists the hops so far."""
+    TYPE = "mesh"
+    FIELDS = (("from", "src", K_ID), ("to", "dst", K_OPT_ID), ("data", "data", K_BYTES),
+              ("message_id", "message_id", K_ID), ("ttl", "ttl", K_TTL),
+              ("path", "path", K_PATH))
+
+
+class Ack(Message):
+    """End-to-end acknowledgement of message ack_for, routed like a mesh message."""
+    TYPE = "ack"
+    FIELDS = (("from", "src", K_ID), ("to", "dst", K_ID), ("ack_for", "ack_for", K_ID),
+              ("message_id", "message_id", K_ID), ("ttl", "ttl", K_TTL),
+              ("path", "path", K_PATH))
+
+
+class Error(Message):
+    """A peer tells us why it is refusing something (code is machine-readable)."""
+    TYPE = "error"
+    FIELDS = (("code", "code", K_TEXT), ("reason", "reason", K_TEXT))
+
+
+class Close(Message):
+    """Orderly end of a session, so a truncated stream is detectable."""
+    TYPE = "close"
+    FIELDS = (("reason", "reason", K_TEXT),)
+
+
+MESSAGE_TYPES = {}
+for _cls in (Handshake, HandshakeAck, HandshakeFinish, Data, Ping, Pong, MeshMessage, Ack,
+             Error, Close):
+    MESSAGE_TYPES[_cls.TYPE] = _cls
+
+
+def from_obj(obj):
+    """Build a message from a decoded JSON object, validating every field.
+
+    Raises:
+        DecodeError: not an object, unknown type, missing/extra/invalid field.
+        VersionError: a protocol version we do not speak.
+    """
+    if type(obj) is not dict:
+        raise DecodeError("a message is a JSON object")
+    v = obj.get("v")
+    if type(v) is not int:
+        raise DecodeError("missing protocol version 'v'")
+    if v != PROTOCOL_VERSION:
+        raise VersionError("protocol version %d not supported" % v)
+    cls = MESSAGE_TYPES.get(obj.get("type")) if type(obj.get("type")) is str else None
+    if cls is None:
+        raise DecodeError("unknown message type")
+    if len(obj) != len(cls.FIELDS) + 2:
+        raise DecodeError("%s: wrong set of fields" % cls.TYPE)
+    values = {}
+    for wire, attr, kind in cls.FIELDS:
+        if wire not in obj:
+            raise _bad(wire, "missing")
+        values[attr] = _check_field(wire, kind, obj[wire])
+    return cls(**values)
+
+
+def decode(data):
+    """Decode canonical-or-not JSON bytes into a Message. Raises DecodeError/VersionError."""
+    return from_obj(cjson.loads(data))
