@@ -102,3 +102,7 @@ def loads(data):
     # RecursionError is a RuntimeError on CPython and absent on MicroPython.
     except (ValueError, TypeError, RuntimeError, KeyError, IndexError):
         raise DecodeError("not valid UTF-8 JSON")
+    except MemoryError:
+        # MicroPython's parser allocates per nesting level: a bracket bomb
+        # exhausts a board's heap. It is the peer's fault, not ours.
+        raise DecodeError("JSON too large or nested too deeply for this device")

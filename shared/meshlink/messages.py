@@ -93,7 +93,14 @@ class Message:
     TYPE = ""
     FIELDS = ()
 
+    # Fields that may be left out when constructing: attribute -> the
+    # attribute whose value it copies (still always present on the wire).
+    DEFAULTS = {}
+
     def __init__(self, **values):
+        for attr, source in self.DEFAULTS.items():
+            if attr not in values and source in values:
+                values[attr] = values[source]
         for wire, attr, _kind in self.FIELDS:
             if attr not in values:
                 raise LocalProtocolError("%s needs %s" % (self.TYPE, attr))
@@ -169,11 +176,18 @@ class Pong(Message):
 
 
 class MeshMessage(Message):
-    """Routed message. dst None means broadcast; path lists the hops so far."""
+    """Routed message. dst None means broadcast; path lists the hops so far.
+
+    message_id is unique per transmission attempt (relays deduplicate on it and
+    Acks name it); origin_id is the message_id of the first attempt, so an
+    end-to-end retry (fresh message_id) is still delivered to the application
+    only once. origin_id defaults to message_id.
+    """
     TYPE = "mesh"
     FIELDS = (("from", "src", K_ID), ("to", "dst", K_OPT_ID), ("data", "data", K_BYTES),
-              ("message_id", "message_id", K_ID), ("ttl", "ttl", K_TTL),
-              ("path", "path", K_PATH))
+              ("message_id", "message_id", K_ID), ("origin_id", "origin_id", K_ID),
+              ("ttl", "ttl", K_TTL), ("path", "path", K_PATH))
+    DEFAULTS = {"origin_id": "message_id"}
 
 
 class Ack(Message):
