@@ -31,6 +31,7 @@ VALID = [
     m.Ack(src=B, dst=A, ack_for=MID, message_id=MID2, ttl=8, path=[B]),
     m.Error(code="bad_frame", reason='quote " backslash \\ newline \n tab \t ctl \x01'),
     m.Close(reason="shutdown"),
+    m.Beacon(node_id=A, port=7400),
 ]
 
 MESH = VALID[6].to_obj()

@@ -210,9 +210,16 @@ class Close(Message):
     FIELDS = (("reason", "reason", K_TEXT),)
 
 
+class Beacon(Message):
+    """UDP discovery beacon: "node_id listens on TCP port". Unauthenticated by
+    design: it only suggests an address; the handshake decides trust."""
+    TYPE = "beacon"
+    FIELDS = (("node_id", "node_id", K_ID), ("port", "port", K_PORT))
+
+
 MESSAGE_TYPES = {}
 for _cls in (Handshake, HandshakeAck, HandshakeFinish, Data, Ping, Pong, MeshMessage, Ack,
-             Error, Close):
+             Error, Close, Beacon):
     MESSAGE_TYPES[_cls.TYPE] = _cls
 
 

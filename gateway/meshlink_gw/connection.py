@@ -1,0 +1,163 @@
+"""One TCP link to a peer: handshake, encrypted session, framed messages.
+
+Rule: this module moves bytes and enforces per-link limits (handshake
+deadline, frame size, idle time, bad-record budget). What a message means is
+the node's business (node.py); the crypto is meshlink_gw.crypto's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from typing import TYPE_CHECKING
+
+from meshlink import messages
+from meshlink.errors import MeshLinkError, ProtocolError, TransportError
+from meshlink.frames import Deframer, encode_frame
+
+from meshlink_gw.crypto.handshake import Initiator, Responder
+
+if TYPE_CHECKING:
+    from meshlink_gw.node import Node
+
+log = logging.getLogger("meshlink.conn")
+
+READ_CHUNK_BYTES = 65536
+MAX_BAD_RECORDS = 8  # consecutive records that fail to open before we give up on the link
+
+
+def now_ms() -> int:
+    return time.monotonic_ns() // 1_000_000
+
+
+class PeerConnection:
+    """An established (or establishing) session with one neighbour."""
+
+    def __init__(self, node: Node, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                 *, outbound: bool, dial_addr: tuple[str, int] | None = None,
+                 expected_node_id: str | None = None) -> None:
+        self.node = node
+        self.reader = reader
+        self.writer = writer
+        self.outbound = outbound
+        self.dial_addr = dial_addr
+        self.expected_node_id = expected_node_id
+        peer = writer.get_extra_info("peername")
+        self.remote_addr: tuple[str, int] = (peer[0], peer[1]) if peer else ("?", 0)
+        self.peer_node_id: str | None = None
+        self.peer_listen_port: int | None = None
+        self.session = None
+        self.established_ms = 0
+        self.last_rx_ms = now_ms()
+        self.closed = False
+        self.bad_records = 0
+        self.records_rejected = 0
+        self._deframer = Deframer(node.config.max_frame_bytes)
+        self._pending: deque[bytes] = deque()
+
+    # -- framing ---------------------------------------------------------
+    async def _read_frame(self) -> bytes:
+        while not self._pending:
+            chunk = await self.reader.read(READ_CHUNK_BYTES)
+            if not chunk:
+                raise TransportError("connection closed by peer")
+            self._pending.extend(self._deframer.feed(chunk))
+        return self._pending.popleft()
+
+    def _write_frame(self, payload: bytes) -> None:
+        self.writer.write(encode_frame(payload, self.node.config.max_frame_bytes))
+
+    # -- handshake -------------------------------------------------------
+    async def handshake(self) -> None:
+        """Run the hybrid handshake within the deadline.
+
+        Raises:
+            ProtocolError subclasses: the peer failed the handshake.
+            TransportError: the socket failed or closed.
+            asyncio.TimeoutError: the deadline passed (slowloris, dead peer).
+        """
+        timeout_s = self.node.config.handshake_timeout_ms / 1000
+        await asyncio.wait_for(self._handshake(), timeout_s)
+        self.established_ms = now_ms()
+
+    async def _handshake(self) -> None:
+        cfg = self.node.config
+        ident = self.node.identity
+        if self.outbound:
+            init = Initiator(ident, listen_port=cfg.listen[1], network_psk=cfg.network_key,
+                             expected_node_id=self.expected_node_id)
+            self._write_frame(init.start())
+            await self.writer.drain()
+            self._write_frame(init.receive(await self._read_frame()))
+            await self.writer.drain()
+            hs = init
+        else:
+            resp = Responder(ident, listen_port=cfg.listen[1], network_psk=cfg.network_key)
+            self._write_frame(resp.receive_hello(await self._read_frame()))
+            await self.writer.drain()
+            resp.receive_finish(await self._read_frame())
+            hs = resp
+        self.session = hs.session
+        self.peer_node_id = hs.peer_node_id
+        self.peer_listen_port = hs.peer_listen_port
+
+    # -- session ---------------------------------------------------------
+    def send(self, msg: messages.Message) -> None:
+        """Encrypt and queue one message (non-blocking; see backpressure in node)."""
+        if self.closed or self.session is None:
+            return
+        self._write_frame(self.session.seal(msg.encode()))
+
+    def send_encoded(self, payload: bytes) -> None:
+        """Like send() for an already encoded message (relays re-use bytes)."""
+        if self.closed or self.session is None:
+            return
+        self._write_frame(self.session.seal(payload))
+
+    def write_buffer_bytes(self) -> int:
+        transport = self.writer.transport
+        return transport.get_write_buffer_size() if transport is not None else 0
+
+    async def read_loop(self) -> None:
+        """Open, decode and dispatch records until the link ends."""
+        while not self.closed:
+            payload = await self._read_frame()
+            self.last_rx_ms = now_ms()
+            msg = self._open(payload)
+            if msg is not None:
+                self.node.on_message(self, msg)
+            if not self._pending:
+                await self.node.relieve_backpressure()
+
+    def _open(self, record: bytes) -> messages.Message | None:
+        assert self.session is not None
+        try:
+            msg = messages.decode(self.session.open(record))
+        except ProtocolError as e:
+            self.records_rejected += 1
+            self.bad_records += 1
+            log.warning("peer=%s dropped record: %s: %s", self.peer_node_id,
+                        type(e).__name__, e)
+            self.node.stats["records_rejected"] += 1
+            if self.bad_records >= MAX_BAD_RECORDS:
+                raise TransportError(f"{self.bad_records} bad records in a row")
+            return None
+        self.bad_records = 0
+        return msg
+
+    async def close(self, reason: str = "") -> None:
+        if self.closed:
+            return
+        if self.session is not None and reason:
+            try:
+                self.send(messages.Close(reason=reason[:200]))
+            except MeshLinkError:
+                pass
+        self.closed = True
+        self.writer.close()
+        try:
+            await asyncio.wait_for(self.writer.wait_closed(), 1.0)
+        except (OSError, asyncio.TimeoutError):
+            pass

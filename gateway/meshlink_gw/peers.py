@@ -1,0 +1,263 @@
+"""The peer table (the whitepaper's PeerManager): accepting, dialing with
+backoff, one live link per neighbour, heartbeats and liveness.
+
+Rule: every link is owned here from accept/connect to close; the node only
+asks for a link by peer ID. Duplicate links between the same two nodes are
+resolved the same way on both sides: the link initiated by the lower node ID
+wins, and among those the newest (that is how a rekey replaces a session).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from typing import TYPE_CHECKING
+
+from meshlink import messages
+from meshlink.errors import ProtocolError, TransportError
+
+from meshlink_gw.connection import PeerConnection, now_ms
+
+if TYPE_CHECKING:
+    from meshlink_gw.node import Node
+
+log = logging.getLogger("meshlink.peers")
+
+_LINK_ERRORS = (ProtocolError, TransportError, OSError, EOFError, asyncio.IncompleteReadError,
+                asyncio.TimeoutError)
+
+
+class _PeerState:
+    def __init__(self) -> None:
+        self.ping_seq = 0
+        self.ping_outstanding: tuple[int, int] | None = None  # (seq, sent_ms)
+        self.missed = 0
+        self.rtt_ms: float | None = None
+
+
+class PeerTable:
+    """Live links by peer node ID, plus the dialers that keep them up."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.links: dict[str, PeerConnection] = {}
+        self.state: dict[str, _PeerState] = {}
+        self.half_open = 0
+        self.known_addrs: dict[tuple[str, int], str] = {}  # dial address -> node ID
+        self._dialing: set[tuple[str, int]] = set()
+        self._lost: dict[tuple[str, int], asyncio.Event] = {}
+
+    def get(self, peer_id: str) -> PeerConnection | None:
+        return self.links.get(peer_id)
+
+    # -- establishing ------------------------------------------------------
+    async def accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """asyncio server callback for an inbound TCP connection."""
+        if self.half_open >= self.node.config.max_half_open or \
+                len(self.links) >= self.node.config.max_peers:
+            log.warning("refusing connection from %s: too many links",
+                        writer.get_extra_info("peername"))
+            writer.close()
+            return
+        conn = PeerConnection(self.node, reader, writer, outbound=False)
+        await self._establish(conn)
+
+    async def connect(self, addr: tuple[str, int], expected_node_id: str | None = None
+                      ) -> PeerConnection | None:
+        """Dial addr once and run the handshake; None if it failed (logged)."""
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(addr[0], addr[1], limit=1 << 20),
+                self.node.config.handshake_timeout_ms / 1000)
+        except (OSError, asyncio.TimeoutError) as e:
+            log.debug("dial %s:%d failed: %s", addr[0], addr[1], e)
+            return None
+        conn = PeerConnection(self.node, reader, writer, outbound=True, dial_addr=addr,
+                              expected_node_id=expected_node_id)
+        return await self._establish(conn)
+
+    async def _establish(self, conn: PeerConnection) -> PeerConnection | None:
+        self.half_open += 1
+        try:
+            await conn.handshake()
+        except _LINK_ERRORS as e:
+            self.node.stats["handshakes_failed"] += 1
+            why = "deadline passed" if isinstance(e, asyncio.TimeoutError) else \
+                f"{type(e).__name__}: {e}"
+            log.warning("handshake with %s:%d refused: %s", *conn.remote_addr, why)
+            await conn.close()
+            return None
+        finally:
+            self.half_open -= 1
+        if not self._register(conn):
+            await conn.close("duplicate link")
+            return None
+        self.node.spawn(self._run(conn), f"link-{conn.peer_node_id}")
+        return conn
+
+    def _wins(self, new: PeerConnection, old: PeerConnection) -> bool:
+        me = self.node.node_id
+
+        def initiated_by_lower(c: PeerConnection) -> bool:
+            initiator = me if c.outbound else c.peer_node_id
+            other = c.peer_node_id if c.outbound else me
+            return str(initiator) < str(other)
+
+        return (initiated_by_lower(new), new.established_ms) >= \
+            (initiated_by_lower(old), old.established_ms)
+
+    def _register(self, conn: PeerConnection) -> bool:
+        peer = conn.peer_node_id
+        assert peer is not None
+        if peer in self.node.local_ids:
+            log.info("dropping a link to ourselves (%s:%d)", *conn.remote_addr)
+            return False
+        if conn.dial_addr:
+            self.known_addrs[conn.dial_addr] = peer
+        old = self.links.get(peer)
+        if old is not None:
+            if not self._wins(conn, old):
+                return False
+            self.links[peer] = conn  # replace first so old's teardown keeps the peer up
+            self.node.spawn(old.close("replaced by a newer link"), "close-old")
+        else:
+            self.links[peer] = conn
+            self.state[peer] = _PeerState()
+            self.node.router.peer_up(peer, now_ms())
+        log.info("peer up %s at %s:%d (%s)", peer, *conn.remote_addr,
+                 "outbound" if conn.outbound else "inbound")
+        return True
+
+    async def _run(self, conn: PeerConnection) -> None:
+        try:
+            await conn.read_loop()
+        except _LINK_ERRORS as e:
+            if not conn.closed:
+                log.info("link to %s ended: %s: %s", conn.peer_node_id, type(e).__name__, e)
+        finally:
+            await conn.close()
+            self._unregister(conn)
+
+    def _unregister(self, conn: PeerConnection) -> None:
+        peer = conn.peer_node_id
+        if peer is None or self.links.get(peer) is not conn:
+            return
+        del self.links[peer]
+        self.state.pop(peer, None)
+        self.node.router.peer_down(peer, now_ms())
+        log.info("peer down %s", peer)
+        for addr, pid in self.known_addrs.items():
+            if pid == peer and addr in self._lost:
+                self._lost[addr].set()
+
+    # -- dialing with backoff ------------------------------------------------
+    def dial_forever(self, addr: tuple[str, int], expected_node_id: str | None = None) -> None:
+        """Keep a link to addr up: redial with exponential backoff and jitter."""
+        if addr in self._dialing:
+            return
+        self._dialing.add(addr)
+        self.node.spawn(self._dialer(addr, expected_node_id), f"dial-{addr[0]}:{addr[1]}")
+
+    async def _dialer(self, addr: tuple[str, int], expected: str | None) -> None:
+        cfg = self.node.config
+        backoff = cfg.reconnect_min_ms
+        try:
+            while True:
+                known = self.known_addrs.get(addr)
+                if known is not None and known in self.links:
+                    lost = self._lost.setdefault(addr, asyncio.Event())
+                    lost.clear()
+                    await lost.wait()
+                    backoff = cfg.reconnect_min_ms
+                    continue
+                conn = await self.connect(addr, expected)
+                if conn is not None:
+                    backoff = cfg.reconnect_min_ms
+                    continue
+                if self.known_addrs.get(addr) in self.links:
+                    continue  # the peer dialed us meanwhile
+                await asyncio.sleep(backoff * random.uniform(0.5, 1.0) / 1000)
+                backoff = min(backoff * 2, cfg.reconnect_max_ms)
+        finally:
+            self._dialing.discard(addr)
+
+    # -- heartbeats -------------------------------------------------------------
+    async def heartbeat_loop(self) -> None:
+        cfg = self.node.config
+        while True:
+            await asyncio.sleep(cfg.ping_interval_ms / 1000)
+            now = now_ms()
+            for peer, conn in list(self.links.items()):
+                self._heartbeat(peer, conn, now)
+
+    def _heartbeat(self, peer: str, conn: PeerConnection, now: int) -> None:
+        cfg = self.node.config
+        st = self.state.get(peer)
+        if st is None:
+            return
+        if st.ping_outstanding is not None:
+            st.missed += 1
+            self.node.router.record_ping_lost(peer, now)
+        if st.missed >= cfg.max_missed_pings or now - conn.last_rx_ms > cfg.idle_timeout_ms:
+            log.warning("peer %s silent: closing link", peer)
+            self.node.spawn(conn.close("heartbeat timeout"), "close-silent")
+            return
+        if conn.session is not None and conn.session.needs_rekey(now):
+            self._rekey(peer, conn)
+        st.ping_seq += 1
+        st.ping_outstanding = (st.ping_seq, now)
+        conn.send(messages.Ping(seq=st.ping_seq, sent_ms=now))
+
+    def _rekey(self, peer: str, conn: PeerConnection) -> None:
+        """A fresh handshake replaces the session; the lower node ID dials it."""
+        if self.node.node_id < peer:
+            addr = conn.dial_addr or (conn.remote_addr[0], conn.peer_listen_port or 0)
+            log.info("rekeying link to %s", peer)
+            self.node.spawn(self.connect(addr, peer), f"rekey-{peer}")
+        else:
+            conn.send(messages.Error(code="rekey", reason="session limit reached"))
+
+    def on_pong(self, conn: PeerConnection, msg: messages.Pong) -> None:
+        st = self.state.get(conn.peer_node_id or "")
+        if st is None or st.ping_outstanding is None or st.ping_outstanding[0] != msg.seq:
+            return
+        rtt = now_ms() - st.ping_outstanding[1]
+        st.ping_outstanding = None
+        st.missed = 0
+        st.rtt_ms = rtt if st.rtt_ms is None else 0.8 * st.rtt_ms + 0.2 * rtt
+        self.node.router.record_rtt(conn.peer_node_id, rtt, now_ms())
+
+    def on_error(self, conn: PeerConnection, msg: messages.Error) -> None:
+        if msg.code == "rekey" and conn.peer_node_id:
+            self._rekey(conn.peer_node_id, conn)
+        else:
+            log.warning("peer %s reports error %s: %s", conn.peer_node_id, msg.code, msg.reason)
+
+    # -- backpressure and status ------------------------------------------------
+    async def drain_congested(self, high_bytes: int) -> None:
+        for conn in list(self.links.values()):
+            if not conn.closed and conn.write_buffer_bytes() > high_bytes:
+                try:
+                    await conn.writer.drain()
+                except OSError:
+                    pass
+
+    def describe(self, scores: dict) -> list[dict]:
+        out = []
+        for peer, conn in self.links.items():
+            st = self.state.get(peer)
+            sc = scores.get(peer, {})
+            host = conn.remote_addr[0]
+            port = conn.peer_listen_port if conn.peer_listen_port else conn.remote_addr[1]
+            out.append({"node_id": peer, "address": f"{host}:{port}",
+                        "direction": "outbound" if conn.outbound else "inbound",
+                        "rtt_ms": round(st.rtt_ms, 3) if st and st.rtt_ms is not None else None,
+                        "score": sc.get("score"),
+                        "connected_s": round((now_ms() - conn.established_ms) / 1000, 1),
+                        "records_rejected": conn.records_rejected})
+        return out
+
+    async def close_all(self, reason: str) -> None:
+        await asyncio.gather(*(c.close(reason) for c in list(self.links.values())),
+                             return_exceptions=True)

@@ -1,0 +1,91 @@
+"""Durable inbox of received mesh messages (SQLite in the data directory).
+
+Rule: the only place that touches meshlink.db for received messages. A
+message is identified by (src, origin_id), so an end-to-end retry that gets
+through twice is stored, and shown, once.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS inbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    src TEXT NOT NULL,
+    dst TEXT,
+    message_id TEXT NOT NULL,
+    origin_id TEXT NOT NULL,
+    data BLOB NOT NULL,
+    hops INTEGER NOT NULL,
+    received_unix_ms INTEGER NOT NULL,
+    UNIQUE (src, origin_id)
+);
+"""
+
+
+@dataclass
+class Received:
+    """One message delivered to this node's application."""
+
+    seq: int
+    src: str
+    dst: str | None
+    message_id: str
+    origin_id: str
+    data: bytes
+    hops: int
+    received_unix_ms: int
+
+    def to_json(self) -> dict:
+        out = {"seq": self.seq, "from": self.src, "to": self.dst,
+               "message_id": self.origin_id, "hops": self.hops,
+               "received_unix_ms": self.received_unix_ms}
+        try:
+            out["text"] = self.data.decode("utf-8")
+        except UnicodeDecodeError:
+            out["data"] = self.data.hex()
+        return out
+
+
+class Inbox:
+    """Received messages, deduplicated and kept across restarts."""
+
+    def __init__(self, path: Path, max_messages: int = 100_000) -> None:
+        self.path = path
+        self.max_messages = max_messages
+        self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def add(self, src: str, dst: str | None, message_id: str, origin_id: str,
+            data: bytes, hops: int) -> Received | None:
+        """Store a message; return it, or None if (src, origin_id) was already stored."""
+        now = int(time.time() * 1000)
+        cur = self._db.execute(
+            "INSERT OR IGNORE INTO inbox (src, dst, message_id, origin_id, data, hops,"
+            " received_unix_ms) VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (src, dst, message_id, origin_id, data, hops, now))
+        if cur.rowcount == 0:
+            return None
+        seq = cur.lastrowid
+        if seq is not None and seq % 1000 == 0:
+            self._trim()
+        return Received(int(seq or 0), src, dst, message_id, origin_id, data, hops, now)
+
+    def _trim(self) -> None:
+        self._db.execute("DELETE FROM inbox WHERE seq <= (SELECT MAX(seq) FROM inbox) - ?",
+                         (self.max_messages,))
+
+    def since(self, after_seq: int = 0, limit: int = 10_000) -> list[Received]:
+        rows = self._db.execute(
+            "SELECT seq, src, dst, message_id, origin_id, data, hops, received_unix_ms"
+            " FROM inbox WHERE seq > ? ORDER BY seq LIMIT ?", (after_seq, limit)).fetchall()
+        return [Received(r[0], r[1], r[2], r[3], r[4], bytes(r[5]), r[6], r[7]) for r in rows]
+
+    def close(self) -> None:
+        self._db.close()
