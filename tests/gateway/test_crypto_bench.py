@@ -1,0 +1,16 @@
+"""The benchmark helper runs and reports every figure (tiny counts: no timing asserts)."""
+
+from __future__ import annotations
+
+from meshlink_gw.crypto import bench
+
+
+def test_bench_run_reports_all_rows():
+    rows = bench.run(n_handshakes=3, n_handshakes_slow=1, n_records=200)
+    names = [name for name, _value, _unit in rows]
+    for backend in ("cryptography", "kyber-py"):
+        assert any(backend in n and n.endswith("median") for n in names)
+        assert any(backend in n and n.endswith("p95") for n in names)
+    assert any("seal+open" in n for n in names)
+    assert all(value > 0 for _name, value, _unit in rows)
+    assert {unit for _n, _v, unit in rows} <= {"ms", "us", "msg/s"}
