@@ -67,9 +67,10 @@ def _data_dir(args: argparse.Namespace) -> Path:
 
 # -- commands ------------------------------------------------------------------
 def cmd_keygen(args: argparse.Namespace) -> int:
-    from meshlink_gw.crypto.identity import Identity
+    from meshlink_gw.crypto.identity import KEY_FILENAME, Identity
 
-    ident, created = Identity.load_or_create(_data_dir(args))
+    created = not (_data_dir(args) / KEY_FILENAME).exists()
+    ident = Identity.load_or_create(_data_dir(args))
     print(f"{'created' if created else 'existing'} identity; node ID {ident.node_id}")
     return 0
 
@@ -78,7 +79,7 @@ async def _run_node(cfg: NodeConfig) -> None:
     from meshlink_gw.crypto.identity import Identity
     from meshlink_gw.node import Node
 
-    ident, _ = Identity.load_or_create(cfg.data_dir)
+    ident = Identity.load_or_create(cfg.data_dir)
     node = Node(cfg, ident)
     ctl = control.ControlServer(cfg.control_socket())
     control.attach_node_commands(ctl, node)

@@ -65,6 +65,7 @@ class NodeConfig:
     max_peers: int = 64
     max_half_open: int = 64  # connections still in handshake
     write_buffer_high_bytes: int = 1 << 20  # backpressure: stop reading above this
+    slow_peer_timeout_ms: int = 5000  # a peer that reads nothing this long is cut off
     inbox_max_messages: int = 100_000
 
     def control_socket(self) -> pathlib.Path:

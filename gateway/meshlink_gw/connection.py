@@ -14,7 +14,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from meshlink import messages
-from meshlink.errors import MeshLinkError, ProtocolError, TransportError
+from meshlink.errors import MeshLinkError, ProtocolError, SessionExpiredError, TransportError
 from meshlink.frames import Deframer, encode_frame
 
 from meshlink_gw.crypto.handshake import Initiator, Responder
@@ -90,14 +90,14 @@ class PeerConnection:
                              expected_node_id=self.expected_node_id)
             self._write_frame(init.start())
             await self.writer.drain()
-            self._write_frame(init.receive(await self._read_frame()))
+            self._write_frame(init.receive(await self._read_frame(), now_ms=now_ms()))
             await self.writer.drain()
             hs = init
         else:
             resp = Responder(ident, listen_port=cfg.listen[1], network_psk=cfg.network_key)
             self._write_frame(resp.receive_hello(await self._read_frame()))
             await self.writer.drain()
-            resp.receive_finish(await self._read_frame())
+            resp.receive_finish(await self._read_frame(), now_ms=now_ms())
             hs = resp
         self.session = hs.session
         self.peer_node_id = hs.peer_node_id
@@ -106,15 +106,21 @@ class PeerConnection:
     # -- session ---------------------------------------------------------
     def send(self, msg: messages.Message) -> None:
         """Encrypt and queue one message (non-blocking; see backpressure in node)."""
-        if self.closed or self.session is None:
-            return
-        self._write_frame(self.session.seal(msg.encode()))
+        self.send_encoded(msg.encode())
 
     def send_encoded(self, payload: bytes) -> None:
         """Like send() for an already encoded message (relays re-use bytes)."""
         if self.closed or self.session is None:
             return
-        self._write_frame(self.session.seal(payload))
+        try:
+            record = self.session.seal(payload)
+        except SessionExpiredError:
+            # The rekey did not happen in time: never exceed the key's budget.
+            log.warning("session with %s expired before rekey: closing", self.peer_node_id)
+            self.closed = True
+            self.writer.transport.abort()
+            return
+        self._write_frame(record)
 
     def write_buffer_bytes(self) -> int:
         transport = self.writer.transport
@@ -159,5 +165,5 @@ class PeerConnection:
         self.writer.close()
         try:
             await asyncio.wait_for(self.writer.wait_closed(), 1.0)
-        except (OSError, asyncio.TimeoutError):
+        except (TimeoutError, OSError):
             pass

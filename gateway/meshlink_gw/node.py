@@ -84,12 +84,13 @@ class Node:
         self.attempt_origin: dict[str, str] = {}
         self.inbox_changed = asyncio.Event()
         self.deliver_hooks: list[Callable[[Received], None]] = []
+        self.served: dict[str, Callable[[messages.MeshMessage, int], bool]] = {}
         self.stats = {"relayed": 0, "delivered": 0, "records_rejected": 0,
                       "handshakes_failed": 0, "duplicates": 0}
         self._server: asyncio.AbstractServer | None = None
         self._tasks: set[asyncio.Task] = set()
         self.listen_addr: tuple[str, int] = config.listen
-        self._stopping = False
+        self.stopping = False
         self.discovery: Discovery | None = None
 
     # -- lifecycle -------------------------------------------------------
@@ -125,9 +126,9 @@ class Node:
 
     async def stop(self) -> None:
         """Close every link and task; idempotent."""
-        if self._stopping:
+        if self.stopping:
             return
-        self._stopping = True
+        self.stopping = True
         if self._server is not None:
             self._server.close()
         if self.discovery is not None:
@@ -196,11 +197,17 @@ class Node:
             if msg.dst in self.local_ids:
                 self._on_ack(msg, now)
             return
-        if msg.dst is None or msg.dst in self.local_ids:
+        served = self.served.get(msg.dst) if msg.dst is not None else None
+        if served is not None:
+            # A node ID we act for (a board): it acks once really delivered.
+            if served(msg, hops_travelled(msg)):
+                self.send_ack_for(msg)
+            return
+        if msg.dst is None or msg.dst == self.node_id:
             self._deliver(msg.src, msg.dst, msg.message_id, msg.origin_id, msg.data,
                           hops_travelled(msg))
             if msg.dst is not None:
-                self._send_ack(msg, now)
+                self.send_ack_for(msg)
 
     def dispatch(self, forward: list) -> None:
         """Send each (peer_id, message) of a routing decision; encode each message once."""
@@ -236,7 +243,24 @@ class Node:
             except MeshLinkError as e:
                 log.warning("deliver hook failed: %s", e)
 
-    def _send_ack(self, msg: messages.MeshMessage, now: int) -> None:
+    def serve_id(self, node_id: str,
+                 handler: Callable[[messages.MeshMessage, int], bool]) -> None:
+        """Act for another node ID (a board): its directed messages go to handler.
+
+        handler(msg, hops) returns True if the message is delivered (ack now);
+        False means the caller acks later with send_ack_for() once it is.
+        """
+        self.local_ids.add(node_id)
+        self.served[node_id] = handler
+
+    def unserve_id(self, node_id: str) -> None:
+        self.served.pop(node_id, None)
+        if node_id != self.node_id:
+            self.local_ids.discard(node_id)
+
+    def send_ack_for(self, msg: messages.MeshMessage) -> None:
+        """Send the end-to-end Ack for a directed message delivered here."""
+        now = now_ms()
         ack = messages.Ack(src=msg.dst, dst=msg.src, ack_for=msg.message_id,
                            message_id=_new_id(), ttl=self.config.default_ttl, path=[])
         self.dispatch(self.router.originate(ack, now).forward)
@@ -282,6 +306,7 @@ class Node:
     async def send(self, dst: str | None, data: bytes) -> SendResult:
         """Send and, for a directed message, wait for its end-to-end Ack or expiry."""
         msg, fut = self.originate(dst, data)
+        await self.relieve_backpressure()
         if fut is None:
             return SendResult(msg.message_id, True, None, 1, "broadcast (no ack)")
         return await fut

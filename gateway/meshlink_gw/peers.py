@@ -70,7 +70,7 @@ class PeerTable:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(addr[0], addr[1], limit=1 << 20),
                 self.node.config.handshake_timeout_ms / 1000)
-        except (OSError, asyncio.TimeoutError) as e:
+        except (TimeoutError, OSError) as e:
             log.debug("dial %s:%d failed: %s", addr[0], addr[1], e)
             return None
         conn = PeerConnection(self.node, reader, writer, outbound=True, dial_addr=addr,
@@ -163,7 +163,7 @@ class PeerTable:
         cfg = self.node.config
         backoff = cfg.reconnect_min_ms
         try:
-            while True:
+            while not self.node.stopping:
                 known = self.known_addrs.get(addr)
                 if known is not None and known in self.links:
                     lost = self._lost.setdefault(addr, asyncio.Event())
@@ -236,12 +236,24 @@ class PeerTable:
 
     # -- backpressure and status ------------------------------------------------
     async def drain_congested(self, high_bytes: int) -> None:
+        """Wait for over-full send buffers to drain (backpressure to our readers).
+
+        A peer that does not read for slow_peer_timeout_ms is cut off, so one
+        stuck neighbour can neither grow our memory nor stall the others.
+        """
+        timeout_s = self.node.config.slow_peer_timeout_ms / 1000
         for conn in list(self.links.values()):
-            if not conn.closed and conn.write_buffer_bytes() > high_bytes:
-                try:
-                    await conn.writer.drain()
-                except OSError:
-                    pass
+            if conn.closed or conn.write_buffer_bytes() <= high_bytes:
+                continue
+            try:
+                await asyncio.wait_for(conn.writer.drain(), timeout_s)
+            except TimeoutError:
+                log.warning("peer %s stopped reading (%d bytes queued): closing link",
+                            conn.peer_node_id, conn.write_buffer_bytes())
+                conn.writer.transport.abort()
+                conn.closed = True
+            except OSError:
+                pass
 
     def describe(self, scores: dict) -> list[dict]:
         out = []

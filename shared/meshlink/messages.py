@@ -101,7 +101,7 @@ class Message:
         for attr, source in self.DEFAULTS.items():
             if attr not in values and source in values:
                 values[attr] = values[source]
-        for wire, attr, _kind in self.FIELDS:
+        for _wire, attr, _kind in self.FIELDS:
             if attr not in values:
                 raise LocalProtocolError("%s needs %s" % (self.TYPE, attr))
             setattr(self, attr, values.pop(attr))
@@ -253,3 +253,30 @@ def from_obj(obj):
 def decode(data):
     """Decode canonical-or-not JSON bytes into a Message. Raises DecodeError/VersionError."""
     return from_obj(cjson.loads(data))
+
+
+# -- Routing control (appended for the meshlink router's lazy-push broadcast).
+# Link-local: sent to one neighbour, never forwarded. Message ids are UUIDs,
+# so the id lists reuse the path field kind (at most MAX_PATH_NODES ids).
+
+
+class IHave(Message):
+    """Lazy push: the sender holds these broadcast messages (Plumtree IHAVE)."""
+    TYPE = "ihave"
+    FIELDS = (("ids", "ids", K_PATH),)
+
+
+class Graft(Message):
+    """Push broadcasts to me eagerly again, and resend these ids if you have them."""
+    TYPE = "graft"
+    FIELDS = (("ids", "ids", K_PATH),)
+
+
+class Prune(Message):
+    """Stop pushing broadcast payloads to me; announce them with IHave instead."""
+    TYPE = "prune"
+    FIELDS = ()
+
+
+for _cls in (IHave, Graft, Prune):
+    MESSAGE_TYPES[_cls.TYPE] = _cls

@@ -1,0 +1,29 @@
+"""Fixtures for tests that run real node processes on loopback."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+from meshlink_gw.proc import NodeProcess
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def spawn(tmp_path):
+    """Start NodeProcess objects that are always stopped at the end of the test."""
+    started: list[NodeProcess] = []
+
+    def _spawn(name: str, **kw) -> NodeProcess:
+        node = NodeProcess(tmp_path / name, **kw).start()
+        started.append(node)
+        return node
+
+    yield _spawn
+    for node in started:
+        node.kill()
