@@ -1,0 +1,1 @@
+"""Bridges between the mesh and other systems (MQTT, Home Assistant)."""

@@ -1,0 +1,1 @@
+"""Transports: thin adapters behind one interface (see base.py)."""
