@@ -170,6 +170,8 @@ class Node:
         t = msg.TYPE
         if t == "mesh" or t == "ack":
             self._on_routed(conn, msg)
+        elif t == "ihave" or t == "graft" or t == "prune":
+            self.dispatch(self.router.receive(msg, conn.peer_node_id, now_ms()).forward)
         elif t == "ping":
             conn.send(messages.Pong(seq=msg.seq, sent_ms=msg.sent_ms))
         elif t == "pong":

@@ -252,6 +252,7 @@ class PeerTable:
                             conn.peer_node_id, conn.write_buffer_bytes())
                 conn.writer.transport.abort()
                 conn.closed = True
+                self._unregister(conn)
             except OSError:
                 pass
 

@@ -28,7 +28,9 @@ class NodeProcess:
 
     def __init__(self, data_dir: Path, *, listen: str = "127.0.0.1:0",
                  peers: tuple[str, ...] = (), extra: tuple[str, ...] = (),
-                 command: str = "node", log_path: Path | None = None) -> None:
+                 command: str = "node", log_path: Path | None = None,
+                 prefix: tuple[str, ...] = ()) -> None:
+        self.prefix = list(prefix)  # e.g. ("ip", "netns", "exec", "ns1")
         self.data_dir = Path(data_dir)
         self.args = [command, "--data-dir", str(self.data_dir), "--listen", listen]
         for p in peers:
@@ -42,7 +44,7 @@ class NodeProcess:
     def start(self, timeout_s: float = 20.0) -> NodeProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(meshlink_cmd() + self.args, stdout=subprocess.PIPE,
+        self.proc = subprocess.Popen(self.prefix + meshlink_cmd() + self.args, stdout=subprocess.PIPE,
                                      stderr=self._log, env=dict(os.environ, PYTHONUNBUFFERED="1"))
         started = self._read_started(timeout_s)
         self.node_id, self.listen = started["node_id"], started["listen"]
