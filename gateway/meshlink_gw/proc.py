@@ -44,8 +44,9 @@ class NodeProcess:
     def start(self, timeout_s: float = 20.0) -> NodeProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(self.prefix + meshlink_cmd() + self.args, stdout=subprocess.PIPE,
-                                     stderr=self._log, env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        self.proc = subprocess.Popen(self.prefix + meshlink_cmd() + self.args,
+                                     stdout=subprocess.PIPE, stderr=self._log,
+                                     env=dict(os.environ, PYTHONUNBUFFERED="1"))
         started = self._read_started(timeout_s)
         self.node_id, self.listen = started["node_id"], started["listen"]
         return self

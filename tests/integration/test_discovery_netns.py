@@ -14,7 +14,6 @@ import subprocess
 import time
 
 import pytest
-
 from meshlink_gw.proc import NodeProcess
 
 SUBNET = "10.77.{n}.{h}"
