@@ -32,6 +32,10 @@ VALID = [
     m.Error(code="bad_frame", reason='quote " backslash \\ newline \n tab \t ctl \x01'),
     m.Close(reason="shutdown"),
     m.Beacon(node_id=A, port=7400),
+    m.GatewayBeacon(node_id=A, udp_port=7410, tcp_port=7411),
+    m.IHave(ids=[MID, MID2]),
+    m.Graft(ids=[MID]),
+    m.Prune(),
 ]
 
 MESH = VALID[6].to_obj()

@@ -220,7 +220,9 @@ class Node:
                 continue
             payload = encoded.get(id(out))
             if payload is None:
-                payload = encoded[id(out)] = out.encode()
+                # Built by Node.originate (validated there) or derived by the
+                # router from a validated message: skip re-validation.
+                payload = encoded[id(out)] = out.encode(check=False)
             conn.send_encoded(payload)
 
     async def relieve_backpressure(self) -> None:

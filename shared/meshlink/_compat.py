@@ -43,6 +43,20 @@ def b64encode(data):
     return binascii.b2a_base64(data)[:-1].decode()
 
 
+def _b64decode_cpython(text):
+    # CPython: the C decoder's strict mode checks alphabet and padding; the
+    # re-encode comparison rejects non-canonical trailing bits as below.
+    if not isinstance(text, str):
+        raise DecodeError("base64 field must be a string")
+    try:
+        out = binascii.a2b_base64(text, strict_mode=True)
+    except (ValueError, binascii.Error):
+        raise DecodeError("invalid base64")
+    if b64encode(out) != text:
+        raise DecodeError("non-canonical base64")
+    return out
+
+
 def b64decode(text):
     """Strict standard base64 decode.
 
@@ -70,3 +84,10 @@ def b64decode(text):
     if b64encode(out) != text:  # rejects non-canonical trailing bits
         raise DecodeError("non-canonical base64")
     return out
+
+
+try:
+    binascii.a2b_base64(b"", strict_mode=True)
+    b64decode = _b64decode_cpython  # noqa: F811 (CPython >= 3.11 fast path)
+except TypeError:  # MicroPython: no strict_mode keyword, keep the checked loop
+    pass

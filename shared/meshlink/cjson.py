@@ -75,14 +75,18 @@ def _check(v):
         raise LocalProtocolError("type not allowed in a message: %s" % t)
 
 
-def dumps(value):
+def dumps(value, check=True):
     """Encode value as canonical JSON bytes.
+
+    check=False skips the CPython type walk when the caller already built
+    value from validated fields (Message.to_obj does).
 
     Raises:
         LocalProtocolError: value holds a type messages may not carry.
     """
     if _CPYTHON:
-        _check(value)
+        if check:
+            _check(value)
         return json.dumps(value, sort_keys=True, separators=(",", ":"),
                           ensure_ascii=False).encode()
     out = []

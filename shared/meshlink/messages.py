@@ -46,45 +46,64 @@ def _list(name, v):
     return v
 
 
+def _chk_id(name, v):
+    if not is_id(v):
+        raise _bad(name, "expected a lowercase UUID")
+    return v
+
+
+def _chk_opt_id(name, v):
+    return None if v is None else _chk_id(name, v)
+
+
+def _chk_bytes(name, v):
+    try:
+        return b64decode(v)
+    except DecodeError:
+        raise _bad(name, "expected base64")
+
+
+def _chk_path(name, v):
+    for x in _list(name, v):
+        if not is_id(x):
+            raise _bad(name, "expected a list of lowercase UUIDs")
+    return v
+
+
+def _chk_ints(name, v):
+    for x in _list(name, v):
+        _uint(name, x, MAX_UINT)
+    return v
+
+
+def _chk_texts(name, v):
+    for x in _list(name, v):
+        _text(name, x)
+    return v
+
+
+# kind -> checker(name, wire value) -> Python value; a table, not an if-chain,
+# because every field of every relayed message passes through here.
+_CHECKERS = {
+    K_ID: _chk_id,
+    K_OPT_ID: _chk_opt_id,
+    K_BYTES: _chk_bytes,
+    K_TTL: lambda name, v: _uint(name, v, MAX_TTL),
+    K_PORT: lambda name, v: _uint(name, v, 65535),
+    K_UINT: lambda name, v: _uint(name, v, MAX_UINT),
+    K_TEXT: _text,
+    K_PATH: _chk_path,
+    K_INTS: _chk_ints,
+    K_TEXTS: _chk_texts,
+}
+
+
 def _check_field(name, kind, v):
     """Validate one wire value; return its Python value."""
-    if kind == K_ID or (kind == K_OPT_ID and v is not None):
-        if not is_id(v):
-            raise _bad(name, "expected a lowercase UUID")
-        return v
-    if kind == K_OPT_ID:
-        return None
-    if kind == K_BYTES:
-        try:
-            return b64decode(v)
-        except DecodeError:
-            raise _bad(name, "expected base64")
-    if kind == K_TTL:
-        return _uint(name, v, MAX_TTL)
-    if kind == K_PORT:
-        return _uint(name, v, 65535)
-    if kind == K_UINT:
-        return _uint(name, v, MAX_UINT)
-    if kind == K_TEXT:
-        return _text(name, v)
-    if kind == K_PATH:
-        for x in _list(name, v):
-            if not is_id(x):
-                raise _bad(name, "expected a list of lowercase UUIDs")
-        return v
-    if kind == K_INTS:
-        for x in _list(name, v):
-            _uint(name, x, MAX_UINT)
-        return v
-    if kind == K_TEXTS:
-        for x in _list(name, v):
-            _text(name, x)
-        return v
-    raise LocalProtocolError("unknown field kind " + kind)
-
-
-def _wire(kind, v):
-    return b64encode(v) if kind == K_BYTES else v
+    checker = _CHECKERS.get(kind)
+    if checker is None:
+        raise LocalProtocolError("unknown field kind " + kind)
+    return checker(name, v)
 
 
 class Message:
@@ -108,21 +127,34 @@ class Message:
         if values:
             raise LocalProtocolError("%s has no field %s" % (self.TYPE, list(values)))
 
-    def to_obj(self):
-        """The JSON object for this message, validated."""
+    def to_obj(self, check=True):
+        """The JSON object for this message, validated unless check is False."""
         obj = {"type": self.TYPE, "v": PROTOCOL_VERSION}
         for wire, attr, kind in self.FIELDS:
             value = getattr(self, attr)
+            if not check:
+                obj[wire] = b64encode(value) if kind == K_BYTES else value
+                continue
+            if kind == K_BYTES:
+                # bytes only need a type check; re-decoding our own base64 is waste
+                if type(value) is not bytes and type(value) is not bytearray:
+                    raise LocalProtocolError("%s.%s must be bytes" % (self.TYPE, attr))
+                obj[wire] = b64encode(value)
+                continue
             try:
-                _check_field(wire, kind, _wire(kind, value))
+                _check_field(wire, kind, value)
             except (DecodeError, TypeError):
                 raise LocalProtocolError("%s.%s is invalid" % (self.TYPE, attr))
-            obj[wire] = _wire(kind, value)
+            obj[wire] = value
         return obj
 
-    def encode(self):
-        """Canonical JSON bytes. Raises LocalProtocolError on invalid fields."""
-        return cjson.dumps(self.to_obj())
+    def encode(self, check=True):
+        """Canonical JSON bytes. Raises LocalProtocolError on invalid fields.
+
+        check=False skips field validation: only for messages built from a
+        decoded (validated) one, such as a relay's copy, on the hot path.
+        """
+        return cjson.dumps(self.to_obj(check), check)
 
     def __eq__(self, other):
         if type(other) is not type(self):
@@ -217,9 +249,17 @@ class Beacon(Message):
     FIELDS = (("node_id", "node_id", K_ID), ("port", "port", K_PORT))
 
 
+class GatewayBeacon(Message):
+    """UDP beacon for boards: a gateway's board-link ports. Like Beacon it only
+    suggests an address; the PSK handshake proves the gateway."""
+    TYPE = "gw_beacon"
+    FIELDS = (("node_id", "node_id", K_ID), ("udp_port", "udp_port", K_PORT),
+              ("tcp_port", "tcp_port", K_PORT))
+
+
 MESSAGE_TYPES = {}
 for _cls in (Handshake, HandshakeAck, HandshakeFinish, Data, Ping, Pong, MeshMessage, Ack,
-             Error, Close, Beacon):
+             Error, Close, Beacon, GatewayBeacon):
     MESSAGE_TYPES[_cls.TYPE] = _cls
 
 
@@ -242,12 +282,12 @@ def from_obj(obj):
         raise DecodeError("unknown message type")
     if len(obj) != len(cls.FIELDS) + 2:
         raise DecodeError("%s: wrong set of fields" % cls.TYPE)
-    values = {}
+    msg = object.__new__(cls)  # fields are validated here, not in __init__
     for wire, attr, kind in cls.FIELDS:
         if wire not in obj:
             raise _bad(wire, "missing")
-        values[attr] = _check_field(wire, kind, obj[wire])
-    return cls(**values)
+        setattr(msg, attr, _CHECKERS[kind](wire, obj[wire]))
+    return msg
 
 
 def decode(data):

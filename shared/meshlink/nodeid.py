@@ -71,3 +71,16 @@ def node_id_text_from_public_key(public_key_bytes):
 def new_message_id(random_bytes16):
     """A message ID in UUID form from 16 caller-supplied random bytes."""
     return format_id(random_bytes16)
+
+
+try:  # CPython: one C regex call instead of slicing (relays call this a lot)
+    import re
+
+    _UUID_RE = re.compile("[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+    _fullmatch = _UUID_RE.fullmatch
+
+    def is_id(text):  # noqa: F811
+        """True if text is a canonical lowercase UUID string."""
+        return type(text) is str and _fullmatch(text) is not None
+except (ImportError, AttributeError):  # MicroPython's re has no fullmatch
+    pass
