@@ -160,16 +160,25 @@ async def _node_benches(root: Path) -> list[tuple[str, float, str]]:
     root.mkdir(parents=True, exist_ok=True)
     cfg = root / "middle.toml"
     cfg.write_text("[node]\nping_interval_ms = 600000\nidle_timeout_ms = 600000\n")
-    with NodeProcess(root / "middle", extra=("--config", str(cfg))) as node:
+    for loop_name, extra in (("asyncio", ()), ("uvloop", ("--uvloop",))):
+        rows += await _relay_benches(root / loop_name, cfg, loop_name, extra)
+    return rows
+
+
+async def _relay_benches(data_dir: Path, cfg: Path, loop_name: str,
+                         extra: tuple[str, ...]) -> list[tuple[str, float, str]]:
+    with NodeProcess(data_dir, extra=("--config", str(cfg), *extra)) as node:
         node.start()
         sender, receiver = await _relay_setup(node)
         rates = [await _relay_rate(sender, receiver) for _ in range(RUNS)]
-        rows.append(("messages relayed by one node/s (256 B, median of 5, no loss)",
-                     statistics.median(rates), "msg/s"))
         lat = await _hop_latency(sender, receiver)
-        rows += [("per-hop latency at low load (one relay, two links): p50", _pct(lat, 0.5), "ms"),
-                 ("per-hop latency at low load (one relay, two links): p99", _pct(lat, 0.99), "ms")]
-    return rows
+    return [
+        (f"[{loop_name}] messages relayed by one node/s (256 B, median of 5, no loss)",
+         statistics.median(rates), "msg/s"),
+        (f"[{loop_name}] per-hop latency, low load (one relay, two links): p50",
+         _pct(lat, 0.5), "ms"),
+        (f"[{loop_name}] per-hop latency, low load (one relay, two links): p99",
+         _pct(lat, 0.99), "ms")]
 
 
 def run(keep_dir: str | None = None) -> list[tuple[str, float, str]]:

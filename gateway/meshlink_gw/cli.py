@@ -45,6 +45,8 @@ def _node_args(p: argparse.ArgumentParser) -> None:
                    help="find peers on the LAN by UDP broadcast beacons")
     p.add_argument("--network-key", metavar="HEX", help="optional 32-byte network key (hex)")
     p.add_argument("--routing-log", type=Path, help="write every routing decision as JSONL here")
+    p.add_argument("--uvloop", action="store_const", const="uvloop", dest="event_loop",
+                   help="run on uvloop instead of the standard asyncio loop")
     p.add_argument("-v", "--verbose", action="count", default=1)
 
 
@@ -54,7 +56,7 @@ def node_config_from_args(args: argparse.Namespace) -> NodeConfig:
     overrides = {"data_dir": args.data_dir, "listen": args.listen,
                  "peers": args.peer or None, "router": args.router,
                  "discovery": args.discovery, "network_key": args.network_key,
-                 "routing_log": args.routing_log}
+                 "routing_log": args.routing_log, "event_loop": args.event_loop}
     cfg = build_config(file_values, overrides)
     if args.peer and file_values.get("node", {}).get("peers"):
         cfg.peers = build_config(file_values, {}).peers + cfg.peers
@@ -104,9 +106,21 @@ async def run_until_signal(node, ctl: control.ControlServer) -> None:
         await node.stop()
 
 
+def run_loop(cfg: NodeConfig, coro) -> None:
+    """Run coro on the configured event loop (asyncio, or uvloop if chosen)."""
+    if cfg.event_loop == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            raise ConfigError("event_loop = 'uvloop' but uvloop is not installed")
+        uvloop.run(coro)
+    else:
+        asyncio.run(coro)
+
+
 def cmd_node(args: argparse.Namespace) -> int:
     cfg = node_config_from_args(args)
-    asyncio.run(_run_node(cfg))
+    run_loop(cfg, _run_node(cfg))
     return 0
 
 

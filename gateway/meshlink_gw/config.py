@@ -41,6 +41,7 @@ class NodeConfig:
     peers: list[tuple[str, int]] = dataclasses.field(default_factory=list)
     network_key: bytes | None = None  # optional 32-byte network PSK (admission)
     router: str = "meshlink"  # routing strategy by name: meshlink, seed, flood
+    event_loop: str = "asyncio"  # or "uvloop" (faster I/O, optional dependency)
     default_ttl: int = 16
     routing_log: pathlib.Path | None = None  # JSONL of every forwarding decision
     # discovery
@@ -93,6 +94,10 @@ def _set(cfg: NodeConfig, key: str, value: Any, where: str) -> None:
         cfg.peers = [parse_hostport(p, what=f"{where}peers") for p in value]
     elif key == "network_key":
         cfg.network_key = _parse_network_key(value, where)
+    elif key == "event_loop":
+        if value not in ("asyncio", "uvloop"):
+            raise ConfigError(f"{where}event_loop: expected 'asyncio' or 'uvloop', got {value!r}")
+        cfg.event_loop = value
     elif key in ("router", "discovery_broadcast"):
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{where}{key}: expected a non-empty string")
