@@ -26,6 +26,7 @@ log = logging.getLogger("meshlink.conn")
 
 READ_CHUNK_BYTES = 65536
 MAX_BAD_RECORDS = 8  # consecutive records that fail to open before we give up on the link
+FLUSH_AT_BYTES = 64 * 1024  # write out early once this much is queued in one iteration
 
 
 def now_ms() -> int:
@@ -57,6 +58,7 @@ class PeerConnection:
         self._deframer = Deframer(node.config.max_frame_bytes)
         self._pending: deque[bytes] = deque()
         self._out: list[bytes] = []
+        self._out_bytes = 0
 
     # -- framing ---------------------------------------------------------
     async def _read_frame(self) -> bytes:
@@ -75,10 +77,15 @@ class PeerConnection:
         """
         if not self._out:
             asyncio.get_running_loop().call_soon(self._flush)
-        self._out.append(encode_frame(payload, self.node.config.max_frame_bytes))
+        frame = encode_frame(payload, self.node.config.max_frame_bytes)
+        self._out.append(frame)
+        self._out_bytes += len(frame)
+        if self._out_bytes >= FLUSH_AT_BYTES:  # a caller that never yields still writes
+            self._flush()
 
     def _flush(self) -> None:
         out, self._out = self._out, []
+        self._out_bytes = 0
         if out and not self.writer.is_closing():
             self.writer.write(b"".join(out))
 
@@ -136,8 +143,10 @@ class PeerConnection:
         self._write_frame(record)
 
     def write_buffer_bytes(self) -> int:
+        """Bytes queued for this peer: not yet flushed plus in the transport."""
         transport = self.writer.transport
-        return transport.get_write_buffer_size() if transport is not None else 0
+        queued = transport.get_write_buffer_size() if transport is not None else 0
+        return queued + self._out_bytes
 
     async def read_loop(self) -> None:
         """Open, decode and dispatch records until the link ends."""

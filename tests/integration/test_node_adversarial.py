@@ -184,8 +184,9 @@ def test_peer_that_never_reads_is_cut_off(tmp_path, caplog):
         await w.drain()
         await wait_until(lambda: ident.node_id in victim.peers.links)
         # never read again; the victim broadcasts a lot
-        payload = b"x" * 4000
-        for _ in range(2000):
+        # (bounded: 64 MB at most, far beyond the kernel's socket buffers)
+        payload = b"x" * 16000
+        for _ in range(4000):
             await victim.send(None, payload)
             if ident.node_id not in victim.peers.links:
                 break
