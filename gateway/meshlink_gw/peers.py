@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from typing import TYPE_CHECKING
 
 from meshlink import messages
@@ -31,7 +32,7 @@ _LINK_ERRORS = (ProtocolError, TransportError, OSError, EOFError, asyncio.Incomp
 class _PeerState:
     def __init__(self) -> None:
         self.ping_seq = 0
-        self.ping_outstanding: tuple[int, int] | None = None  # (seq, sent_ms)
+        self.ping_outstanding: tuple[int, float] | None = None  # (seq, perf_counter s)
         self.missed = 0
         self.rtt_ms: float | None = None
 
@@ -125,6 +126,7 @@ class PeerTable:
             self.links[peer] = conn
             self.state[peer] = _PeerState()
             self.node.router.peer_up(peer, now_ms())
+            self._heartbeat(peer, conn, now_ms())  # first RTT sample right away
         log.info("peer up %s at %s:%d (%s)", peer, *conn.remote_addr,
                  "outbound" if conn.outbound else "inbound")
         return True
@@ -206,7 +208,8 @@ class PeerTable:
         if conn.session is not None and conn.session.needs_rekey(now):
             self._rekey(peer, conn)
         st.ping_seq += 1
-        st.ping_outstanding = (st.ping_seq, now)
+        # RTT is timed locally with a fine clock; sent_ms on the wire is for the peer
+        st.ping_outstanding = (st.ping_seq, time.perf_counter())
         conn.send(messages.Ping(seq=st.ping_seq, sent_ms=now))
 
     def _rekey(self, peer: str, conn: PeerConnection) -> None:
@@ -222,7 +225,7 @@ class PeerTable:
         st = self.state.get(conn.peer_node_id or "")
         if st is None or st.ping_outstanding is None or st.ping_outstanding[0] != msg.seq:
             return
-        rtt = now_ms() - st.ping_outstanding[1]
+        rtt = (time.perf_counter() - st.ping_outstanding[1]) * 1000
         st.ping_outstanding = None
         st.missed = 0
         st.rtt_ms = rtt if st.rtt_ms is None else 0.8 * st.rtt_ms + 0.2 * rtt
