@@ -76,8 +76,8 @@ class LocalMosquitto:
         lines = [
             f"listener {self.port} {self.host}",
             f"user {pwd.getpwuid(os.geteuid()).pw_name}",
-            f"log_dest file {self.log_path}",
-            "log_type error warning notice information",
+            "log_dest stderr",  # start() sends stderr to log_path (unbuffered)
+            "log_type error", "log_type warning", "log_type notice", "log_type information",
             "max_queued_messages 100000",
             f"persistence {'true' if self.persistence else 'false'}",
             f"persistence_location {self.workdir}/",
@@ -99,8 +99,9 @@ class LocalMosquitto:
             TransportError: mosquitto exited or never listened.
         """
         self.conf_path.write_text(self._conf())
-        self.proc = subprocess.Popen([self.binary, "-c", str(self.conf_path)],
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with open(self.log_path, "ab") as log_file:
+            self.proc = subprocess.Popen([self.binary, "-c", str(self.conf_path)],
+                                         stdout=subprocess.DEVNULL, stderr=log_file)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -123,7 +124,8 @@ class LocalMosquitto:
         if self.proc is None:
             return
         if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)  # a paused broker must wake to handle SIGTERM
+            if sig != signal.SIGKILL:  # a paused broker must wake to handle SIGTERM
+                self.proc.send_signal(signal.SIGCONT)
             self.proc.send_signal(sig)
             try:
                 self.proc.wait(timeout_s)

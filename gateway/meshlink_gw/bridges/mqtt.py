@@ -1,0 +1,326 @@
+"""MQTT bridge: board readings and mesh messages up to a broker, commands down.
+
+Rule: runs inside the gateway's asyncio loop (see mqtt_session.py for how
+paho is driven). Uplink calls never block: they queue into a bounded outbox
+that is flushed while connected, and an entry leaves the outbox only on
+PUBACK. Downlink commands pass an access list and per-source plus global
+token buckets before they reach the mesh, and what came from MQTT is never
+published back as if it came from the mesh. Topic tree: mqtt_topics.py and
+docs/BRIDGES.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import binascii
+import collections
+import json
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from meshlink.errors import MeshLinkError
+
+from ..transports.base import supervise
+from .mqtt_config import MqttConfig
+from .mqtt_outbox import Outbox, RateLimiter
+from .mqtt_session import InboundMessage, MqttSession
+from .mqtt_topics import BROADCAST_TARGET, Topics, ha_sensor_config
+
+log = logging.getLogger("meshlink.mqtt")
+
+ONLINE = b"online"
+OFFLINE = b"offline"
+MAX_REMEMBERED_IDS = 4096  # message ids we injected, to refuse echoes
+STOP_PUBACK_WAIT_S = 2.0
+
+
+class MeshPort(Protocol):
+    """What the gateway gives the bridge."""
+
+    gateway_node_id: str
+
+    async def send_to_mesh(self, dst_node_id: str | None, data: bytes, *, origin: str) -> str:
+        """Inject data towards dst (None: broadcast); returns the message id."""
+        ...
+
+    def known_node(self, name_or_id: str) -> str | None:
+        """Resolve a board name or node id to a node id, or None."""
+        ...
+
+
+def _stats() -> dict[str, int]:
+    keys = ("published", "dropped_outbox", "refused_acl", "refused_rate", "refused_unknown",
+            "refused_invalid", "injected", "inject_failed", "suppressed_echo", "connects",
+            "reconnects")
+    return dict.fromkeys(keys, 0)
+
+
+class MqttBridge:
+    """Bridge between one gateway's mesh view and one MQTT broker.
+
+    Args:
+        config: validated MqttConfig.
+        mesh: the gateway's MeshPort.
+        loop: event loop (default: the running one at start()).
+        clock: wall clock for reading timestamps (seconds).
+        session_factory: builds one MqttSession per connection (tests).
+    """
+
+    def __init__(self, config: MqttConfig, mesh: MeshPort,
+                 loop: asyncio.AbstractEventLoop | None = None, *,
+                 clock: Callable[[], float] = time.time,
+                 session_factory: Callable[..., MqttSession] = MqttSession) -> None:
+        self.config = config
+        self.mesh = mesh
+        self.stats = _stats()
+        self.topics = Topics(config.topic_prefix, mesh.gateway_node_id,
+                             config.ha_discovery_prefix)
+        self._loop = loop
+        self._clock = clock
+        self._session_factory = session_factory
+        self._outbox = Outbox(config.outbox_max)
+        self._retained: dict[str, bytes] = {}  # republished on every connect
+        self._discovered: set[tuple[str, str]] = set()
+        self._injected: collections.OrderedDict[str, None] = collections.OrderedDict()
+        self._session: MqttSession | None = None
+        self._stop = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._changed = asyncio.Event()
+        self._mid_waiters: dict[int, asyncio.Future[None]] = {}
+        self._limiter = RateLimiter(config.source_rate_per_s, config.source_burst,
+                                    config.global_rate_per_s, config.global_burst,
+                                    config.max_sources, time.monotonic())
+
+    # --- lifecycle ---
+
+    async def start(self) -> None:
+        """Start connecting in the background (returns at once)."""
+        if self._task is not None:
+            return
+        self._loop = self._loop or asyncio.get_running_loop()
+        self._stop.clear()
+        self._task = self._loop.create_task(supervise(
+            self._new_session, self._on_inbound,
+            initial_backoff_ms=self.config.reconnect_initial_ms,
+            max_backoff_ms=self.config.reconnect_max_ms, stop_event=self._stop,
+            on_up=self._on_up, on_down=self._on_down))
+
+    async def stop(self) -> None:
+        """Publish the gateway offline (bounded wait for PUBACK), then disconnect."""
+        if self._task is None:
+            return
+        session = self._session
+        if session is not None:
+            mid = session.publish(self.topics.status(self.mesh.gateway_node_id), OFFLINE,
+                                  1, True)
+            if mid is not None:
+                await self._wait_mid(mid, STOP_PUBACK_WAIT_S)
+        self._stop.set()
+        task, self._task = self._task, None
+        await task
+
+    @property
+    def connected(self) -> bool:
+        return self._session is not None
+
+    def outbox_size(self) -> int:
+        return len(self._outbox)
+
+    def outbox_inflight(self) -> int:
+        return self._outbox.inflight_count()
+
+    async def wait_for(self, predicate: Callable[[MqttBridge], bool], timeout_s: float) -> None:
+        """Wait until predicate(self) holds; it is re-checked on every state change.
+
+        Raises:
+            TimeoutError: not true within timeout_s.
+        """
+        async def _until() -> None:
+            while not predicate(self):
+                self._changed.clear()
+                await self._changed.wait()
+        await asyncio.wait_for(_until(), timeout_s)
+
+    def _touch(self) -> None:
+        self._changed.set()
+
+    # --- uplink ---
+
+    def publish_reading(self, node_id: str, board_name: str, reading: dict[str, Any]) -> None:
+        """Queue one sensor reading for meshlink/<node_id>/sensor/<name>. Never blocks.
+
+        reading: {"sensor" (or "name"): str, "value": ..., optional "unit",
+        "device_class", "ts" (unix seconds; default now), any other JSON fields}.
+        """
+        sensor = reading.get("sensor", reading.get("name"))
+        if not isinstance(sensor, str) or not sensor:
+            self._count("refused_invalid")
+            log.warning("event=mqtt_bad_reading node=%s reason=no sensor name", node_id)
+            return
+        body = dict(reading)
+        body.update(node_id=node_id, board=board_name, sensor=sensor)
+        body.setdefault("ts", round(self._clock(), 3))
+        self._enqueue(self.topics.sensor(node_id, sensor), _json(body))
+        if self.config.ha_discovery and (node_id, sensor) not in self._discovered:
+            self._discovered.add((node_id, sensor))
+            config = ha_sensor_config(self.topics, node_id, board_name, sensor, reading)
+            self._set_retained(self.topics.ha_config_topic(node_id, sensor), config)
+
+    def publish_message(self, src_node_id: str, dst_node_id: str | None, data: bytes,
+                        message_id: str, origin: str) -> None:
+        """Queue one mesh message for meshlink/<src>/message. Never blocks.
+
+        A message that came from MQTT (origin "mqtt", or an id this bridge
+        injected) is not published again.
+        """
+        if origin == "mqtt" or message_id in self._injected:
+            self._count("suppressed_echo")
+            return
+        body: dict[str, Any] = {"from": src_node_id, "to": dst_node_id,
+                                "message_id": message_id, "origin": origin,
+                                "data_b64": binascii.b2a_base64(data, newline=False).decode(),
+                                "ts": round(self._clock(), 3)}
+        try:
+            body["text"] = data.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
+        self._enqueue(self.topics.message(src_node_id), _json(body))
+
+    def set_node_online(self, node_id: str, online: bool) -> None:
+        """Retained meshlink/<node_id>/status: "online" or "offline"."""
+        self._set_retained(self.topics.status(node_id), ONLINE if online else OFFLINE)
+
+    def _enqueue(self, topic: str, payload: bytes) -> None:
+        dropped = self._outbox.append(topic, payload, self.config.qos)
+        if dropped:
+            self.stats["dropped_outbox"] += dropped
+        self._pump()
+        self._touch()
+
+    def _set_retained(self, topic: str, payload: bytes) -> None:
+        if self._retained.get(topic) == payload:
+            return
+        self._retained[topic] = payload
+        if self._session is not None:
+            self._session.publish(topic, payload, 1, True)
+
+    def _pump(self) -> None:
+        """Hand unsent outbox entries to paho, up to max_inflight at once."""
+        session = self._session
+        while session is not None and self._outbox.inflight_count() < self.config.max_inflight:
+            entry = self._outbox.next_unsent()
+            if entry is None:
+                return
+            mid = session.publish(entry.topic, entry.payload, entry.qos, entry.retain)
+            if mid is None:
+                self._outbox.unsend(entry)
+                return
+            self._outbox.mark_inflight(entry, mid)
+
+    def _on_publish(self, mid: int) -> None:
+        if self._outbox.ack(mid) is not None:
+            self.stats["published"] += 1
+        waiter = self._mid_waiters.pop(mid, None)
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+        self._pump()
+        self._touch()
+
+    async def _wait_mid(self, mid: int, timeout_s: float) -> None:
+        fut = self._mid_waiters.setdefault(mid, asyncio.get_running_loop().create_future())
+        try:
+            await asyncio.wait_for(fut, timeout_s)
+        except TimeoutError:
+            log.info("event=mqtt_puback_timeout mid=%d", mid)
+
+    # --- connection events ---
+
+    def _new_session(self) -> MqttSession:
+        client_id = self.config.client_id or f"meshlink-gw-{self.mesh.gateway_node_id[:8]}"
+        will = (self.topics.status(self.mesh.gateway_node_id), OFFLINE)
+        return self._session_factory(self.config, client_id, will, self._on_publish)
+
+    def _on_up(self, session: MqttSession) -> None:
+        self.stats["connects"] += 1
+        if self.stats["connects"] > 1:
+            self.stats["reconnects"] += 1
+        self._session = session
+        session.publish(self.topics.status(self.mesh.gateway_node_id), ONLINE, 1, True)
+        filters = [self.topics.ha_status()] if self.config.ha_discovery else []
+        if self.config.downlink:
+            filters += self.topics.command_filters()
+        if filters:
+            session.subscribe(filters)
+        for topic, payload in self._retained.items():
+            session.publish(topic, payload, 1, True)
+        log.info("event=mqtt_up broker=%s outbox=%d", session.name, len(self._outbox))
+        self._pump()
+        self._touch()
+
+    def _on_down(self, session: MqttSession, reason: str) -> None:
+        self._session = None
+        requeued = self._outbox.requeue_inflight()
+        for fut in self._mid_waiters.values():
+            if not fut.done():
+                fut.cancel()
+        self._mid_waiters.clear()
+        log.warning("event=mqtt_down broker=%s reason=%s requeued=%d outbox=%d",
+                    session.name, reason, requeued, len(self._outbox))
+        self._touch()
+
+    # --- downlink ---
+
+    async def _on_inbound(self, msg: InboundMessage) -> None:
+        if msg.topic == self.topics.ha_status():
+            if msg.payload == ONLINE and self._session is not None:
+                for topic, payload in self._retained.items():  # HA restarted: rediscover
+                    self._session.publish(topic, payload, 1, True)
+            return
+        await self._handle_command(msg)
+        self._touch()
+
+    def _count(self, key: str) -> None:
+        self.stats[key] += 1
+        self._touch()
+
+    def _refuse(self, key: str, topic: str, why: str) -> None:
+        self.stats[key] += 1
+        log.warning("event=mqtt_command_refused topic=%s reason=%s", topic, why)
+
+    async def _handle_command(self, msg: InboundMessage) -> None:
+        parsed = self.topics.parse_command(msg.topic)
+        if parsed is None or msg.retain or len(msg.payload) > self.config.max_command_bytes:
+            why = "retained" if msg.retain else "bad topic or payload too large"
+            return self._refuse("refused_invalid", msg.topic, why)
+        target, source = parsed
+        node = None if target == BROADCAST_TARGET else self.mesh.known_node(target)
+        if not self._allowed(target, node):
+            return self._refuse("refused_acl", msg.topic, f"target {target!r} not allowed")
+        if node is None and target != BROADCAST_TARGET:
+            return self._refuse("refused_unknown", msg.topic, f"unknown target {target!r}")
+        if not self._limiter.allow(source, time.monotonic()):
+            return self._refuse("refused_rate", msg.topic, f"rate limit for {source!r}")
+        try:
+            message_id = await self.mesh.send_to_mesh(node, msg.payload, origin="mqtt")
+        except MeshLinkError as e:
+            return self._refuse("inject_failed", msg.topic, f"{type(e).__name__}: {e}")
+        self._remember(message_id)
+        self.stats["injected"] += 1
+
+    def _allowed(self, target: str, node: str | None) -> bool:
+        allow = self.config.allow_targets
+        if target == BROADCAST_TARGET:
+            return BROADCAST_TARGET in allow
+        return target in allow or "*" in allow or (node is not None and node in allow)
+
+    def _remember(self, message_id: str) -> None:
+        self._injected[message_id] = None
+        if len(self._injected) > MAX_REMEMBERED_IDS:
+            self._injected.popitem(last=False)
+
+
+def _json(obj: dict[str, Any]) -> bytes:
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      default=str).encode()
