@@ -68,6 +68,7 @@ class NodeConfig:
     write_buffer_high_bytes: int = 1 << 20  # backpressure: stop reading above this
     slow_peer_timeout_ms: int = 5000  # a peer that reads nothing this long is cut off
     inbox_max_messages: int = 100_000
+    max_pending_sends: int = 10_000  # directed sends awaiting an ack; more are refused
 
     def control_socket(self) -> pathlib.Path:
         return self.data_dir / "control.sock"

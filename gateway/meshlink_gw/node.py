@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from meshlink import messages
-from meshlink.errors import MeshLinkError, ProtocolError, TransportError
+from meshlink.errors import LocalProtocolError, MeshLinkError, ProtocolError, TransportError
 from meshlink.nodeid import new_message_id
 from meshlink.router import Router
 
@@ -292,6 +292,8 @@ class Node:
         msg = messages.MeshMessage(src=src or self.node_id, dst=dst, data=data, message_id=mid,
                                    ttl=self.config.default_ttl, path=[])
         msg.encode()  # validate before anything is queued
+        if dst is not None and len(self.pending) >= self.config.max_pending_sends:
+            raise LocalProtocolError("too many directed messages awaiting acknowledgement")
         if dst is not None and dst in self.local_ids:
             self._deliver(msg.src, dst, mid, mid, data, 0)
             fut = asyncio.get_running_loop().create_future()
