@@ -24,7 +24,13 @@ async def test_mqtt_reading_reaches_mosquitto_sub(mosquitto):
         assert body["value"] == 21.5 and body["unit"] == "°C"
         assert body["node_id"] == KITCHEN and body["board"] == "kitchen"
         assert isinstance(body["ts"], float)
-        await bridge.wait_for(lambda b: b.stats["published"] == 1 and b.outbox_size() == 0, 5)
+        bridge.publish_reading(KITCHEN, "kitchen", {"sensor": "voltage", "value_milli": 3300,
+                                                    "unit": "", "seq": 1})
+        topic, payload = await sub.message()
+        body = json.loads(payload)
+        assert topic.endswith("/sensor/voltage") and body["value"] == 3.3
+        assert body["value_milli"] == 3300 and "unit" not in body
+        await bridge.wait_for(lambda b: b.stats["published"] == 2 and b.outbox_size() == 0, 5)
     finally:
         await bridge.stop()
         await sub.stop()
@@ -107,9 +113,12 @@ async def test_mqtt_ha_discovery_configs_are_valid_json(mosquitto):
         bridge.publish_reading(KITCHEN, "kitchen", {"sensor": "temperature", "value": 20.25})
         bridge.publish_reading(KITCHEN, "kitchen", {"sensor": "humidity", "value": 40})
         bridge.publish_reading(KITCHEN, "kitchen", {"sensor": "door", "value": "open"})
-        await bridge.wait_for(lambda b: b.stats["published"] == 3, 10)
+        # the board service's shape: integer milli-units
+        bridge.publish_reading(KITCHEN, "kitchen", {"sensor": "voltage", "value_milli": 3312,
+                                                    "unit": "V", "seq": 7})
+        await bridge.wait_for(lambda b: b.stats["published"] == 4, 10)
         sub = await Sub.start(mosquitto, ["homeassistant/#"])  # retained configs
-        configs = dict(await sub.messages(3))
+        configs = dict(await sub.messages(4))
         await sub.stop()
     finally:
         await bridge.stop()
@@ -124,4 +133,14 @@ async def test_mqtt_ha_discovery_configs_are_valid_json(mosquitto):
         f"meshlink/{KITCHEN}/status", f"meshlink/{mesh.gateway_node_id}/status"}
     door = json.loads(configs[f"homeassistant/sensor/{node}/door/config"])
     assert "state_class" not in door and "device_class" not in door
-    assert len({json.loads(c)["unique_id"] for c in configs.values()}) == 3
+    volts = json.loads(configs[f"homeassistant/sensor/{node}/voltage/config"])
+    assert volts["unit_of_measurement"] == "V" and volts["state_class"] == "measurement"
+    assert len({json.loads(c)["unique_id"] for c in configs.values()}) == 4
+
+
+def test_mqtt_bench_reports_median_readings_per_s(mosquitto):
+    from meshlink_gw.bridges import bench
+
+    rows = bench.run()
+    assert [unit for _, _, unit in rows] == ["readings/s", "readings/s"]
+    assert rows[0][1] >= rows[1][1] > 0

@@ -151,8 +151,10 @@ class MqttBridge:
     def publish_reading(self, node_id: str, board_name: str, reading: dict[str, Any]) -> None:
         """Queue one sensor reading for meshlink/<node_id>/sensor/<name>. Never blocks.
 
-        reading: {"sensor" (or "name"): str, "value": ..., optional "unit",
-        "device_class", "ts" (unix seconds; default now), any other JSON fields}.
+        reading: {"sensor" (or "name"): str, "value": ... (or the board
+        service's integer "value_milli", published as value = value_milli/1000
+        too), optional "unit", "device_class", "ts" (unix seconds; default
+        now), any other JSON fields}.
         """
         sensor = reading.get("sensor", reading.get("name"))
         if not isinstance(sensor, str) or not sensor:
@@ -160,12 +162,17 @@ class MqttBridge:
             log.warning("event=mqtt_bad_reading node=%s reason=no sensor name", node_id)
             return
         body = dict(reading)
+        milli = body.get("value_milli")
+        if "value" not in body and isinstance(milli, int) and not isinstance(milli, bool):
+            body["value"] = milli / 1000
+        if not body.get("unit"):
+            body.pop("unit", None)
         body.update(node_id=node_id, board=board_name, sensor=sensor)
         body.setdefault("ts", round(self._clock(), 3))
         self._enqueue(self.topics.sensor(node_id, sensor), _json(body))
         if self.config.ha_discovery and (node_id, sensor) not in self._discovered:
             self._discovered.add((node_id, sensor))
-            config = ha_sensor_config(self.topics, node_id, board_name, sensor, reading)
+            config = ha_sensor_config(self.topics, node_id, board_name, sensor, body)
             self._set_retained(self.topics.ha_config_topic(node_id, sensor), config)
 
     def publish_message(self, src_node_id: str, dst_node_id: str | None, data: bytes,
@@ -266,8 +273,9 @@ class MqttBridge:
             if not fut.done():
                 fut.cancel()
         self._mid_waiters.clear()
-        log.warning("event=mqtt_down broker=%s reason=%s requeued=%d outbox=%d",
-                    session.name, reason, requeued, len(self._outbox))
+        level = logging.INFO if reason == "stopped" else logging.WARNING
+        log.log(level, "event=mqtt_down broker=%s reason=%s requeued=%d outbox=%d",
+                session.name, reason, requeued, len(self._outbox))
         self._touch()
 
     # --- downlink ---
