@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import pathlib
+import sys
+import uuid
 
 from mqtt_helpers import FakeMesh, Sub, mosquitto_pub, started_bridge
 
@@ -36,7 +39,7 @@ async def test_mqtt_reading_reaches_mosquitto_sub(mosquitto):
         await sub.stop()
 
 
-async def test_mqtt_status_retained_and_last_will(mosquitto):
+async def test_mqtt_status_retained_and_offline_on_clean_stop(mosquitto):
     mesh = FakeMesh({"kitchen": KITCHEN})
     bridge = await started_bridge(mosquitto, mesh)
     try:
@@ -53,6 +56,28 @@ async def test_mqtt_status_retained_and_last_will(mosquitto):
     after = await Sub.start(mosquitto, [f"meshlink/{mesh.gateway_node_id}/status"])
     assert await after.message() == (f"meshlink/{mesh.gateway_node_id}/status", "offline")
     await after.stop()
+
+
+async def test_mqtt_last_will_marks_a_killed_gateway_offline(mosquitto):
+    gw = str(uuid.uuid4())
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, str(pathlib.Path(__file__).with_name("mqtt_gateway_proc.py")),
+        mosquitto.host, str(mosquitto.port), gw, KITCHEN, stdout=asyncio.subprocess.PIPE)
+    try:
+        assert await asyncio.wait_for(proc.stdout.readline(), 20) == b"UP\n"
+        sub = await Sub.start(mosquitto, [f"meshlink/{gw}/status"])
+        assert await sub.message() == (f"meshlink/{gw}/status", "online")
+        proc.kill()  # no DISCONNECT: the broker publishes the will
+        assert await sub.message() == (f"meshlink/{gw}/status", "offline")
+        await sub.stop()
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+        await asyncio.wait_for(proc.wait(), 10)
+    late = await Sub.start(mosquitto, ["meshlink/+/status"])  # the will was retained
+    assert dict(await late.messages(2)) == {f"meshlink/{gw}/status": "offline",
+                                            f"meshlink/{KITCHEN}/status": "online"}
+    await late.stop()
 
 
 async def test_mqtt_command_reaches_mesh_and_is_not_echoed(mosquitto):

@@ -133,7 +133,7 @@ async def _maybe_await(value: Any) -> None:
         await value
 
 
-async def _pump(transport: Any, on_frame: Callable[[bytes], Any]) -> str:
+async def _pump(transport: Any, on_frame: Callable[[Any], Any]) -> str:
     """Feed every frame to on_frame; return why the link ended."""
     try:
         async for frame in transport:
@@ -147,7 +147,7 @@ async def _pump(transport: Any, on_frame: Callable[[bytes], Any]) -> str:
     return "closed by peer"
 
 
-async def _run_once(transport: Any, on_frame: Callable[[bytes], Any],
+async def _run_once(transport: Any, on_frame: Callable[[Any], Any],
                     stop_event: asyncio.Event, on_up: Callable[[Any], Any] | None) -> str | None:
     """Open, pump until the link or stop_event ends; None if it never opened."""
     try:
@@ -178,7 +178,7 @@ async def _wait_or_stop(stop_event: asyncio.Event, delay_ms: int) -> None:
 
 async def supervise(
     make_transport: Callable[[], Any],
-    on_frame: Callable[[bytes], Any],
+    on_frame: Callable[[Any], Any],
     *,
     initial_backoff_ms: int = 500,
     max_backoff_ms: int = 30_000,
@@ -191,7 +191,8 @@ async def supervise(
 
     Each round builds a fresh transport with make_transport(), opens it,
     calls on_up(transport), feeds every received frame to on_frame(frame)
-    (sync or async), and when the link ends calls on_down(transport, reason),
+    (sync or async; a frame is bytes, or an InboundMessage for the MQTT
+    session, which reuses this loop), and when the link ends calls on_down(transport, reason),
     closes it and waits an exponential backoff with jitter before the next
     round. The backoff resets after every successful open.
 
