@@ -1,0 +1,347 @@
+# The board link over WiFi: gateway discovery, UDP or TCP transport, the
+# handshake with HELLO retransmission, sealed records, reconnect backoff.
+# Rules: the protocol is meshlink.boardlink (sans-I/O); this module only
+# moves its messages. UDP: one datagram = one message, a non-blocking socket
+# polled with asyncio.sleep_ms (MicroPython has no asyncio UDP API). TCP:
+# asyncio streams + meshlink.frames. Socket errors become TransportError;
+# every socket opened here is closed by close() (a board has 10 in total).
+# One task receives (BoardLink.recv), any task may send (a Lock orders them).
+import asyncio
+import errno
+import select
+import socket
+
+from meshlink import PROTOCOL_VERSION, cjson
+from meshlink._compat import const
+from meshlink.boardlink import (
+    RECORD_OVERHEAD_BYTES,
+    T_CHALLENGE,
+    T_RECORD,
+    BoardClient,
+)
+from meshlink.errors import (
+    AuthError,
+    DecodeError,
+    HandshakeError,
+    ReplayError,
+    TransportError,
+)
+from meshlink.nodeid import is_id
+
+from app import platform
+
+_POLL_MS = const(10)  # UDP receive polling period: the added latency bound
+_DISCOVERY_POLL_MS = const(50)
+_TCP_READ_BYTES = const(256)
+# Board-side cap on one record's plaintext: far below MAX_PLAINTEXT_BYTES so
+# a 112K heap never holds a 16 KiB record (PROTOCOL_boardlink section 8).
+# The gateway must not send a board a larger record: it would be dropped.
+MAX_RECORD_PLAINTEXT = const(768)  # <= boardlink.MAX_PLAINTEXT_BYTES (16384)
+_UDP_MAX_BYTES = const(797)  # MAX_RECORD_PLAINTEXT + RECORD_OVERHEAD_BYTES
+
+
+def _addr(host, port, kind):
+    """getaddrinfo (blocks the loop briefly; the unix port needs its address
+    objects) -> address. Raises TransportError."""
+    try:
+        return socket.getaddrinfo(host, port, 0, kind)[0][-1]
+    except (OSError, IndexError) as e:
+        raise TransportError("cannot resolve %s:%d (%s)" % (host, port, e))
+
+
+def _would_block(e):
+    return e.errno == errno.EAGAIN or e.errno == errno.ETIMEDOUT
+
+
+class UdpTransport:
+    """One connected, non-blocking UDP socket: send(msg), await recv()."""
+
+    name = "udp"
+
+    def __init__(self):
+        self.sock = None
+        self._poller = None
+
+    async def open(self, host, port):
+        addr = _addr(host, port, socket.SOCK_DGRAM)
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            s.setblocking(False)
+            s.connect(addr)  # the kernel then drops datagrams from anyone else
+        except OSError as e:
+            s.close()
+            raise TransportError("udp connect %s:%d: %s" % (host, port, e))
+        self.sock = s
+        self._poller = select.poll()
+        self._poller.register(s, select.POLLIN)
+
+    async def send(self, msg):
+        try:
+            self.sock.send(msg)
+        except OSError as e:
+            raise TransportError("udp send: %s" % e)
+
+    async def recv(self):
+        """Wait for the next datagram (polling). Raises TransportError.
+
+        recv() allocates its whole buffer even when nothing is there, so
+        ipoll(0) (no allocation) checks first: an idle link makes no garbage.
+        """
+        while True:
+            for _ in self._poller.ipoll(0):  # type: ignore[attr-defined]
+                try:
+                    data = self.sock.recv(_UDP_MAX_BYTES)
+                except OSError as e:
+                    if not _would_block(e):  # e.g. ECONNREFUSED: nobody on that port
+                        raise TransportError("udp recv: %s" % e)
+                    break
+                if data:
+                    return data
+            await asyncio.sleep_ms(_POLL_MS)
+
+    async def close(self):
+        if self.sock is not None:
+            self._poller.unregister(self.sock)
+            self.sock.close()
+            self.sock = None
+
+
+class TcpTransport:
+    """asyncio streams, each message framed [4-byte length][message]."""
+
+    name = "tcp"
+
+    def __init__(self):
+        from meshlink import frames  # only TCP boards pay for it
+
+        self.reader = None
+        self.writer = None
+        self._encode = frames.encode_frame
+        self._deframer = frames.Deframer(MAX_RECORD_PLAINTEXT + RECORD_OVERHEAD_BYTES)
+        self._frames = []
+
+    async def open(self, host, port):
+        _addr(host, port, socket.SOCK_STREAM)  # a readable error for a bad name
+        try:
+            self.reader, self.writer = await asyncio.open_connection(host, port)
+        except OSError as e:
+            raise TransportError("tcp connect %s:%d: %s" % (host, port, e))
+
+    async def send(self, msg):
+        try:
+            self.writer.write(self._encode(msg))
+            await self.writer.drain()
+        except OSError as e:
+            raise TransportError("tcp send: %s" % e)
+
+    async def recv(self):
+        """Wait for the next framed message. Raises TransportError (closed,
+        socket error) or FrameTooLargeError (a DecodeError: drop the link)."""
+        while not self._frames:
+            try:
+                data = await self.reader.read(_TCP_READ_BYTES)
+            except OSError as e:
+                raise TransportError("tcp recv: %s" % e)
+            if not data:
+                raise TransportError("tcp: the gateway closed the connection")
+            self._frames.extend(self._deframer.feed(data))
+        return self._frames.pop(0)
+
+    async def close(self):
+        if self.writer is not None:
+            writer = self.writer
+            self.writer = None
+            try:
+                writer.close()
+                await writer.wait_closed()  # close() alone keeps the socket
+            except OSError:
+                pass
+
+
+def parse_beacon(data):
+    """A GatewayBeacon datagram -> (node_id, udp_port, tcp_port), or None if it
+    is anything else. Checks exactly what messages.GatewayBeacon checks (the
+    exact field set, version, UUID, ports); meshlink.messages itself costs a
+    board ~13 KB of heap, so it is not imported here (tests compare both)."""
+    try:
+        obj = cjson.loads(data)
+    except DecodeError:
+        return None
+    if (type(obj) is not dict or len(obj) != 5 or obj.get("type") != "gw_beacon"
+            or obj.get("v") != PROTOCOL_VERSION or not is_id(obj.get("node_id"))):
+        return None
+    ports = (obj.get("udp_port"), obj.get("tcp_port"))
+    for port in ports:
+        if type(port) is not int or port < 0 or port > 65535:
+            return None
+    return obj["node_id"], ports[0], ports[1]
+
+
+async def discover(port, timeout_ms, clock):
+    """Listen for a GatewayBeacon on UDP port -> (host, node_id, udp_port, tcp_port).
+
+    Raises:
+        TransportError: no valid beacon within timeout_ms, or the port is busy.
+    """
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(_addr("0.0.0.0", port, socket.SOCK_DGRAM))
+        s.setblocking(False)
+        deadline = clock.now_ms() + timeout_ms
+        while clock.now_ms() < deadline:
+            try:
+                data, source = s.recvfrom(512)
+            except OSError as e:
+                if not _would_block(e):
+                    raise
+                await asyncio.sleep_ms(_DISCOVERY_POLL_MS)
+                continue
+            beacon = parse_beacon(data)
+            if beacon is not None:
+                return (platform.peer_host(source),) + beacon
+    except OSError as e:
+        raise TransportError("discovery on UDP port %d: %s" % (port, e))
+    finally:
+        s.close()
+    raise TransportError("no GatewayBeacon on UDP port %d in %d ms" % (port, timeout_ms))
+
+
+class Backoff:
+    """Exponential backoff with "equal jitter": the n-th delay is uniform in
+    [d/2, d] with d = min(max_ms, min_ms * 2^n). reset() after a good session."""
+
+    def __init__(self, min_ms, max_ms):
+        self.min_ms = max(1, min_ms)
+        self.max_ms = max(self.min_ms, max_ms)
+        self.failures = 0
+
+    def next_ms(self):
+        d = min(self.max_ms, self.min_ms << min(self.failures, 20))
+        self.failures += 1
+        r = int.from_bytes(platform.urandom(2), "big")
+        return d // 2 + r % (d - d // 2 + 1)
+
+    def reset(self):
+        self.failures = 0
+
+
+class BoardLink:
+    """One board-link session to the gateway: connect(), send(obj), recv().
+
+    A new BoardLink (new BoardClient, fresh nonce) for every connection
+    attempt and every rekey; boot_ctr is the same for the whole boot.
+    """
+
+    def __init__(self, cfg, clock, boot_ctr):
+        self.cfg = cfg
+        self.clock = clock
+        self.boot_ctr = boot_ctr
+        self.transport = None
+        self.client = None
+        self.peer = None  # "host:port" once connected
+        self.gateway_node_id = None  # from the beacon, if discovered
+        self.dropped = 0  # records that failed to open (replay, bad tag, bad JSON)
+        self._lock = asyncio.Lock()
+
+    async def _gateway(self):
+        cfg = self.cfg
+        if cfg.gateway is not None:
+            return cfg.gateway
+        host, node_id, udp_port, tcp_port = await discover(
+            cfg.discovery_port, cfg.discovery_timeout_ms, self.clock)
+        self.gateway_node_id = node_id
+        return host, udp_port if cfg.transport == "udp" else tcp_port
+
+    async def connect(self):
+        """Discover (if needed), open the transport and run the handshake.
+
+        Raises:
+            TransportError: no beacon, no answer to any HELLO, socket error.
+            AuthError: CHALLENGEs came but none verified (wrong PSK).
+        """
+        host, port = await self._gateway()
+        t = UdpTransport() if self.cfg.transport == "udp" else TcpTransport()
+        await t.open(host, port)
+        self.transport = t
+        self.peer = "%s:%d" % (host, port)
+        self.client = await self._handshake(t)
+
+    async def _handshake(self, t):
+        cfg = self.cfg
+        client = BoardClient(cfg.psk, cfg.board_id, self.boot_ctr, platform.urandom(16))
+        timeout_ms = cfg.hello_timeout_ms
+        refused = None
+        for _ in range(cfg.hello_tries):
+            await t.send(client.hello())  # a retransmission is the same bytes
+            deadline = self.clock.now_ms() + timeout_ms
+            while True:
+                left = deadline - self.clock.now_ms()
+                if left <= 0:
+                    break
+                try:
+                    msg = await asyncio.wait_for_ms(t.recv(), left)
+                except asyncio.TimeoutError:  # noqa: UP041 (MicroPython: not the builtin)
+                    break
+                if not msg or msg[0] != T_CHALLENGE:
+                    continue  # e.g. a late record of the previous session
+                try:
+                    confirm = client.handle_challenge(msg, self.clock.now_ms())
+                except (AuthError, DecodeError) as e:
+                    refused = e  # keep waiting: a forged CHALLENGE must not win
+                    continue
+                await t.send(confirm)
+                return client
+            if refused is not None:
+                raise refused
+            timeout_ms *= 2
+        raise TransportError("no CHALLENGE after %d HELLOs to %s" % (cfg.hello_tries, self.peer))
+
+    async def send(self, obj):
+        """Seal one record (canonical JSON) and send it. Raises TransportError,
+        SessionExpiredError, LocalProtocolError (too large, floats)."""
+        plaintext = cjson.dumps(obj)
+        if len(plaintext) > MAX_RECORD_PLAINTEXT:
+            raise ValueError("record of %d bytes over the board's cap" % len(plaintext))
+        async with self._lock:  # seal order = send order; one writer at a time
+            record = self.client.seal(plaintext, self.clock.now_ms())
+            await self.transport.send(record)
+
+    async def recv(self):
+        """Wait for the next record from the gateway -> decoded JSON object.
+
+        Records that fail to open (replayed, bad tag, not JSON, not an
+        object) are counted in .dropped and skipped. A retransmitted
+        CHALLENGE (our CONFIRM was lost) is answered with the cached CONFIRM.
+
+        Raises:
+            TransportError: the transport failed.
+            SessionExpiredError: the session hit a hard limit.
+        """
+        while True:
+            msg = await self.transport.recv()
+            kind = msg[0] if msg else 0
+            if kind == T_CHALLENGE:
+                try:
+                    confirm = self.client.handle_challenge(msg, self.clock.now_ms())
+                except (HandshakeError, AuthError, DecodeError):
+                    continue
+                async with self._lock:
+                    await self.transport.send(confirm)
+                continue
+            if kind != T_RECORD:
+                continue
+            try:
+                obj = cjson.loads(self.client.open(msg, self.clock.now_ms()))
+            except (ReplayError, AuthError, DecodeError, HandshakeError):
+                self.dropped += 1
+                continue
+            if type(obj) is dict:
+                return obj
+            self.dropped += 1
+
+    async def close(self):
+        if self.transport is not None:
+            t = self.transport
+            self.transport = None
+            await t.close()
