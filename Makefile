@@ -44,5 +44,19 @@ bench: setup
 demo: setup
 	$(PY) -m meshlink_gw.demo
 
+sim: setup
+	$(PY) -m meshlink_gw.sim --preset report --out sim-results
+
+# Flash a provisioned board: make flash BOARD=<name from `meshlink board add`> PORT=/dev/ttyUSB0
+DATA_DIR ?= $(HOME)/.local/share/meshlink
+flash: setup
+	@test -n "$(BOARD)" -a -n "$(PORT)" || { echo "usage: make flash BOARD=name PORT=/dev/ttyUSB0 [DATA_DIR=...]" >&2; exit 2; }
+	$(VENV)/bin/meshlink board flash $(BOARD) --port $(PORT) --data-dir $(DATA_DIR)
+
+vectors: setup
+	$(PY) tools/gen_message_vectors.py
+	$(PY) tools/gen_boardlink_vectors.py
+	$(PY) tools/gen_link_vectors.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis sim-results .demo
