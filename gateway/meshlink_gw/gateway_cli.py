@@ -1,0 +1,367 @@
+"""`meshlink gateway` and `meshlink board ...` (loaded by meshlink_gw.cli).
+
+Rule: argument parsing and human output only; the work is in board_service,
+board_registry and board_bundle. Errors are typed (ConfigError -> exit 2,
+other MeshLinkError -> exit 1, handled by cli.main).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+import time
+from typing import Any
+
+from meshlink.errors import ConfigError, TransportError
+from meshlink.nodeid import is_id
+
+from meshlink_gw import board_bundle, control
+from meshlink_gw.board_registry import BOARD_TYPES, BoardRegistry
+from meshlink_gw.cli import _data_dir, _data_dir_arg, _node_args, node_config_from_args
+from meshlink_gw.config import load_toml, parse_hostport
+
+log = logging.getLogger("meshlink.cli")
+
+
+# -- meshlink gateway -----------------------------------------------------------------
+def _gateway_args(p: argparse.ArgumentParser) -> None:
+    _node_args(p)
+    p.add_argument("--board-udp", metavar="HOST:PORT",
+                   help="UDP address boards reach (default 0.0.0.0:7410; 'off' disables)")
+    p.add_argument("--board-tcp", metavar="HOST:PORT",
+                   help="TCP address boards reach (default 0.0.0.0:7411; 'off' disables)")
+    p.add_argument("--no-beacon", dest="beacon", action="store_const", const=False,
+                   default=None, help="do not broadcast the GatewayBeacon for boards")
+    p.add_argument("--beacon-port", type=int, help="UDP port of the GatewayBeacon (7399)")
+    p.add_argument("--beacon-broadcast", metavar="ADDR",
+                   help="broadcast address of the GatewayBeacon (255.255.255.255)")
+
+
+def gateway_configs_from_args(args: argparse.Namespace):
+    """(NodeConfig, GatewayConfig) from --config plus flags. Raises ConfigError."""
+    from meshlink_gw.board_service import build_gateway_config
+
+    node_cfg = node_config_from_args(args)
+    file_values = load_toml(args.config) if args.config else {}
+    gw_cfg = build_gateway_config(file_values, {
+        "board_udp": args.board_udp, "board_tcp": args.board_tcp, "beacon": args.beacon,
+        "beacon_port": args.beacon_port, "beacon_broadcast": args.beacon_broadcast})
+    return node_cfg, gw_cfg
+
+
+async def run_gateway(node_cfg, gw_cfg, stop: asyncio.Event | None = None) -> None:
+    """Run a gateway (full node + board service + control socket) until stop or a signal."""
+    from meshlink_gw.board_service import BoardService
+    from meshlink_gw.crypto.identity import Identity
+    from meshlink_gw.node import Node
+
+    ident = Identity.load_or_create(node_cfg.data_dir)
+    node = Node(node_cfg, ident)
+    registry = BoardRegistry(node_cfg.data_dir)
+    service = BoardService(node, gw_cfg, registry)
+    ctl = control.ControlServer(node_cfg.control_socket())
+    control.attach_node_commands(ctl, node)
+    service.attach_control(ctl)
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await node.start()
+        await service.start()
+        await ctl.start()
+        st = service.status()
+        print(json.dumps({"event": "started", "node_id": node.node_id,
+                          "listen": "%s:%d" % node.listen_addr, "board_udp": st["udp"],
+                          "board_tcp": st["tcp"], "boards": st["boards"]}), flush=True)
+        await stop.wait()
+    finally:
+        log.info("stopping")
+        await ctl.close()
+        await service.stop()
+        await node.stop()
+        registry.close()
+
+
+def cmd_gateway(args: argparse.Namespace) -> int:
+    from meshlink_gw.cli import run_loop
+
+    node_cfg, gw_cfg = gateway_configs_from_args(args)
+    run_loop(node_cfg, run_gateway(node_cfg, gw_cfg))
+    return 0
+
+
+# -- meshlink board ... -----------------------------------------------------------------
+def _control(args: argparse.Namespace, req: dict, timeout_s: float = 10.0) -> Any | None:
+    """Ask a running gateway; None if none runs on this data directory."""
+    sock = _data_dir(args) / "control.sock"
+    if not sock.exists():
+        return None
+    try:
+        return asyncio.run(control.request(sock, req, timeout_s))
+    except TransportError:
+        return None
+
+
+def _parse_json(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as e:
+        raise ConfigError(f"{what}: not valid JSON ({e})")
+
+
+def _apply_config_options(cfg: dict[str, Any], args: argparse.Namespace) -> None:
+    """--gateway/--transport/--wifi-*/--sensor/--route/--rule/--set onto config.json."""
+    if getattr(args, "transport", None):
+        cfg["transport"] = args.transport
+    if getattr(args, "gateway", None) is not None:
+        if args.gateway in ("", "discover", "none"):
+            cfg["gateway"] = None
+        else:
+            parse_hostport(args.gateway, what="--gateway")
+            cfg["gateway"] = args.gateway
+    if getattr(args, "wifi_ssid", None) is not None:
+        cfg["wifi"] = {"ssid": args.wifi_ssid, "password": args.wifi_password or ""}
+    if args.sensor:
+        cfg["sensors"] = [_parse_json(s, "--sensor") for s in args.sensor]
+    for route in args.route or []:
+        sensor, sep, to = route.partition("=")
+        if not sep or not sensor:
+            raise ConfigError(f"--route {route!r}: expected SENSOR=TO (TO: a node ID, "
+                              "broadcast or gateway)")
+        if to not in ("broadcast", "gateway") and not is_id(to):
+            raise ConfigError(f"--route {route!r}: TO must be a node ID, broadcast or gateway")
+        cfg.setdefault("routes", []).append({"sensor": sensor, "to": to})
+    for rule in args.rule or []:
+        cfg.setdefault("rules", []).append(_parse_json(rule, "--rule"))
+    for item in args.set or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set {item!r}: expected KEY=JSON")
+        if key in ("board_id", "psk", "node_id", "name", "board"):
+            raise ConfigError(f"--set {key}: provisioned by the registry, not settable")
+        cfg[key] = _parse_json(value, f"--set {key}")
+
+
+def _config_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--transport", choices=("udp", "tcp"), help="board link transport "
+                   "(default udp)")
+    p.add_argument("--gateway", metavar="HOST:PORT", help="the gateway's board address; "
+                   "omit to discover it by its beacon")
+    p.add_argument("--wifi-ssid", metavar="SSID")
+    p.add_argument("--wifi-password", metavar="PASSWORD")
+    p.add_argument("--sensor", action="append", metavar="JSON",
+                   help="a sensor object (repeatable; replaces the board's defaults)")
+    p.add_argument("--route", action="append", metavar="SENSOR=TO",
+                   help="send SENSOR's readings to TO: a node ID, broadcast or gateway")
+    p.add_argument("--rule", action="append", metavar="JSON",
+                   help='a rule, e.g. {"from":"*","sensor":"temp","op":">","value":25,'
+                   '"action":"relay","arg":1}')
+    p.add_argument("--set", action="append", metavar="KEY=JSON",
+                   help="any other config.json key, e.g. ping_interval_ms=1000")
+
+
+def _progress(i: int, n: int, what: str) -> None:
+    if sys.stdout.isatty():
+        print(f"\r  [{i}/{n}] {what:<40}", end="" if i < n else "\n", flush=True)
+    elif i == n:
+        print(f"  {n} file(s) in the bundle", flush=True)
+
+
+def cmd_board_add(args: argparse.Namespace) -> int:
+    from meshlink_gw.crypto.identity import Identity
+
+    data_dir = _data_dir(args)
+    if args.board not in BOARD_TYPES:
+        raise ConfigError(f"--board: expected one of {', '.join(BOARD_TYPES)}")
+    if (args.wifi_password is not None) and args.wifi_ssid is None:
+        raise ConfigError("--wifi-password needs --wifi-ssid")
+    registry = BoardRegistry(data_dir)
+    try:
+        if registry.get(args.name) is not None:
+            raise ConfigError(f"a board named {args.name!r} already exists")
+        ident = Identity.generate()
+        psk, board_id = os.urandom(32), os.urandom(8)
+
+        class _New:
+            name, node_id = args.name, ident.node_id
+        _New.psk, _New.board_id = psk, board_id  # type: ignore[attr-defined]
+        cfg = board_bundle.default_config(_New, args.board, transport=args.transport,
+                                          gateway=None, wifi=None)
+        _apply_config_options(cfg, args)
+        board_bundle.validate_config(cfg)
+        rec = registry.add(args.name, args.board, cfg["transport"], psk=psk,
+                           board_id=board_id, identity=ident)
+        try:
+            print(f"building the bundle for {rec.name} ({args.board})", flush=True)
+            out = board_bundle.build(data_dir, rec.name, args.board, cfg,
+                                     progress=None if args.json else _progress)
+        except BaseException:
+            registry.remove(rec.name)
+            raise
+    finally:
+        registry.close()
+    notified = _control(args, {"cmd": "board_reload"}) is not None
+    info = {"name": rec.name, "board": args.board, "board_id": rec.board_id.hex(),
+            "node_id": rec.node_id, "transport": cfg["transport"], "gateway": cfg["gateway"],
+            "bundle": str(out), "gateway_notified": notified}
+    if args.json:
+        print(json.dumps(info))
+    else:
+        print(f"board    {rec.name} ({args.board}, {cfg['transport']})\n"
+              f"board ID {info['board_id']}\nnode ID  {rec.node_id}\nbundle   {out}\n"
+              f"gateway  {cfg['gateway'] or 'discovered by its beacon'}"
+              + ("\nthe running gateway serves it now" if notified else ""))
+    return 0
+
+
+def cmd_board_bundle(args: argparse.Namespace) -> int:
+    data_dir = _data_dir(args)
+    registry = BoardRegistry(data_dir)
+    try:
+        rec = registry.get(args.name)
+    finally:
+        registry.close()
+    if rec is None:
+        raise ConfigError(f"no board named {args.name!r}")
+    cfg = board_bundle.load_config(data_dir, args.name)
+    _apply_config_options(cfg, args)
+    out = board_bundle.build(data_dir, rec.name, rec.board_type, cfg, progress=_progress)
+    print(f"bundle for {rec.name} rebuilt in {out}")
+    return 0
+
+
+def _ago(ms: int | None) -> str:
+    if ms is None:
+        return "never"
+    s = max(0, time.time() - ms / 1000)
+    return f"{s:.0f} s ago" if s < 120 else f"{s / 60:.0f} min ago" if s < 7200 else \
+        time.strftime("%Y-%m-%d %H:%M", time.localtime(ms / 1000))
+
+
+def cmd_board_list(args: argparse.Namespace) -> int:
+    rows = _control(args, {"cmd": "board_list"})
+    running = rows is not None
+    if rows is None:
+        registry = BoardRegistry(_data_dir(args))
+        try:
+            counts = registry.queue_counts()
+            rows = [dict(r.public(), online=False, queued=counts.get(r.name, 0), session=None)
+                    for r in registry.all()]
+        finally:
+            registry.close()
+    if args.json:
+        print(json.dumps(rows))
+        return 0
+    if not rows:
+        print("no boards; add one with `meshlink board add NAME --board unix`")
+        return 0
+    print(f"{'NAME':<14} {'BOARD ID':<16} {'NODE ID':<36} {'TRANSPORT':<9} {'ONLINE':<7} "
+          f"{'QUEUED':>6}  LAST SEEN")
+    for r in rows:
+        online = "revoked" if r["revoked"] else ("yes" if r["online"] else "no")
+        print(f"{r['name']:<14} {r['board_id']:<16} {r['node_id']:<36} {r['transport']:<9} "
+              f"{online:<7} {r['queued']:>6}  {_ago(r['last_seen_unix_ms'])}")
+    if not running:
+        print("(no gateway running on this data directory: online status unknown)")
+    return 0
+
+
+def cmd_board_revoke(args: argparse.Namespace) -> int:
+    res = _control(args, {"cmd": "board_revoke", "name": args.name})
+    if res is None:
+        registry = BoardRegistry(_data_dir(args))
+        try:
+            registry.revoke(args.name)
+            dropped = registry.drop_queue(args.name)
+        finally:
+            registry.close()
+        print(f"board {args.name} revoked in the registry ({dropped} queued message(s) "
+              "dropped); no gateway is running")
+    else:
+        print(f"board {args.name} revoked: its session was cut and new ones are refused "
+              f"({res['queued_dropped']} queued message(s) dropped)")
+    return 0
+
+
+def cmd_board_flash(args: argparse.Namespace) -> int:
+    data_dir = _data_dir(args)
+    bundle = board_bundle.bundle_dir(data_dir, args.name)
+    if not (bundle / "main.py").exists():
+        raise ConfigError(f"board {args.name!r} has no bundle in {bundle}")
+    board_bundle.flash(bundle, args.port, mpremote=args.mpremote,
+                       progress=lambda line: print(line, flush=True))
+    return 0
+
+
+def cmd_board_run(args: argparse.Namespace) -> int:
+    argv, cwd, env = board_bundle.run_command(_data_dir(args), args.name, cpython=args.cpython,
+                                              micropython=args.micropython,
+                                              heapsize=args.heapsize)
+    sys.stdout.flush()
+    os.chdir(cwd)
+    try:
+        os.execvpe(argv[0], argv, env)  # the simulated board replaces this process
+    except OSError as e:
+        raise ConfigError(f"cannot run {argv[0]}: {e.strerror}")
+    return 1
+
+
+def add_parser(sub) -> None:
+    """Add `gateway` and `board` to the meshlink command line."""
+    p = sub.add_parser("gateway", help="run a gateway: a full node plus the board service")
+    _gateway_args(p)
+    p.set_defaults(func=cmd_gateway)
+
+    board = sub.add_parser("board", help="provision, list, revoke, flash and simulate boards")
+    bsub = board.add_subparsers(dest="board_command", required=True)
+
+    p = bsub.add_parser("add", help="register a board (fresh PSK and node ID) and build "
+                        "its deploy bundle")
+    p.add_argument("name")
+    p.add_argument("--board", required=True, choices=BOARD_TYPES)
+    _config_options(p)
+    _data_dir_arg(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_board_add)
+
+    p = bsub.add_parser("bundle", help="rebuild a board's bundle (after a firmware update, "
+                        "or with changed settings)")
+    p.add_argument("name")
+    _config_options(p)
+    _data_dir_arg(p)
+    p.set_defaults(func=cmd_board_bundle)
+
+    p = bsub.add_parser("list", help="name, board ID, node ID, transport, online, last seen")
+    _data_dir_arg(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_board_list)
+
+    p = bsub.add_parser("revoke", help="cut the board's session and refuse new ones")
+    p.add_argument("name")
+    _data_dir_arg(p)
+    p.set_defaults(func=cmd_board_revoke)
+
+    p = bsub.add_parser("flash", help="copy the bundle to a real board with mpremote and "
+                        "reset it")
+    p.add_argument("name")
+    p.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0")
+    p.add_argument("--mpremote", help="mpremote executable (default: from PATH)")
+    _data_dir_arg(p)
+    p.set_defaults(func=cmd_board_flash)
+
+    p = bsub.add_parser("run", help="run the board's bundle as a simulated board on the "
+                        "MicroPython unix port (-X heapsize=112K)")
+    p.add_argument("name")
+    p.add_argument("--cpython", action="store_true",
+                   help="run on CPython through a small shim (no MicroPython, e.g. aarch64)")
+    p.add_argument("--micropython", help="micropython executable (default: the venv's)")
+    p.add_argument("--heapsize", default=board_bundle.HEAPSIZE)
+    _data_dir_arg(p)
+    p.set_defaults(func=cmd_board_run)
+

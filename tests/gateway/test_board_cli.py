@@ -1,0 +1,194 @@
+"""`meshlink board add/list/revoke/flash/run` without a gateway: the registry,
+the deploy bundle, flashing through a recording stand-in for mpremote, and
+the unix-port (and CPython shim) runs of the very same bundle."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from meshlink_gw import board_bundle
+from meshlink_gw.board_registry import BoardRegistry
+from meshlink_gw.proc import meshlink_cmd
+
+
+def cli(*args, env=None, timeout_s=60.0):
+    return subprocess.run(meshlink_cmd() + list(args), capture_output=True, text=True,
+                          timeout=timeout_s, env=env)
+
+
+def add(data_dir, name, *extra):
+    out = cli("board", "add", name, "--board", "unix", "--data-dir", str(data_dir), "--json",
+              "--gateway", "127.0.0.1:9", *extra)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def run_until(argv, cwd, env, pattern, timeout_s=15.0):
+    """Start a board process, return its output once a line contains pattern."""
+    proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    lines = []
+    deadline = time.monotonic() + timeout_s
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if pattern in line or time.monotonic() > deadline:
+                break
+    finally:
+        proc.kill()
+        proc.wait(5)
+    return "".join(lines)
+
+
+def test_add_builds_a_valid_private_bundle(tmp_path):
+    info = add(tmp_path, "kitchen", "--route", "temp=broadcast", "--rule",
+               '{"from":"*","sensor":"temp","op":">","value":30,"action":"led","arg":1}',
+               "--set", "ping_interval_ms=2000", "--wifi-ssid", "home", "--wifi-password", "pw")
+    reg = BoardRegistry(tmp_path)
+    rec = reg.get("kitchen")
+    reg.close()
+    assert info["node_id"] == rec.node_id and info["board_id"] == rec.board_id.hex()
+    bundle = Path(info["bundle"])
+    cfg = json.loads((bundle / "config.json").read_text())
+    assert cfg["psk"] == rec.psk.hex() and cfg["board_id"] == rec.board_id.hex()
+    assert cfg["routes"] == [{"sensor": "temp", "to": "broadcast"}]
+    assert cfg["wifi"] == {"ssid": "home", "password": "pw"} and cfg["ping_interval_ms"] == 2000
+    assert stat.S_IMODE((bundle / "config.json").stat().st_mode) == 0o600
+    assert stat.S_IMODE(bundle.parent.stat().st_mode) == 0o700
+    files = board_bundle.bundle_files(bundle)
+    spec = board_bundle.board_definition("unix")
+    want = sorted(e["dst"][:-3] + ".mpy" if e["compile"] and spec["precompile"]["mpy"]
+                  else e["dst"] for e in spec["files"])
+    assert files == sorted(want + ["config.json"])
+    # the PSK is never printed
+    assert rec.psk.hex() not in json.dumps(info)
+
+
+def test_add_refuses_bad_input_and_leaves_nothing_behind(tmp_path):
+    add(tmp_path, "one")
+    dup = cli("board", "add", "one", "--board", "unix", "--data-dir", str(tmp_path))
+    assert dup.returncode == 2 and "already exists" in dup.stderr
+    bad = cli("board", "add", "two", "--board", "unix", "--data-dir", str(tmp_path), "--rule",
+              '{"from":"*","sensor":"temp","op":"~","value":1,"action":"relay"}')
+    assert bad.returncode == 2 and "op" in bad.stderr
+    bad = cli("board", "add", "three", "--board", "unix", "--data-dir", str(tmp_path),
+              "--route", "nosuchsensor=gateway")
+    assert bad.returncode == 2 and "nosuchsensor" in bad.stderr
+    listed = json.loads(cli("board", "list", "--json", "--data-dir", str(tmp_path)).stdout)
+    assert [r["name"] for r in listed] == ["one"]
+    assert not (tmp_path / "boards" / "two").exists()
+
+
+def test_list_and_revoke_without_a_gateway(tmp_path):
+    a = add(tmp_path, "a")
+    add(tmp_path, "b", "--transport", "tcp")
+    out = cli("board", "list", "--data-dir", str(tmp_path))
+    assert out.returncode == 0 and a["node_id"] in out.stdout and "never" in out.stdout
+    assert "no gateway running" in out.stdout
+    out = cli("board", "revoke", "a", "--data-dir", str(tmp_path))
+    assert out.returncode == 0 and "revoked in the registry" in out.stdout
+    rows = {r["name"]: r for r in json.loads(
+        cli("board", "list", "--json", "--data-dir", str(tmp_path)).stdout)}
+    assert rows["a"]["revoked"] and not rows["b"]["revoked"] and rows["b"]["transport"] == "tcp"
+    assert cli("board", "revoke", "zzz", "--data-dir", str(tmp_path)).returncode == 2
+
+
+RECORDER = """\
+#!{python}
+# A stand-in for mpremote: records its argv, cwd and what it would copy.
+import hashlib, json, os, sys
+files = {{}}
+args = sys.argv[1:]
+if "cp" in args:
+    for src in args[args.index("cp") + 1:-1]:
+        if src == "-r":
+            continue
+        if os.path.isdir(src):
+            for d, _, names in os.walk(src):
+                for n in names:
+                    p = os.path.join(d, n)
+                    files[p] = hashlib.sha256(open(p, "rb").read()).hexdigest()
+        else:
+            files[src] = hashlib.sha256(open(src, "rb").read()).hexdigest()
+with open({log!r}, "a") as f:
+    f.write(json.dumps({{"argv": args, "cwd": os.getcwd(), "files": files}}) + "\\n")
+sys.exit(int(os.environ.get("FAKE_MPREMOTE_FAIL_ON_RESET", "0")) if "reset" in args else 0)
+"""
+
+
+def test_flash_copies_the_bundle_that_the_unix_port_runs(tmp_path):
+    info = add(tmp_path / "data", "garage")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    log = tmp_path / "mpremote.jsonl"
+    tool = bindir / "mpremote"
+    tool.write_text(RECORDER.format(python=sys.executable, log=str(log)))
+    tool.chmod(0o755)
+    env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}")
+    out = cli("board", "flash", "garage", "--port", "/dev/ttyFAKE0", "--data-dir",
+              str(tmp_path / "data"), env=env)
+    assert out.returncode == 0, out.stderr
+    assert "flashing" in out.stdout and "reset" in out.stdout and "4/4" in out.stdout
+    calls = [json.loads(line) for line in log.read_text().splitlines()]
+    argvs = [c["argv"] for c in calls]
+    assert all(a[:2] == ["connect", "/dev/ttyFAKE0"] for a in argvs)
+    assert [a[2:] for a in argvs] == [
+        ["fs", "cp", "config.json", ":config.json"], ["fs", "cp", "-r", "app", ":"],
+        ["fs", "cp", "-r", "meshlink", ":"], ["fs", "cp", "main.py", ":main.py"], ["reset"]]
+    bundle = Path(info["bundle"])
+    assert {c["cwd"] for c in calls} == {str(bundle)}
+    copied = {}
+    for c in calls:
+        copied.update({os.path.normpath(k): v for k, v in c["files"].items()})
+    assert copied == tree_digest(bundle)
+    # `meshlink board run` executes exactly these files on the unix port (112K heap)
+    if board_bundle.find_micropython() is None:
+        pytest.skip("no MicroPython unix port")
+    argv, cwd, run_env = board_bundle.run_command(tmp_path / "data", "garage")
+    assert argv[1:] == ["-X", "heapsize=112K", "main.py"]
+    text = run_until(meshlink_cmd() + ["board", "run", "garage", "--data-dir",
+                                       str(tmp_path / "data")], None, None, "BOOT")
+    assert "BOOT name=garage board=unix platform=unix" in text, text
+    sim = tree_digest(cwd)
+    assert {k: v for k, v in sim.items() if k in copied} == copied
+    assert set(sim) - set(copied) <= {"boot.cnt", "boot.cnt.tmp"}
+
+
+def test_flash_reports_an_mpremote_failure(tmp_path):
+    add(tmp_path / "data", "g")
+    bindir = tmp_path / "bin"
+    bindir.mkdir()
+    tool = bindir / "mpremote"
+    tool.write_text(RECORDER.format(python=sys.executable, log=str(tmp_path / "l.jsonl")))
+    tool.chmod(0o755)
+    env = dict(os.environ, PATH=f"{bindir}:{os.environ['PATH']}", FAKE_MPREMOTE_FAIL_ON_RESET="3")
+    out = cli("board", "flash", "g", "--port", "/dev/ttyX", "--data-dir", str(tmp_path / "data"),
+              env=env)
+    assert out.returncode == 1 and "reset failed (3)" in out.stderr
+    env = dict(os.environ, PATH=str(tmp_path / "empty"))
+    out = subprocess.run([sys.executable, "-m", "meshlink_gw.cli", "board", "flash", "g",
+                          "--port", "/dev/ttyX", "--data-dir", str(tmp_path / "data")],
+                         capture_output=True, text=True, env=env)
+    assert out.returncode == 2 and "mpremote not found" in out.stderr
+
+
+def test_the_same_firmware_runs_on_cpython_through_the_shim(tmp_path):
+    add(tmp_path, "pi")
+    argv, cwd, env = board_bundle.run_command(tmp_path, "pi", cpython=True)
+    assert argv[1:3] == ["-m", "meshlink_gw.mpy_shim"]
+    assert (cwd / "app" / "app.py").exists() and not (cwd / "app" / "app.mpy").exists()
+    text = run_until(argv, cwd, env, "LINK down")
+    assert "BOOT name=pi board=unix" in text and "READING temp seq=1" in text, text
