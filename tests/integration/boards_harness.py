@@ -9,16 +9,14 @@ from __future__ import annotations
 
 import json
 import os
-import queue
-import re
-import signal
 import subprocess
 import threading
 import time
 from pathlib import Path
 
+from meshlink_gw import board_proc
 from meshlink_gw.board_bundle import find_micropython
-from meshlink_gw.proc import NodeProcess, meshlink_cmd
+from meshlink_gw.proc import meshlink_cmd
 
 # The ESP32 budget; MESHLINK_TEST_BOARD_HEAP overrides it only to debug the firmware.
 HEAP = os.environ.get("MESHLINK_TEST_BOARD_HEAP", "112K")
@@ -52,8 +50,9 @@ def cli(*args: str, timeout_s: float = 60.0) -> subprocess.CompletedProcess:
                           timeout=timeout_s)
 
 
-class GatewayProcess(NodeProcess):
-    """`meshlink gateway` with board listeners on free loopback ports."""
+class GatewayProcess(board_proc.GatewayProcess):
+    """`meshlink gateway` with board listeners on free loopback ports and fast
+    test timeouts ([boards] table)."""
 
     def __init__(self, data_dir: Path, *, peers: tuple[str, ...] = (), rate: int = 50,
                  burst: int = 100, udp: str = "127.0.0.1:0", tcp: str = "127.0.0.1:0",
@@ -62,40 +61,8 @@ class GatewayProcess(NodeProcess):
         data_dir.mkdir(parents=True, exist_ok=True)
         conf = data_dir.parent / f"{data_dir.name}.toml"
         conf.write_text(GATEWAY_TOML.format(rate=rate, burst=burst))
-        super().__init__(data_dir, listen=listen, peers=peers, command="gateway",
-                         extra=("--board-udp", udp, "--board-tcp", tcp, "--no-beacon",
-                                "--config", str(conf), *extra),
-                         log_path=data_dir.parent / f"{data_dir.name}.log")
-        self.board_udp = ""
-        self.board_tcp = ""
-
-    def _read_started(self, timeout_s: float):
-        started = super()._read_started(timeout_s)
-        self.board_udp, self.board_tcp = started["board_udp"], started["board_tcp"]
-        return started
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def wait_log(self, pattern: str, timeout_s: float = 15.0, count: int = 1) -> list[str]:
-        """Wait until at least count gateway log lines match pattern (regex)."""
-        rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout_s
-        while True:
-            hits = [ln for ln in self.log_text().splitlines() if rx.search(ln)]
-            if len(hits) >= count:
-                return hits
-            if time.monotonic() > deadline:
-                raise AssertionError(f"gateway log has {len(hits)} line(s) matching "
-                                     f"{pattern!r}, wanted {count}; tail:\n"
-                                     + "\n".join(self.log_text().splitlines()[-25:]))
-            time.sleep(0.05)
-
-    def boards(self) -> dict[str, dict]:
-        out = cli("board", "list", "--json", "--data-dir", str(self.data_dir))
-        if out.returncode != 0:
-            raise AssertionError(out.stderr)
-        return {row["name"]: row for row in json.loads(out.stdout)}
+        super().__init__(data_dir, peers=peers, udp=udp, tcp=tcp, listen=listen, config=conf,
+                         extra=extra)
 
     def wait_board(self, name: str, pred, timeout_s: float = 15.0) -> dict:
         deadline = time.monotonic() + timeout_s
@@ -140,67 +107,11 @@ def add_board(data_dir: Path, name: str, *, gateway: str | None, transport: str 
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-class FirmwareBoard:
+class FirmwareBoard(board_proc.BoardProcess):
     """`meshlink board run NAME`: the real firmware bundle on the unix port."""
 
     def __init__(self, data_dir: Path, name: str) -> None:
-        self.name = name
-        self.data_dir = Path(data_dir)
-        self.proc = subprocess.Popen(
-            meshlink_cmd() + ["board", "run", name, "--data-dir", str(data_dir),
-                              "--heapsize", HEAP],
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-            env=dict(os.environ, PYTHONUNBUFFERED="1"))
-        self.lines: list[str] = []
-        self._lock = threading.Lock()
-        self._q: queue.Queue[str | None] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            with self._lock:
-                self.lines.append(line.rstrip("\n"))
-            self._q.put(line)
-        self._q.put(None)
-
-    def output(self) -> str:
-        with self._lock:
-            return "\n".join(self.lines)
-
-    def wait_for(self, pattern: str, timeout_s: float = 15.0, count: int = 1) -> list[re.Match]:
-        """Wait until count console lines (since start) match pattern."""
-        rx = re.compile(pattern)
-        deadline = time.monotonic() + timeout_s
-        while True:
-            with self._lock:
-                hits = [m for m in map(rx.search, self.lines) if m]
-            if len(hits) >= count:
-                return hits
-            if time.monotonic() > deadline or (self.proc.poll() is not None and
-                                               self._q.empty()):
-                time.sleep(0.1)
-                raise AssertionError(f"board {self.name}: {len(hits)} line(s) matching "
-                                     f"{pattern!r}, wanted {count} (rc={self.proc.poll()}); "
-                                     "tail:\n" + "\n".join(self.lines[-25:]))
-            try:
-                self._q.get(timeout=0.1)
-            except queue.Empty:
-                pass
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(5)
+        super().__init__(data_dir, name, cpython=False, heapsize=HEAP)
 
 
 class UdpTamperProxy:
