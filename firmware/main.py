@@ -1,50 +1,38 @@
 # MeshLink board entry point: load config.json, build the app, run it.
 # Everything else lives in app/ (docs/FIRMWARE.md). Unix port exit codes:
-# 2 = configuration error, 1 = crash. A board drops to the REPL on a config
-# error (no reboot loop) and resets itself after a crash.
+# 2 = configuration error, 1 = crash (a board resets itself instead).
 import sys
 
 import app as app_pkg
 from app import platform
-
-platform.intern_ascii()  # before the heap fragments (see its docstring)
-from meshlink.errors import ConfigError  # noqa: E402
+from meshlink.errors import ConfigError
 
 
 def load():
-    """Validate config.json, then unload the validator (~10 KB of heap)."""
+    """Validate config.json, intern what will be encoded, unload the validator."""
     from app import config
 
     try:
-        return config.load(platform.config_path())
+        cfg = config.load(platform.config_path())
+        platform.intern_chars([config.RECORD_CHARS] + [s["name"] + s["unit"] for s in cfg.sensors])
+        return cfg
     finally:
-        del sys.modules["app.config"]
-        del app_pkg.config
+        del sys.modules["app.config"], app_pkg.config  # ~10 KB of heap back
 
 
 def main():
     try:
-        cfg = load()
         from app.app import App
 
-        app = App(cfg)
-    except ConfigError as e:
+        App(load()).run()
+    except ConfigError as e:  # a board stays at the REPL: no reboot loop
         platform.log("CONFIG ERROR: %s" % e)
         return 2
-    try:
-        app.run()
-    except KeyboardInterrupt:
-        if app.watchdog is not None:
-            app.watchdog.keep_fed()  # let mpremote copy files without a reset
-        platform.log("STOPPED (Ctrl-C)")
-        return 0
     except Exception as e:  # noqa: BLE001 - last resort: report, then restart
         sys.print_exception(e)  # type: ignore[attr-defined]
         platform.log("CRASH %s: %s" % (type(e).__name__, e))
         platform.reset(1)
-    return 0
 
 
-exit_code = main()
-if exit_code and not platform.ON_BOARD:
-    sys.exit(exit_code)
+if main() == 2 and not platform.ON_BOARD:
+    sys.exit(2)

@@ -18,6 +18,7 @@ from app import link, platform, rules, sensors
 
 _RECENT_IDS = 16  # msg ids remembered: a resent msg is acked again, not re-run
 _HOUSEKEEPING_MS = 1000  # watchdog feed period
+_GC_THRESHOLD_BYTES = 8192  # gc.threshold: collect after this much allocation
 
 
 class App:
@@ -52,8 +53,15 @@ class App:
 
     def run(self):
         """Run forever (asyncio.run). Exceptions other than link failures
-        (MemoryError, bugs) propagate: main.py resets the board."""
-        asyncio.run(self.main())
+        (MemoryError, bugs) propagate: main.py resets the board. Ctrl-C
+        (mpremote, a person at the REPL) stops the app; a running watchdog
+        is then fed from a timer so the board is not reset under mpremote."""
+        try:
+            asyncio.run(self.main())
+        except KeyboardInterrupt:
+            if self.watchdog is not None:
+                self.watchdog.keep_fed()
+            platform.log("STOPPED (Ctrl-C)")
 
     async def main(self):
         cfg = self.cfg
@@ -62,6 +70,9 @@ class App:
         for key in cfg.unknown_keys:
             platform.log("WARN config.json: unknown key '%s' ignored" % key)
         self.watchdog = platform.Watchdog(cfg.watchdog_ms)
+        # Collect after every 8 KB allocated: garbage never piles up far
+        # into the heap, so a 1 KB buffer still finds a contiguous run.
+        gc.threshold(_GC_THRESHOLD_BYTES)
         asyncio.create_task(self._sensor_loop())
         asyncio.create_task(self._housekeeping_loop())
         await self._link_loop()
@@ -71,6 +82,7 @@ class App:
     async def _link_loop(self):
         cfg = self.cfg
         while True:
+            gc.collect()  # start every attempt from a clean heap
             bl = link.BoardLink(cfg, self.clock, self.boot_ctr)
             try:
                 await platform.wifi_up(cfg.wifi, cfg.wifi_timeout_ms)

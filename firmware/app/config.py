@@ -17,6 +17,10 @@ ACTIONS = ("relay", "led", "log")
 DEFAULT_UDP_PORT = 7410
 DEFAULT_TCP_PORT = 7411
 DEFAULT_DISCOVERY_PORT = 7399
+# Every character of the strings a board encodes besides sensor names and
+# units: record keys, "reading"/"ping"/"ack"/"broadcast", node and message
+# IDs (lowercase hex and "-"), default units. See platform.intern_chars.
+RECORD_CHARS = "0123456789abcdefghijklmnopqrstuvwxyz-_CV%RHhPa"
 
 # Optional board-side tuning keys -> default. `meshlink board add` need not
 # write them; tests use them to make timeouts short.
@@ -42,7 +46,25 @@ class Config:
     """The validated board configuration. Attributes mirror config.json keys
     (set by from_obj); psk and board_id are bytes, the tuning keys are
     attributes too. No methods: main.py unloads this module after boot, and
-    a method would keep the whole module alive through its globals."""
+    a method would keep the whole module alive through its globals.
+    The annotations cost nothing at run time; they tell the type checker."""
+
+    name: str
+    board: str
+    board_id: bytes
+    psk: bytes
+    node_id: str
+    transport: str
+    gateway: "tuple | None"
+    wifi: "tuple | None"
+    sensors: list
+    routes: dict
+    rules: list
+    handlers: dict
+    heap_budget: int
+    boot_counter_file: str
+    base_dir: str
+    unknown_keys: list
 
 
 def _defaults(cfg):

@@ -46,20 +46,23 @@ def heap():
     return gc.mem_alloc(), gc.mem_free()
 
 
-def intern_ascii():
-    """Intern the 95 printable ASCII characters as qstrs: first thing at boot.
+def intern_chars(texts):
+    """Intern, as qstrs, every character of texts: first thing at boot.
 
-    MicroPython interns every 1-character string that str iteration or
-    indexing makes (meshlink.cjson iterates over the strings it encodes).
-    When the qstr pool is full, the next new qstr allocates a new pool that
-    doubles in size (about 8 KB on the unix port) and must be contiguous:
-    later, in a fragmented heap, that fails with "allocating 640 bytes" (the
-    pool's qstr count). Interning them while the heap is still unfragmented
-    means the run loop never grows the pool for them.
+    MicroPython interns each 1-character string that str iteration makes
+    (meshlink.cjson iterates over every string it encodes). When the qstr
+    pool is full, the next new qstr allocates a pool twice the size of the
+    last (~7 KB on the unix port), which must be contiguous: later, in a
+    fragmented heap, that fails ("allocating 640 bytes": the pool's qstr
+    count). So intern, while the heap is unfragmented, the characters of
+    every string the board will ever encode (record keys and values, node
+    IDs, sensor names and units), and the run loop never grows the pool.
     """
-    gc.collect()
-    for code in range(32, 127):
-        chr(code)
+    seen = ""
+    for text in texts:
+        for ch in text:  # the iteration itself interns ch
+            if ch not in seen:
+                seen += ch
 
 
 def urandom(n):

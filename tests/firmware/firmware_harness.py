@@ -57,13 +57,14 @@ def build_bundle(dest: pathlib.Path, board: str = "unix", compile_mpy: bool | No
     spec = json.loads((ROOT / "boards" / board / "board.json").read_text())
     if compile_mpy is None:
         compile_mpy = spec["precompile"]["mpy"]
+    args = spec["precompile"].get("mpy_cross_args", [])
     for entry in spec["files"]:
         src = ROOT / entry["src"]
         dst = dest / entry["dst"]
         dst.parent.mkdir(parents=True, exist_ok=True)
         if compile_mpy and entry["compile"]:
             out = dst.with_suffix(".mpy")
-            subprocess.run([mpy_cross(), "-o", str(out), str(src)], check=True)
+            subprocess.run([mpy_cross(), *args, "-o", str(out), str(src)], check=True)
         else:
             shutil.copyfile(src, dst)
     return dest
@@ -200,6 +201,7 @@ class FakeGateway:
         self.sessions: list[boardlink.GatewaySession] = []
         self.hello_times: list[float] = []
         self.answer = True  # False: swallow HELLOs (gateway down)
+        self.mute = False  # True: receive records but never answer (no pongs)
         self._pending: dict[bytes, boardlink.GatewaySession] = {}
         self._by_sid: dict[int, tuple[boardlink.GatewaySession, object]] = {}
         self._conns: dict[socket.socket, Deframer] = {}
@@ -207,6 +209,7 @@ class FakeGateway:
         self._next_sid = 1
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._established = threading.Event()
         self._beacon = None
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
@@ -250,6 +253,7 @@ class FakeGateway:
                         self.sessions.append(session)
                         self._by_sid[sid] = (session, reply_to)
                         self._peer = (session, reply_to)
+                        self._established.set()
                         self.events.put(("established", session))
                 except MeshLinkError as e:
                     self.events.put(("auth_error", str(e)))
@@ -258,7 +262,7 @@ class FakeGateway:
                 session, _ = self._by_sid[sid]
                 obj = cjson.loads(session.open(msg, now))
                 self.records.put(obj)
-                if obj.get("t") == "ping":
+                if obj.get("t") == "ping" and not self.mute:
                     pong = cjson.dumps({"t": "pong", "seq": obj["seq"]})
                     self._send(reply_to, session.seal(pong, now))
 
@@ -326,6 +330,8 @@ class FakeGateway:
         """Seal a gateway->board "msg" record on the newest session; returns its id."""
         msg_id = msg_id or messages_id()
         obj = {"t": "msg", "id": msg_id, "from": src, "to": dst, "data": b64encode(data)}
+        # the board may print LINK up before its CONFIRM reached this thread
+        assert self._established.wait(10), "no established session to send on"
         with self._lock:
             session, reply_to = self._peer
             self._send(reply_to, session.seal(cjson.dumps(obj), self._now()))
