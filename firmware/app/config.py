@@ -159,6 +159,9 @@ def _pin(obj, key, where):
 
 def _sensor(s, where):
     s = _dict(s, where)
+    for key, most in (("name", 32), ("unit", 16)):  # a reading record stays small
+        if type(s.get(key)) is str and len(s[key]) > most:
+            raise _err(where + "." + key, "at most %d characters" % most)
     out = {"name": _str(_need(s, "name", where), where + ".name"),
            "type": _need(s, "type", where),
            "interval_ms": _int(_need(s, "interval_ms", where), where + ".interval_ms",

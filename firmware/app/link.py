@@ -23,6 +23,7 @@ from meshlink.errors import (
     AuthError,
     DecodeError,
     HandshakeError,
+    LocalProtocolError,
     ReplayError,
     TransportError,
 )
@@ -302,7 +303,7 @@ class BoardLink:
         SessionExpiredError, LocalProtocolError (too large, floats)."""
         plaintext = cjson.dumps(obj)
         if len(plaintext) > MAX_RECORD_PLAINTEXT:
-            raise ValueError("record of %d bytes over the board's cap" % len(plaintext))
+            raise LocalProtocolError("record of %d bytes over the board's cap" % len(plaintext))
         async with self._lock:  # seal order = send order; one writer at a time
             record = self.client.seal(plaintext, self.clock.now_ms())
             await self.transport.send(record)
