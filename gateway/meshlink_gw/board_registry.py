@@ -166,6 +166,10 @@ class BoardRegistry:
     def close(self) -> None:
         self._db.close()
 
+    def data_version(self) -> int:
+        """Changes whenever another connection (a `meshlink board` command) commits."""
+        return int(self._db.execute("PRAGMA data_version").fetchone()[0])
+
     # -- boards ----------------------------------------------------------------
     def add(self, name: str, board_type: str, transport: str, *, psk: bytes | None = None,
             board_id: bytes | None = None, identity=None) -> BoardRecord:

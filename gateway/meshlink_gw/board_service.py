@@ -60,6 +60,7 @@ MAX_BOARD_FRAME_BYTES = boardlink.MAX_PLAINTEXT_BYTES + boardlink.RECORD_OVERHEA
 TCP_WRITE_BUFFER_MAX_BYTES = 256 * 1024  # a board that reads nothing is cut off
 MAX_HALF_OPEN_PER_BOARD = 4
 DEAD_SIDS_KEPT = 4096
+SEEN_FLUSH_MS = 30_000  # last-seen times are written to boards.db this often (and at stop)
 
 
 def _now_ms() -> int:
@@ -308,6 +309,7 @@ class BoardService:
         self._peer_count = 0
         self._local_waiters: dict[tuple[str, str], asyncio.Future] = {}
         self._unknown_ids: dict[bytes, int] = {}  # negative lookup cache
+        self._reg_version = -1
         self._stopping = False
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -315,6 +317,7 @@ class BoardService:
         """Load the registry, serve every board's node ID, open the board listeners."""
         served_router.install(self.node)
         self.node.deliver_hooks.append(self._on_mesh_delivered)
+        self._reg_version = self.reg.data_version()
         self.reload()
         loop = asyncio.get_running_loop()
         if self.cfg.board_udp is not None:
@@ -922,12 +925,15 @@ class BoardService:
                     if rec is not None:
                         self._announce(rec)
                 del self._announce_q[:100]
-                if now - last_flush >= 2000:
+                if now - last_flush >= SEEN_FLUSH_MS:
                     last_flush = now
                     self._flush_seen()
                 if now - last_poll >= self.cfg.registry_poll_ms:
                     last_poll = now
-                    self.reload()
+                    version = self.reg.data_version()
+                    if version != self._reg_version:  # another process wrote boards.db
+                        self._reg_version = version
+                        self.reload()
                 if now - last_expire >= 10_000:
                     last_expire = now
                     for item in self.reg.expire(self.cfg.queue_max_age_ms):
