@@ -1,0 +1,187 @@
+# The MeshLink routing strategy ("meshlink", the default). Rule: sans-I/O;
+# every table bounded; deterministic given the rng. See docs/ROUTING.md.
+#
+# Directed messages and Acks:
+#   * every copy teaches routes: path [o, ..., P] received from P gives a
+#     route to each listed node via the listed node closest to the end that
+#     is our neighbour (so a detour through our own neighbourhood is cut);
+#   * a route's cost is the next hop's link cost (ETX from probes, scaled by
+#     the whitepaper score) + 1 per further hop, times (1 + fails) where fails
+#     counts unacknowledged messages through that (destination, next hop);
+#   * forward: destination is a neighbour -> send it there; else the best
+#     route (kept unless another is >15 % cheaper; a small share goes to the
+#     runner-up to keep it measured); else flood the copy onward ("discover",
+#     route-or-flood: a relay that knows a route uses it);
+#   * TTL: known route -> its hop count + margin; discovery -> a ring that
+#     starts at the network extent seen in paths and doubles after a failed
+#     attempt;
+#   * the origin's Ack credits the (destination, next hop) pair, a timeout
+#     blames it (two strikes remove it).
+# Broadcasts: router_lazy (eager tree, lazy IHave repair).
+from meshlink.messages import MAX_TTL, Ack
+from meshlink.router import Strategy, register_strategy
+from meshlink.router_core import Decision
+from meshlink.router_lazy import LazyPush, sample
+from meshlink.router_routes import RouteTable, parse_options
+
+
+class MeshlinkStrategy(Strategy):
+    name = "meshlink"
+    truncate_path = True  # keep the origin and the latest 62 hops
+
+    def __init__(self, router, options):
+        self.r = router
+        self.o = opts = parse_options(options)
+        self.t = RouteTable(router, opts)
+        self.ring = {}  # dst -> discovery TTL for the next attempt
+        self.pending = {}  # our message id -> [dst, via or None, mode]
+        self.lazy = LazyPush(router, opts)
+
+    def learn(self, path, from_peer, now_ms, limit=None):
+        """Learn routes from a path (also used by gateway wrappers)."""
+        self.t.learn(path, from_peer, now_ms, self.o["learn_hops"] if limit is None else limit)
+
+    # -- messages ------------------------------------------------------------
+    def originate(self, msg, now_ms):
+        r = self.r
+        dst = msg.dst
+        if dst is None:
+            out = r.stamp(msg, self.t.broadcast_ttl())
+            fwd = self.lazy.push(out, None, out.path, now_ms)
+            return Decision(forward=fwd, mode="eager",
+                            drop_reason=None if fwd else "no_peers")
+        if dst in r.up_set:
+            out = r.stamp(msg, 1 + self.o["ttl_margin"])
+            self._remember(msg.message_id, dst, dst, "direct")
+            return Decision(forward=[(dst, out)], mode="direct")
+        hop = self.t.next_hop(dst, None, (), now_ms)
+        if hop is not None:
+            out = r.stamp(msg, self.t.route_ttl(hop[1]))
+            self._remember(msg.message_id, dst, hop[0], "route")
+            return Decision(forward=[(hop[0], out)], mode="route")
+        ttl = self.ring.get(dst)
+        if ttl is None:
+            ttl = self.t.extent_ttl()
+        out = r.stamp(msg, ttl)
+        self._remember(msg.message_id, dst, None, "discover")
+        peers = self._discovery_peers(msg, None, out.path)
+        if not peers:
+            return Decision(drop_reason="no_route", mode="discover")
+        return Decision(forward=[(p, out) for p in peers], mode="discover")
+
+    def _discovery_peers(self, msg, exclude, path):
+        """Peers a copy goes to when no route is known: all eligible peers, or
+        the eager (tree) ones plus a few random lazy ones, more for a retry
+        (an end-to-end retry keeps origin_id and gets a fresh message_id)."""
+        r = self.r
+        out = []
+        if self.o["discover_via"] == "all":
+            for pid in r.up:
+                if pid != exclude and pid not in path:
+                    out.append(pid)
+            return out
+        eager = self.lazy.eager
+        lazy = []
+        for pid in r.up:
+            if pid != exclude and pid not in path:
+                if pid in eager:
+                    out.append(pid)
+                else:
+                    lazy.append(pid)
+        retry = type(msg) is not Ack and msg.origin_id != msg.message_id
+        extra = self.o["retry_lazy" if retry else "discover_lazy"]
+        if lazy and extra > 0:
+            out.extend(sample(r.rng, lazy, extra))
+        return out
+
+    def receive(self, msg, from_peer, now_ms):
+        r = self.r
+        me = r.node_id
+        if me in msg.path:
+            return Decision(drop_reason="loop")
+        self.t.learn(msg.path, from_peer, now_ms, self.o["learn_hops"])
+        if r.dedup.check_and_add(msg.message_id, now_ms):
+            if msg.dst is None:
+                return self.lazy.duplicate(from_peer)
+            return Decision(drop_reason="duplicate")
+        dst = msg.dst
+        if dst is None:
+            self.lazy.first_from(from_peer)
+            if msg.ttl < 1:
+                return Decision(deliver=True, drop_reason="ttl")
+            out = r.relay(msg)
+            return Decision(deliver=True, forward=self.lazy.push(out, from_peer, msg.path, now_ms),
+                            mode="eager")
+        if dst == me:
+            return Decision(deliver=True, mode="route")
+        if msg.ttl < 1:
+            return Decision(drop_reason="ttl")
+        if dst in r.up_set and dst not in msg.path:
+            return Decision(forward=[(dst, r.relay(msg))], mode="direct")
+        hop = self.t.next_hop(dst, from_peer, msg.path, now_ms)
+        if hop is not None:
+            return Decision(forward=[(hop[0], r.relay(msg))], mode="route")
+        peers = self._discovery_peers(msg, from_peer, msg.path)
+        if not peers:
+            return Decision(drop_reason="no_route", mode="discover")
+        out = r.relay(msg)
+        return Decision(forward=[(p, out) for p in peers], mode="discover")
+
+    def on_control(self, msg, from_peer, now_ms):
+        return self.lazy.on_control(msg, from_peer, now_ms)
+
+    # -- outcomes ------------------------------------------------------------
+    def _remember(self, message_id, dst, via, mode):
+        if len(self.pending) >= self.o["max_pending"]:
+            for k in sorted(self.pending)[:max(1, len(self.pending) // 4)]:
+                del self.pending[k]
+        self.pending[message_id] = [dst, via, mode]
+
+    def on_ack(self, ack, now_ms):
+        p = self.pending.pop(ack.ack_for, None)
+        if p is None:
+            return
+        self.ring.pop(p[0], None)
+        if p[1] is not None and p[2] == "route":
+            self.t.blame(p[0], p[1], True, now_ms)
+
+    def on_delivery_failed(self, message_id, now_ms):
+        p = self.pending.pop(message_id, None)
+        if p is None:
+            return
+        dst, via, mode = p
+        if mode == "route":
+            self.t.blame(dst, via, False, now_ms)
+        elif mode == "discover":
+            cur = self.ring.get(dst)
+            if cur is None:
+                cur = self.t.extent_ttl()
+            self.ring[dst] = min(MAX_TTL, 2 * cur)
+            if len(self.ring) > self.o["max_pending"]:
+                self.ring = {}
+
+    # -- peers and timers ----------------------------------------------------
+    def on_peer_up(self, peer_id, now_ms):
+        self.lazy.eager.add(peer_id)
+
+    def on_peer_down(self, peer_id, now_ms):
+        self.lazy.peer_down(peer_id, now_ms)
+
+    def next_deadline(self):
+        return self.lazy.next_deadline()
+
+    def handle_timer(self, now_ms):
+        return self.lazy.handle_timer(now_ms)
+
+    def route_features(self, dst, out):
+        self.t.features(dst, out)
+
+    def peer_flags(self, peer_id):
+        return {"eager": peer_id in self.lazy.eager}
+
+    def describe(self):
+        return {"routes": len(self.t.routes), "max_hops": self.t.max_hops,
+                "missing": len(self.lazy.missing), "cached": len(self.lazy.cache)}
+
+
+register_strategy("meshlink", MeshlinkStrategy)

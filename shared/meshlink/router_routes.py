@@ -1,0 +1,222 @@
+# Route table of the meshlink strategy: per destination up to `candidates`
+# next hops learned from the paths of received copies, with the cost,
+# hysteresis, exploration and Ack credit rules of docs/ROUTING.md.
+# Rule: sans-I/O; bounded (max_routes destinations, LRU-ish eviction).
+# Also holds the strategy's options (DEFAULTS), so the strategy module stays
+# small enough to compile on a 96K MicroPython heap.
+import sys
+
+from meshlink.errors import ConfigError
+from meshlink.messages import MAX_TTL
+
+_SMALL = sys.implementation.name == "micropython"
+
+DEFAULTS = {
+    "max_routes": 32 if _SMALL else 4096,  # destinations in the route table
+    "candidates": 3,  # next hops kept per destination
+    "route_ttl_ms": 300000,  # a route not confirmed for this long is unused
+    "refresh_ms": 30000,  # a longer path via the same hop replaces a shorter, older one
+    "hysteresis": 0.15,  # switch next hop only if more than 15 % cheaper
+    "explore": 0.02,  # share of routed messages sent to the runner-up
+    "explore_ratio": 1.5,  # ... if it costs at most this times the best
+    "max_fails": 2,  # unacknowledged messages before a next hop is dropped
+    "ttl_margin": 4,  # hops added to a learned distance
+    "discover_via": "eager",  # discovery copies go to "eager" (tree) peers or "all"
+    "discover_lazy": 0,  # ... plus this many random lazy peers, on a first attempt
+    "retry_lazy": 1,  # ... and on a retry (origin_id != message_id): the widening
+    "learn_hops": 8 if _SMALL else 0,  # routes from a copy: all its hops (n: origin + last n)
+    "lazy_fanout": 4,  # IHave recipients per broadcast
+    "ihave_ms": 500,  # IHave batching interval
+    "graft_ms": 1000,  # wait after an IHave before asking for the payload
+    "cache_ms": 30000,  # broadcast payloads kept to answer Grafts ...
+    "cache_max": 16 if _SMALL else 1024,  # ... at most this many
+    "missing_max": 16 if _SMALL else 512,
+    "max_pending": 16 if _SMALL else 1024,  # our unacknowledged messages
+}
+
+
+def parse_options(options):
+    """DEFAULTS overridden by options (a dict). Raises ConfigError on unknown keys."""
+    opts = {}
+    for k in DEFAULTS:
+        opts[k] = options.get(k, DEFAULTS[k])
+    for k in options:
+        if k not in DEFAULTS:
+            raise ConfigError("unknown meshlink option %r" % k)
+    return opts
+
+
+class RouteTable:
+    """dst -> [[via, hops, confirmed_ms, fails], ...] plus the next hop in use."""
+
+    def __init__(self, router, opts):
+        self.r = router
+        self.o = opts
+        self.refresh_ms = opts["refresh_ms"]
+        self.routes = {}
+        self.current = {}  # dst -> via in use (hysteresis)
+        self.max_hops = 0  # longest path seen (the network's extent)
+
+    def learn(self, path, from_peer, now_ms, limit=0):
+        """Routes to the nodes of path (received from from_peer): all of them,
+        or (limit > 0) the origin and the last `limit` hops."""
+        k = len(path) - 1
+        if k < 0 or path[k] != from_peer:
+            return
+        if k + 1 > self.max_hops:
+            self.max_hops = k + 1
+        up = self.r.up_set
+        me = self.r.node_id
+        routes = self.routes
+        refresh = self.refresh_ms
+        stop = k - limit if 0 < limit < k else 0
+        j = k
+        i = k
+        while i >= stop:
+            node = path[i]
+            if node in up:
+                j = i  # a neighbour: reached directly
+            elif node == me:
+                return
+            else:
+                hops = j - i + 1
+                via = path[j]
+                cands = routes.get(node)
+                if cands:
+                    for c in cands:
+                        if c[0] == via:  # refresh this next hop
+                            if hops <= c[1] or now_ms - c[2] >= refresh:
+                                c[1] = hops
+                            c[2] = now_ms
+                            break
+                    else:
+                        self._update(node, via, hops, now_ms)
+                else:
+                    self._update(node, via, hops, now_ms)
+            i -= 1
+        if stop > 0:
+            node = path[0]
+            if node not in up and node != me:
+                for i in range(stop - 1, 0, -1):
+                    if path[i] in up:
+                        j = i
+                self._update(node, path[j], j + 1, now_ms)
+
+    def _update(self, dst, via, hops, now_ms):
+        cands = self.routes.get(dst)
+        if cands is None:
+            if len(self.routes) >= self.o["max_routes"]:
+                self._evict()
+            self.routes[dst] = [[via, hops, now_ms, 0]]
+            return
+        for c in cands:
+            if c[0] == via:
+                if hops <= c[1] or now_ms - c[2] >= self.refresh_ms:
+                    c[1] = hops
+                c[2] = now_ms
+                return
+        if len(cands) < self.o["candidates"]:
+            cands.append([via, hops, now_ms, 0])
+            return
+        worst = None
+        for c in cands:
+            if worst is None or (c[1] + 2 * c[3], -c[2]) > (worst[1] + 2 * worst[3], -worst[2]):
+                worst = c
+        if hops < worst[1] + 2 * worst[3] or now_ms - worst[2] > self.o["route_ttl_ms"]:
+            worst[0] = via
+            worst[1] = hops
+            worst[2] = now_ms
+            worst[3] = 0
+
+    def _evict(self):
+        """Forget the eighth of destinations confirmed longest ago."""
+        ages = []
+        for dst in self.routes:
+            newest = 0
+            for c in self.routes[dst]:
+                if c[2] > newest:
+                    newest = c[2]
+            ages.append((newest, dst))
+        ages.sort()
+        for _t, dst in ages[:max(1, len(ages) // 8)]:
+            del self.routes[dst]
+            self.current.pop(dst, None)
+
+    def ranked(self, dst, exclude, path, now_ms):
+        """Usable candidates for dst as (cost, via, hops), cheapest first."""
+        cands = self.routes.get(dst)
+        out = []
+        if not cands:
+            return out
+        r = self.r
+        up = r.up_set
+        ttl = self.o["route_ttl_ms"]
+        for c in cands:
+            via = c[0]
+            if via not in up or via == exclude or via in path or now_ms - c[2] > ttl:
+                continue
+            cost = (r.peer(via).link_cost() + c[1] - 1) * (1 + c[3])
+            out.append((cost, via, c[1]))
+        out.sort()
+        return out
+
+    def next_hop(self, dst, exclude, path, now_ms):
+        """(via, hops) for dst with hysteresis and exploration, or None."""
+        ranked = self.ranked(dst, exclude, path, now_ms)
+        if not ranked:
+            return None
+        best = ranked[0]
+        cur = self.current.get(dst)
+        if cur is not None and cur != best[1]:
+            for c in ranked:
+                if c[1] == cur and best[0] > c[0] * (1 - self.o["hysteresis"]):
+                    best = c
+                    break
+        self.current[dst] = best[1]
+        if len(ranked) > 1 and self.o["explore"] > 0:
+            alt = ranked[1] if ranked[0] is best else ranked[0]
+            if alt[0] <= best[0] * self.o["explore_ratio"] and \
+                    self.r.rng.random() < self.o["explore"]:
+                return alt[1], alt[2]
+        return best[1], best[2]
+
+    def blame(self, dst, via, ok, now_ms):
+        cands = self.routes.get(dst)
+        if cands:
+            for c in cands:
+                if c[0] == via:
+                    if ok:
+                        c[3] = 0
+                        c[2] = now_ms
+                    else:
+                        c[3] += 1
+                        if c[3] >= self.o["max_fails"]:
+                            cands.remove(c)
+                    break
+            if not ok:
+                self.current.pop(dst, None)
+        p = self.r.peer(via)
+        if p is not None:
+            p.record_route(ok, now_ms)
+
+    # -- TTLs ----------------------------------------------------------------
+    def route_ttl(self, hops):
+        return min(MAX_TTL, hops + max(self.o["ttl_margin"], hops // 2))
+
+    def extent_ttl(self):
+        return min(MAX_TTL, max(self.r.default_ttl, self.max_hops + self.o["ttl_margin"]))
+
+    def broadcast_ttl(self):
+        return min(MAX_TTL, max(self.r.default_ttl, 2 * self.max_hops + self.o["ttl_margin"]))
+
+    def features(self, dst, out):
+        """Add each peer's route cost and hops to dst to the log features."""
+        cands = self.routes.get(dst) or []
+        by_via = {}
+        for c in cands:
+            by_via[c[0]] = c
+        for f in out:
+            c = by_via.get(f["peer"])
+            f["dst_hops"] = c[1] if c is not None else None
+            f["dst_fails"] = c[3] if c is not None else None
+            f["is_dst"] = f["peer"] == dst
