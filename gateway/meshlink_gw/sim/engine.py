@@ -1,0 +1,596 @@
+"""The discrete-event simulator: a heapq loop in virtual time (ms) that drives
+the shared meshlink.router code of every node (no reimplementation).
+
+Model (docs/ROUTING.md "Simulator"):
+  * a transmission is one unicast send attempt of one message to one
+    neighbour (the real node's per-peer TCP send); a link-layer ARQ makes up
+    to link_tries attempts, each counted, and every strategy and the optimum
+    use this same definition;
+  * loss per attempt: independent (p) or Gilbert-Elliott bursts; latency per
+    link fixed (lognormal); each node has one output queue of queue_cap
+    messages served at tx_ms each;
+  * the runtime around each router behaves like meshlink_gw's node: probes
+    every probe_ms feed record_rtt / record_ping_lost, down_after lost probes
+    or an exhausted ARQ call peer_down, a successful probe calls peer_up, an
+    end-to-end Ack calls on_ack, a retry timeout calls on_delivery_failed
+    and re-originates with a fresh message_id (same origin_id);
+  * probes are modelled (sampled, counted as control overhead) rather than
+    queued as events, to keep 1000-node runs fast.
+"""
+
+from __future__ import annotations
+
+import gc
+import heapq
+import math
+import random
+import time
+
+from meshlink.messages import Ack, MeshMessage
+from meshlink.router import Router
+
+from . import oracle as oracle_mod
+from .topology import bfs_dist, build
+from .traffic import make_traffic
+
+EV_ARRIVE, EV_TIMER, EV_TRAFFIC, EV_RETRY, EV_PROBE, EV_LINKFAIL, EV_CHURN = range(7)
+INF = float("inf")
+# Gilbert-Elliott bursty loss (routing.md §3.3): P(G->B), P(B->G), loss in G, in B.
+GE = (0.01, 0.1, 0.01, 0.5)
+# Rough wire sizes in bytes (canonical JSON + 4-byte frame + AEAD tag) for the
+# overhead estimate.
+SZ_MESH, SZ_ACK, SZ_PER_HOP, SZ_IDS, SZ_PRUNE, SZ_PROBE = 190, 230, 39, 60, 45, 90
+
+
+def _uuid(i, salt):
+    return "%08x-%04x-4000-8000-%012x" % (i, salt & 0xFFFF, 0)
+
+
+class Sim:
+    """One run: a scenario (dict of knobs), one strategy, one seed."""
+
+    def __init__(self, p: dict, strategy: str, seed: int, decision_log=None, traffic=None):
+        self.p = p
+        self.strategy = strategy
+        self.seed = seed
+        rt = random.Random(f"{seed}:topology:{p['topology']}:{p['nodes']}")
+        self.topo = t = build(p["topology"], p["nodes"], p["degree"], rt, loss=p["loss"],
+                              loss_model=p["loss_model"], latency_ms=p["latency_ms"],
+                              latency_sigma=p["latency_sigma"], oneway=p["oneway"])
+        n = self.n = t.n
+        self.ids = [_uuid(i, seed) for i in range(n)]
+        self.idx = {s: i for i, s in enumerate(self.ids)}
+        self.rng = random.Random(f"{seed}:links:{strategy}")
+        self.alive = [True] * n
+        self.cut: set = set()
+        self.burst = p["loss_model"] == "burst"
+        self.ge_bad: dict = {}
+        self.routers: list = [None] * n
+        self.gen = [0] * n
+        self.upv = [set() for _ in range(n)]
+        self.lossrun = [dict() for _ in range(n)]
+        self.busy = [0.0] * n
+        self.tdue: list = [None] * n
+        self.heap: list = []
+        self.seq = 0
+        self.now = 0.0
+        self.events = 0
+        self.decision_log = decision_log
+        self.world = oracle_mod.World(self)
+        self.warm = p["warmup_s"] * 1000.0
+        self.end = (p["warmup_s"] + p["duration_s"]) * 1000.0
+        self.mid_counter = 0
+        # traffic, churn (strategy independent: seeded by the run seed only)
+        self.central = None
+        if p["churn"] == "central" or p["flow_mode"] == "central":
+            self.central = central_node(t, random.Random(f"{seed}:central"))
+        self.traffic = make_traffic(p, t, seed, self.warm, self.end, self.central) \
+            if traffic is None else sorted(traffic, key=lambda r: r[0])
+        self.churn = self._make_churn(random.Random(f"{seed}:churn"))
+        self.info: dict = {}  # k -> what the optimum looked like at origination
+        self._reach_cache: dict = {}
+        # accounting
+        nk = len(self.traffic)
+        self.mid2k: dict = {}
+        self.tx_k = [0] * nk  # transmissions of each logical message (data + acks)
+        self.disc_k = bytearray(nk)  # 1 if any copy was sent in discovery mode
+        self.deliv_t: list = [None] * nk
+        self.first_ok = bytearray(nk)
+        self.acked = bytearray(nk)
+        self.attempt_mid: list = [None] * nk
+        self.attempts = [0] * nk
+        self.src_gen = [0] * nk
+        self.reach: dict = {}  # k -> {node: time} for broadcasts
+        self.tx = {"data": 0, "ack": 0, "bcast": 0, "ctrl": 0}
+        self.bytes = {"data": 0, "ctrl": 0}
+        self.chosen = bytearray(n)
+        self.queue_drops = 0
+        self.link_fail = 0
+        self.dead_arrivals = 0
+        self.false_down = 0
+        self.probe_msgs = 0
+        self.probe_bytes = 0
+        self.down_iv: list = [[] for _ in range(n)]  # (t_down, t_up)
+
+    # -- setup ---------------------------------------------------------------
+    def _new_router(self, i):
+        p = self.p
+        ttl = p["ttl"]
+        if self.strategy == "flood" and p.get("flood_ttl"):
+            ttl = p["flood_ttl"]
+        log = None
+        if self.decision_log is not None:
+            log = self.decision_log
+        opts = p.get("meshlink_options") if self.strategy == "meshlink" else None
+        r = Router(self.ids[i], self.strategy, rng=random.Random(f"{self.seed}:r:{i}"),
+                   default_ttl=ttl, log=log, options=opts)
+        if self.strategy == "oracle":
+            r.strategy.world = self.world
+            r.strategy.me = i
+        return r
+
+    def _push(self, t, kind, a, b=None, c=None):
+        self.seq += 1
+        heapq.heappush(self.heap, (t, self.seq, kind, a, b, c))
+
+    def _make_churn(self, rc):
+        p = self.p
+        kind = p["churn"]
+        ev = []
+        at = p["churn_at_s"] * 1000.0
+        if kind == "central":
+            ev.append((at, "down", self.central))
+        elif kind == "mass":
+            k = int(round(p["churn_frac"] * self.n))
+            for v in rc.sample(range(self.n), k):
+                ev.append((at, "down", v))
+        elif kind == "partition":
+            ev.append((at, "cut", None))
+            ev.append((p["heal_at_s"] * 1000.0, "heal", None))
+        elif kind == "sessions":
+            f = p["churn_frac"]
+            mean_down = p["session_down_s"] * 1000.0
+            mean_up = mean_down * (1 - f) / f
+            for v in range(self.n):
+                t = 0.0
+                up = rc.random() >= f
+                if not up:
+                    ev.append((0.0, "down", v))
+                while True:
+                    t += rc.expovariate(1.0 / (mean_up if up else mean_down))
+                    if t >= self.end:
+                        break
+                    up = not up
+                    ev.append((t, "up" if up else "down", v))
+        elif kind != "none":
+            raise ValueError(f"unknown churn {kind!r}")
+        return ev
+
+    def new_mid(self):
+        self.mid_counter += 1
+        c = self.mid_counter
+        return "%08x-%04x-4000-9000-%012x" % (c & 0xFFFFFFFF, self.seed & 0xFFFF, c >> 32)
+
+    # -- link layer ----------------------------------------------------------
+    def send(self, u, pid, msg, now, mode):
+        v = self.idx[pid]
+        lat = self.topo.lat[u].get(v)
+        if lat is None:
+            raise RuntimeError(f"router of {u} sent to non-neighbour {v}")
+        p = self.p
+        tx_ms = p["tx_ms"]
+        b = self.busy[u]
+        start = now if b < now else b
+        if start - now >= p["queue_cap"] * tx_ms:
+            self.queue_drops += 1
+            return
+        tries_max = p["link_tries"]
+        ok = False
+        tries = 0
+        if self.alive[v] and (u, v) not in self.cut:
+            rnd = self.rng.random
+            if self.burst:
+                key = (u, v)
+                bad = self.ge_bad.get(key, False)
+                while tries < tries_max:
+                    tries += 1
+                    bad = (rnd() >= GE[1]) if bad else (rnd() < GE[0])
+                    if rnd() >= (GE[3] if bad else GE[2]):
+                        ok = True
+                        break
+                self.ge_bad[key] = bad
+            else:
+                loss = self.topo.loss[u][v]
+                while tries < tries_max:
+                    tries += 1
+                    if rnd() >= loss:
+                        ok = True
+                        break
+        else:
+            tries = tries_max
+        dur = tries * tx_ms
+        self.busy[u] = start + dur
+        t = type(msg)
+        if now >= self.warm:
+            if t is MeshMessage or t is Ack:
+                k = self.mid2k.get(msg.message_id)
+                if k is not None:
+                    self.tx_k[k] += tries
+                    if mode == "discover":
+                        self.disc_k[k] = 1
+                self.chosen[v] = 1
+                nb = (SZ_MESH if t is MeshMessage else SZ_ACK) + SZ_PER_HOP * len(msg.path)
+                if t is Ack:
+                    self.tx["ack"] += tries
+                elif msg.dst is None:
+                    self.tx["bcast"] += tries
+                else:
+                    self.tx["data"] += tries
+                self.bytes["data"] += nb * tries
+            else:
+                self.tx["ctrl"] += tries
+                ids = getattr(msg, "ids", None)
+                nb = SZ_PRUNE if ids is None else SZ_IDS + SZ_PER_HOP * len(ids)
+                self.bytes["ctrl"] += nb * tries
+        elif mode == "discover" and (t is MeshMessage or t is Ack):
+            k = self.mid2k.get(msg.message_id)
+            if k is not None:
+                self.disc_k[k] = 1
+        self.seq += 1
+        if ok:
+            heapq.heappush(self.heap, (start + dur + (tries - 1) * 2 * lat + lat, self.seq,
+                                       EV_ARRIVE, v, u, msg))
+        else:
+            heapq.heappush(self.heap, (start + dur + tries * 2 * lat, self.seq, EV_LINKFAIL,
+                                       u, v, self.gen[u]))
+
+    def dispatch(self, u, forward, now, mode):
+        for pid, o in forward:
+            self.send(u, pid, o, now, mode)
+
+    def arm_timer(self, u):
+        r = self.routers[u]
+        nd = r.next_deadline()
+        if nd is not None:
+            cur = self.tdue[u]
+            if cur is None or nd < cur:
+                self.tdue[u] = nd
+                self._push(nd if nd > self.now else self.now, EV_TIMER, u, self.gen[u], nd)
+
+    # -- node life -----------------------------------------------------------
+    def kill(self, v, now):
+        if not self.alive[v]:
+            return
+        self.alive[v] = False
+        self.gen[v] += 1
+        self.routers[v] = None
+        self.tdue[v] = None
+        self.upv[v] = set()
+        self.lossrun[v] = {}
+        self.down_iv[v].append([now, INF])
+        self.world.changed()
+
+    def revive(self, v, now):
+        if self.alive[v]:
+            return
+        self.alive[v] = True
+        self.gen[v] += 1
+        self.busy[v] = now
+        if self.down_iv[v]:
+            self.down_iv[v][-1][1] = now
+        r = self.routers[v] = self._new_router(v)
+        vid = self.ids[v]
+        for u in self.topo.adj[v]:
+            if self.alive[u] and (u, v) not in self.cut:
+                r.peer_up(self.ids[u], now)
+                self.upv[v].add(u)
+                ru = self.routers[u]
+                if v in self.upv[u]:
+                    ru.peer_down(vid, now)  # the old connection is replaced
+                ru.peer_up(vid, now)
+                self.upv[u].add(v)
+                self.arm_timer(u)
+        self._push(now + self.rng.random() * self.p["probe_ms"], EV_PROBE, v, self.gen[v])
+        self.world.changed()
+
+    def probe(self, u, now):
+        """One probe round of node u: a Ping/Pong per neighbour (sampled)."""
+        r = self.routers[u]
+        ids = self.ids
+        alive = self.alive
+        upv = self.upv[u]
+        lossrun = self.lossrun[u]
+        lat = self.topo.lat
+        loss = self.topo.loss
+        rnd = self.rng.random
+        down_after = self.p["down_after"]
+        cut = self.cut
+        measuring = now >= self.warm
+        for v in self.topo.adj[u]:
+            if measuring:
+                self.probe_msgs += 2
+            if alive[v] and (u, v) not in cut and rnd() >= loss[u][v] and rnd() >= loss[v][u]:
+                if v not in upv:
+                    r.peer_up(ids[v], now)
+                    upv.add(v)
+                r.record_rtt(ids[v], lat[u][v] + lat[v][u], now)
+                lossrun[v] = 0
+            elif v in upv:
+                r.record_ping_lost(ids[v], now)
+                n = lossrun.get(v, 0) + 1
+                lossrun[v] = n
+                if n >= down_after:
+                    if alive[v] and (u, v) not in cut:
+                        self.false_down += 1
+                    r.peer_down(ids[v], now)
+                    upv.discard(v)
+        if measuring:
+            self.probe_bytes += 2 * SZ_PROBE * len(self.topo.adj[u])
+        self.arm_timer(u)
+
+    # -- traffic -------------------------------------------------------------
+    def originate(self, k, now):
+        t0, src, dst, size, _flow = self.traffic[k]
+        r = self.routers[src]
+        mid = self.new_mid()
+        first = self.attempt_mid[k]
+        self.attempt_mid[k] = mid
+        self.attempts[k] += 1
+        self.mid2k[mid] = k
+        msg = MeshMessage(src=self.ids[src], dst=None if dst is None else self.ids[dst],
+                          data=b"", message_id=mid, origin_id=first or mid,
+                          ttl=self.p["ttl"], path=[])
+        d = r.originate(msg, now)
+        self.dispatch(src, d.forward, now, d.mode)
+        if dst is not None:
+            self.src_gen[k] = self.gen[src]
+            self._push(now + self.p["ack_timeout_ms"], EV_RETRY, k, self.attempts[k])
+        else:
+            self.reach[k] = {}
+        self.arm_timer(src)
+
+    # -- main loop -----------------------------------------------------------
+    def run(self, progress=None):
+        """Run to the end; the cyclic GC is paused (the loop makes no cycles,
+        and full collections over a million route entries cost seconds)."""
+        was = gc.isenabled()
+        gc.disable()
+        try:
+            self._run(progress)
+        finally:
+            if was:
+                gc.enable()
+
+    def _run(self, progress):
+        p = self.p
+        now = 0.0
+        for (t, what, v) in self.churn:
+            self._push(t, EV_CHURN, what, v)
+        for k, rec in enumerate(self.traffic):
+            self._push(rec[0], EV_TRAFFIC, k)
+        downs0 = {v for (t, what, v) in self.churn if t == 0.0 and what == "down"}
+        for v in range(self.n):
+            if v in downs0:
+                self.alive[v] = False
+                self.down_iv[v].append([0.0, INF])
+                continue
+            self.routers[v] = self._new_router(v)
+        for v in range(self.n):
+            if not self.alive[v]:
+                continue
+            r = self.routers[v]
+            for u in self.topo.adj[v]:
+                if self.alive[u]:
+                    r.peer_up(self.ids[u], 0.0)
+                    self.upv[v].add(u)
+            self._push(self.rng.random() * p["probe_ms"], EV_PROBE, v, self.gen[v])
+        self.world.changed()
+        heap = self.heap
+        pop = heapq.heappop
+        alive = self.alive
+        routers = self.routers
+        ids = self.ids
+        send = self.send
+        end = self.end + p["drain_s"] * 1000.0
+        events = 0
+        wall0 = time.perf_counter()
+        next_tick = wall0 + 0.5
+        while heap:
+            t, _s, kind, a, b, c = pop(heap)
+            if t > end:
+                break
+            events += 1
+            self.now = now = t
+            if kind == EV_ARRIVE:
+                if not alive[a]:
+                    self.dead_arrivals += 1
+                    continue
+                r = routers[a]
+                d = r.receive(c, ids[b], now)
+                if d.forward:
+                    mode = d.mode
+                    for pid, o in d.forward:
+                        send(a, pid, o, now, mode)
+                if d.deliver:
+                    self._delivered(a, c, r, now)
+                self.arm_timer(a)
+            elif kind == EV_TIMER:
+                if b != self.gen[a] or self.tdue[a] != c:
+                    continue
+                self.tdue[a] = None
+                r = routers[a]
+                out = r.handle_timer(now)
+                for pid, o in out:
+                    send(a, pid, o, now, "control")
+                self.arm_timer(a)
+            elif kind == EV_PROBE:
+                if b != self.gen[a] or not alive[a]:
+                    continue
+                self.probe(a, now)
+                if now < self.end:
+                    self._push(now + p["probe_ms"], EV_PROBE, a, b)
+            elif kind == EV_TRAFFIC:
+                src = self.traffic[a][1]
+                if alive[src]:
+                    if now >= self.warm:
+                        self._snapshot(a)
+                    self.originate(a, now)
+            elif kind == EV_RETRY:
+                self._retry(a, b, now)
+            elif kind == EV_LINKFAIL:
+                u, v = a, b
+                if c == self.gen[u] and v in self.upv[u]:
+                    self.link_fail += 1
+                    routers[u].peer_down(ids[v], now)
+                    self.upv[u].discard(v)
+                    self.arm_timer(u)
+            elif kind == EV_CHURN:
+                self._churn(a, b, now)
+            if progress is not None and events & 0xFFF == 0:
+                w = time.perf_counter()
+                if w >= next_tick:
+                    next_tick = w + 0.5
+                    progress(now / end)
+        self.events = events
+        self.wall_s = time.perf_counter() - wall0
+        self.now = now
+
+    def _delivered(self, v, msg, r, now):
+        t = type(msg)
+        if t is MeshMessage:
+            k = self.mid2k.get(msg.message_id)
+            if msg.dst is None:
+                if k is not None:
+                    rk = self.reach.get(k)
+                    if rk is not None and v not in rk:
+                        rk[v] = now
+                return
+            if k is not None and self.deliv_t[k] is None:
+                self.deliv_t[k] = now
+                if self.attempts[k] == 1:
+                    self.first_ok[k] = 1
+            ack = Ack(src=self.ids[v], dst=msg.src, ack_for=msg.message_id,
+                      message_id=self.new_mid(), ttl=self.p["ttl"], path=[])
+            if k is not None:
+                self.mid2k[ack.message_id] = k
+            d = r.originate(ack, now)
+            self.dispatch(v, d.forward, now, d.mode)
+        elif t is Ack:
+            k = self.mid2k.get(msg.ack_for)
+            r.on_ack(msg, now)
+            if k is not None:
+                self.acked[k] = 1
+
+    def _retry(self, k, attempt, now):
+        if self.acked[k] or attempt != self.attempts[k]:
+            return
+        src = self.traffic[k][1]
+        if not self.alive[src] or self.gen[src] != self.src_gen[k]:
+            return
+        r = self.routers[src]
+        r.on_delivery_failed(self.attempt_mid[k], now)
+        if self.attempts[k] <= self.p["retries"]:
+            self.originate(k, now)
+        else:
+            self.arm_timer(src)
+
+    def _churn(self, what, v, now):
+        if what == "down":
+            self.kill(v, now)
+        elif what == "up":
+            self.revive(v, now)
+        elif what == "cut":
+            half = [x < 0.5 for x, _y in self.topo.pos]
+            for a, b in self.topo.edges():
+                if half[a] != half[b]:
+                    self.cut.add((a, b))
+                    self.cut.add((b, a))
+            self.cut_at = now
+            self.world.changed()
+        elif what == "heal":
+            self.cut = set()
+            self.heal_at = now
+            self.world.changed()
+
+    def _snapshot(self, k):
+        """Record the live graph's view of message k at its origination."""
+        _t0, src, dst, _size, _flow = self.traffic[k]
+        key = (src, self.world.version)
+        reach = self._reach_cache.get(key)
+        if reach is None:
+            if len(self._reach_cache) > 64:
+                self._reach_cache = {}
+            reach = self._reach_cache[key] = live_reach(self, src)
+        if dst is None:
+            self.info[k] = reach
+            return
+        if dst not in reach:
+            self.info[k] = None
+            return
+        w = self.world
+        back = w.etx_dist(dst).get(src)
+        self.info[k] = (w.lat_dist(src)[dst], w.etx_dist(src)[dst] + (back or 0.0))
+
+    # -- liveness queries for metrics ----------------------------------------
+    def alive_during(self, v, t0, t1):
+        for a, b in self.down_iv[v]:
+            if a < t1 and b > t0:
+                return False
+        return True
+
+
+def central_node(topo, rng, samples=64):
+    """The node of highest (sampled Brandes) betweenness."""
+    n = topo.n
+    adj = topo.adj
+    bc = [0.0] * n
+    srcs = range(n) if n <= samples else rng.sample(range(n), samples)
+    for s in srcs:
+        stack = []
+        pred: list = [[] for _ in range(n)]
+        sigma = [0] * n
+        sigma[s] = 1
+        dist = [-1] * n
+        dist[s] = 0
+        q = [s]
+        qi = 0
+        while qi < len(q):
+            v = q[qi]
+            qi += 1
+            stack.append(v)
+            for w in adj[v]:
+                if dist[w] < 0:
+                    dist[w] = dist[v] + 1
+                    q.append(w)
+                if dist[w] == dist[v] + 1:
+                    sigma[w] += sigma[v]
+                    pred[w].append(v)
+        delta = [0.0] * n
+        while stack:
+            w = stack.pop()
+            for v in pred[w]:
+                delta[v] += sigma[v] / sigma[w] * (1 + delta[w])
+            if w != s:
+                bc[w] += delta[w]
+    return max(range(n), key=lambda i: (bc[i], -i))
+
+
+def live_reach(sim, src):
+    """Nodes reachable from src now over live nodes and uncut, non-one-way links."""
+    alive = sim.alive
+    cut = sim.cut
+    loss = sim.topo.loss
+    adj = sim.topo.adj
+    seen = {src}
+    stack = [src]
+    while stack:
+        u = stack.pop()
+        lu = loss[u]
+        for v in adj[u]:
+            if v not in seen and alive[v] and lu[v] < 1.0 and (u, v) not in cut:
+                seen.add(v)
+                stack.append(v)
+    return seen
+
+
+__all__ = ["Sim", "central_node", "live_reach", "bfs_dist", "math"]

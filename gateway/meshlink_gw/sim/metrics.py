@@ -1,0 +1,253 @@
+"""Metrics: one summary per run, then mean and 95 % interval over seeds.
+
+Definitions (docs/ROUTING.md "Metrics"); only messages originated after the
+warm-up count, and a message counts only if the optimum could deliver it:
+  * directed: eligible if the destination was reachable over live nodes and
+    links when it was sent and both ends stayed up until the deadline
+    ((retries + 1) * ack_timeout); delivered if the destination got any
+    attempt before the deadline; first = delivered by the first attempt;
+  * tx per delivered directed = every transmission (link attempt) of every
+    attempt's copies and of their Acks, over all eligible messages, divided
+    by the delivered ones; "routed" restricts it to messages none of whose
+    copies was sent in discovery (flood) mode;
+  * optimum = ETX of the shortest path there plus the Ack's path back;
+  * broadcast coverage = share of the nodes reachable from the source at
+    send time (and up until the deadline) that got it within
+    bcast_deadline_ms; tx per node = payload transmissions / those nodes
+    (+ the source); control = IHave/Graft/Prune transmissions on top;
+  * latency stretch = delivery time / fastest live path (latency + tx time);
+  * recovery = seconds from the failure (or the heal) until the first-attempt
+    delivery ratio of the flows over one probe interval is back within 1
+    point of its level in the 20 s before the failure;
+  * never chosen = share of nodes that no neighbour ever sent a data copy to.
+"""
+
+from __future__ import annotations
+
+import math
+
+PRE_WINDOW_MS = 20000.0
+GUARD_MS = 1000.0
+TOLERANCE = 0.01
+
+
+def summarize(sim) -> dict:
+    p = sim.p
+    warm = sim.warm
+    dur_s = p["duration_s"]
+    n = sim.n
+    dl = (p["retries"] + 1) * p["ack_timeout_ms"]
+    bd = p["bcast_deadline_ms"]
+    alive_during = sim.alive_during
+    d_elig = d_deliv = d_first = d_tx = d_disc = 0
+    opt = 0.0
+    stretch = []
+    stretch_first = []
+    routed_tx = routed_n = 0
+    per_msg = []
+    b_cov = []
+    b_tx = 0
+    b_den = 0
+    for k, info in sim.info.items():
+        t0, src, dst, _size, _flow = sim.traffic[k]
+        if dst is None:
+            elig = [v for v in info if v != src and alive_during(v, t0, t0 + bd)]
+            if not elig:
+                continue
+            rk = sim.reach.get(k, {})
+            got = sum(1 for v in elig if rk.get(v, math.inf) <= t0 + bd)
+            b_cov.append(got / len(elig))
+            b_tx += sim.tx_k[k]
+            b_den += len(elig) + 1
+            continue
+        if info is None or not alive_during(src, t0, t0 + dl) or not alive_during(dst, t0, t0 + dl):
+            continue
+        d_elig += 1
+        tx = sim.tx_k[k]
+        d_tx += tx
+        disc = sim.disc_k[k]
+        d_disc += disc
+        t = sim.deliv_t[k]
+        ok = t is not None and t <= t0 + dl
+        per_msg.append((k, tx, 1 if ok else 0, disc))
+        if ok:
+            d_deliv += 1
+            best_lat, o = info
+            opt += o
+            s = (t - t0) / best_lat if best_lat > 0 else 1.0
+            stretch.append(s)
+            if sim.first_ok[k]:
+                d_first += 1
+                stretch_first.append(s)
+            if not disc:
+                routed_tx += tx
+                routed_n += 1
+    node_s = n * dur_s
+    alive_sometime = [v for v in range(n) if sim.alive[v] or any(
+        b > warm for _a, b in sim.down_iv[v])]
+    never = sum(1 for v in alive_sometime if not sim.chosen[v])
+    out = {
+        "nodes": n,
+        "mean_degree": sim.topo.mean_degree(),
+        "events": sim.events,
+        "wall_s": sim.wall_s,
+        "events_per_s": sim.events / sim.wall_s if sim.wall_s > 0 else 0.0,
+        "directed_msgs": d_elig,
+        "directed_delivery": d_deliv / d_elig if d_elig else None,
+        "directed_delivery_first": d_first / d_elig if d_elig else None,
+        "directed_tx_per_delivered": d_tx / d_deliv if d_deliv else None,
+        "directed_opt_per_delivered": opt / d_deliv if d_deliv else None,
+        "directed_tx_vs_opt": (d_tx / opt) if opt > 0 else None,
+        "directed_discovery_share": d_disc / d_elig if d_elig else None,
+        "directed_routed_tx_per_delivered": routed_tx / routed_n if routed_n else None,
+        "latency_stretch": _mean(stretch),
+        "latency_stretch_first": _mean(stretch_first),
+        "broadcast_msgs": len(b_cov),
+        "broadcast_coverage": _mean(b_cov),
+        "broadcast_full_share": (sum(1 for c in b_cov if c >= 0.99) / len(b_cov)) if b_cov
+        else None,
+        "broadcast_tx_per_node": b_tx / b_den if b_den else None,
+        "broadcast_ctrl_per_node": sim.tx["ctrl"] / b_den if b_den else None,
+        "control_msgs_per_node_s": (sim.tx["ctrl"] + sim.probe_msgs) / node_s,
+        "control_bytes_per_node_s": (sim.bytes["ctrl"] + sim.probe_bytes) / node_s,
+        "routing_ctrl_msgs_per_node_s": sim.tx["ctrl"] / node_s,
+        "data_bytes_per_node_s": sim.bytes["data"] / node_s,
+        "never_chosen": never / len(alive_sometime) if alive_sometime else None,
+        "queue_drops": sim.queue_drops,
+        "link_failures": sim.link_fail,
+        "false_downs": sim.false_down,
+        "per_msg": per_msg,
+    }
+    out.update(_recovery(sim))
+    return out
+
+
+def _mean(xs):
+    return sum(xs) / len(xs) if xs else None
+
+
+def _recovery(sim) -> dict:
+    p = sim.p
+    churn = p["churn"]
+    if p["flows"] <= 0 or churn not in ("central", "mass", "partition"):
+        return {}
+    if churn == "partition":
+        pre_end = p["churn_at_s"] * 1000.0
+        event = p["heal_at_s"] * 1000.0
+    else:
+        pre_end = event = p["churn_at_s"] * 1000.0
+    to = p["ack_timeout_ms"]
+    pts = []
+    for k, rec in enumerate(sim.traffic):
+        t0, src, dst, _s, flow = rec
+        if flow is None or t0 < sim.warm / 2 or sim.attempts[k] == 0:
+            continue
+        if not sim.alive_during(src, t0, t0 + to) or not sim.alive_during(dst, t0, t0 + to):
+            continue
+        pts.append((t0, sim.first_ok[k]))
+    pre = [ok for t, ok in pts if pre_end - GUARD_MS - PRE_WINDOW_MS <= t < pre_end - GUARD_MS]
+    if not pre:
+        return {}
+    level = sum(pre) / len(pre)
+    win = p["probe_ms"]
+    step = 250.0
+    rec_s = None
+    tau = 0.0
+    last = max(t for t, _ok in pts)
+    while event + tau + win <= last:
+        w = [ok for t, ok in pts if event + tau <= t < event + tau + win]
+        if w and sum(w) / len(w) >= level - TOLERANCE:
+            rec_s = tau / 1000.0
+            break
+        tau += step
+    lost = sum(1 for t, ok in pts if event <= t < event + (tau if rec_s is not None else 1e12)
+               and not ok)
+    series = []
+    t = pre_end - PRE_WINDOW_MS
+    while t < last:
+        w = [ok for tt, ok in pts if t <= tt < t + 1000.0]
+        series.append(round(sum(w) / len(w), 4) if w else None)
+        t += 1000.0
+    return {"recovery_s": rec_s, "recovery_probe_intervals": (rec_s * 1000.0 / win)
+            if rec_s is not None else None, "recovered": 1.0 if rec_s is not None else 0.0,
+            "recovery_pre_level": level,
+            "recovery_lost": lost, "recovery_series_start_s": (pre_end - PRE_WINDOW_MS) / 1000,
+            "recovery_series": series}
+
+
+# -- aggregation over seeds --------------------------------------------------
+_T975 = [12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179,
+         2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064,
+         2.060, 2.056, 2.052, 2.048, 2.045, 2.042]
+
+
+def mean_ci(xs):
+    """(mean, 95 % half-width) of the non-None values; (None, None) if none."""
+    xs = [x for x in xs if x is not None]
+    if not xs:
+        return None, None
+    m = sum(xs) / len(xs)
+    if len(xs) < 2:
+        return m, None
+    sd = math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
+    t = _T975[len(xs) - 2] if len(xs) - 2 < len(_T975) else 1.96
+    return m, t * sd / math.sqrt(len(xs))
+
+
+SKIP = {"per_msg", "recovery_series", "recovery_series_start_s"}
+
+
+def aggregate(runs: list) -> dict:
+    """runs: dicts with scenario, strategy, seed and a summary. Returns
+    {scenario: {strategy: {metric: {"mean", "ci95", "n"}}}} plus ratios to
+    the oracle of the same scenario and seed."""
+    by: dict = {}
+    for r in runs:
+        by.setdefault(r["scenario"], {}).setdefault(r["strategy"], {})[r["seed"]] = r["summary"]
+    out: dict = {}
+    for scen, strats in by.items():
+        oracle = strats.get("oracle", {})
+        out[scen] = {}
+        for strat, seeds in strats.items():
+            keys = sorted({k for s in seeds.values() for k in s if k not in SKIP})
+            m: dict = {}
+            for key in keys:
+                vals = [s.get(key) for s in seeds.values()]
+                if any(v is not None and not isinstance(v, (int, float)) for v in vals):
+                    continue
+                mean, ci = mean_ci(vals)
+                m[key] = {"mean": mean, "ci95": ci, "n": sum(v is not None for v in vals)}
+            ratios = []
+            routed = []
+            for seed, s in seeds.items():
+                o = oracle.get(seed)
+                if o is None:
+                    continue
+                a, b = s.get("directed_tx_per_delivered"), o.get("directed_tx_per_delivered")
+                if a is not None and b:
+                    ratios.append(a / b)
+                routed.append(_routed_ratio(s.get("per_msg"), o.get("per_msg")))
+            if ratios:
+                mean, ci = mean_ci(ratios)
+                m["directed_tx_vs_oracle"] = {"mean": mean, "ci95": ci, "n": len(ratios)}
+            mean, ci = mean_ci(routed)
+            if mean is not None:
+                m["directed_routed_tx_vs_oracle"] = {"mean": mean, "ci95": ci,
+                                                     "n": sum(x is not None for x in routed)}
+            out[scen][strat] = m
+    return out
+
+
+def _routed_ratio(mine, oracle):
+    """Transmissions of our routed (no discovery) delivered messages over the
+    oracle's transmissions for the same messages (delivered by both)."""
+    if not mine or not oracle:
+        return None
+    o = {k: (tx, ok) for k, tx, ok, _d in oracle}
+    a = b = 0
+    for k, tx, ok, disc in mine:
+        ot = o.get(k)
+        if ok and not disc and ot is not None and ot[1]:
+            a += tx
+            b += ot[0]
+    return a / b if b else None
