@@ -14,6 +14,13 @@ _CPYTHON = sys.implementation.name == "cpython"
 
 
 def _str(s):
+    # Fast path: scan the UTF-8 bytes (ints, nothing allocated per character;
+    # iterating a str on MicroPython interns every character it meets).
+    for b in s.encode():
+        if b < 0x20 or b == 0x22 or b == 0x5C:
+            break
+    else:
+        return '"' + s + '"'
     out = []
     for ch in s:
         if ch in _ESCAPES:
