@@ -53,7 +53,7 @@ async def _handshake_tcp(backend_name: str, n: int) -> list[float]:
     server_id, client_id = Identity.generate(), Identity.generate()
 
     async def serve(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
-        d, pend = Deframer(), []
+        d, pend = Deframer(), list[bytes]()
         resp = Responder(server_id, listen_port=1, backend=backend)
         w.write(encode_frame(resp.receive_hello(await _read_frame(r, d, pend))))
         resp.receive_finish(await _read_frame(r, d, pend))

@@ -18,6 +18,7 @@ from meshlink.errors import MeshLinkError, ProtocolError, SessionExpiredError, T
 from meshlink.frames import Deframer, encode_frame
 
 from meshlink_gw.crypto.handshake import Initiator, Responder
+from meshlink_gw.crypto.session import Session
 
 if TYPE_CHECKING:
     from meshlink_gw.node import Node
@@ -49,7 +50,7 @@ class PeerConnection:
         self.remote_addr: tuple[str, int] = (peer[0], peer[1]) if peer else ("?", 0)
         self.peer_node_id: str | None = None
         self.peer_listen_port: int | None = None
-        self.session = None
+        self.session: Session | None = None
         self.established_ms = 0
         self.last_rx_ms = now_ms()
         self.closed = False
@@ -112,7 +113,7 @@ class PeerConnection:
             self._flush()
             self._write_frame(init.receive(await self._read_frame(), now_ms=now_ms()))
             self._flush()
-            hs = init
+            hs: Initiator | Responder = init
         else:
             resp = Responder(ident, listen_port=cfg.listen[1], network_psk=cfg.network_key)
             self._write_frame(resp.receive_hello(await self._read_frame()))

@@ -50,7 +50,8 @@ class ControlServer:
         try:
             line = await reader.readline()
             req = json.loads(line)
-            handler = self.handlers.get(req.get("cmd")) if isinstance(req, dict) else None
+            cmd = req.get("cmd") if isinstance(req, dict) else None
+            handler = self.handlers.get(cmd) if isinstance(cmd, str) else None
             if handler is None:
                 raise LocalProtocolError(f"unknown command {req!r}")
             result = await handler(req, writer)
@@ -73,7 +74,7 @@ class ControlServer:
             self.path.unlink()
 
 
-async def request(path: Path, req: dict, timeout_s: float = 60.0) -> Any:
+async def request(path: Path, req: dict, timeout_s: float | None = 60.0) -> Any:
     """Send one command and return its result.
 
     Raises:

@@ -273,7 +273,7 @@ class Node:
         self.router.on_ack(ack, now)
         origin = self.attempt_origin.pop(ack.ack_for, None)
         p = self.pending.pop(origin, None) if origin else None
-        if p is None:
+        if p is None or origin is None:
             return
         for mid in p.attempt_ids:
             self.attempt_origin.pop(mid, None)
