@@ -32,9 +32,15 @@ class GatewayProcess(NodeProcess):
     def __init__(self, data_dir: Path, *, peers: tuple[str, ...] = (),
                  udp: str = "127.0.0.1:0", tcp: str = "127.0.0.1:0",
                  listen: str = "127.0.0.1:0", config: Path | None = None,
-                 extra: tuple[str, ...] = ()) -> None:
+                 beacon_to: str | None = None, extra: tuple[str, ...] = ()) -> None:
+        """beacon_to: "HOST:PORT" to send the GatewayBeacon to; None: no beacon."""
         data_dir = Path(data_dir)
-        args = ["--board-udp", udp, "--board-tcp", tcp, "--no-beacon"]
+        args = ["--board-udp", udp, "--board-tcp", tcp]
+        if beacon_to is None:
+            args.append("--no-beacon")
+        else:
+            host, port = beacon_to.rsplit(":", 1)
+            args += ["--beacon-broadcast", host, "--beacon-port", port]
         if config is not None:
             args += ["--config", str(config)]
         super().__init__(data_dir, listen=listen, peers=peers, command="gateway",

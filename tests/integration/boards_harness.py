@@ -30,6 +30,9 @@ GATEWAY_TOML = """
 retry_interval_ms = 1000
 delivery_timeout_ms = 20000
 
+[gateway]
+beacon_interval_ms = 300
+
 [boards]
 offline_after_ms = 3000
 handshake_timeout_ms = 1500
@@ -56,13 +59,14 @@ class GatewayProcess(board_proc.GatewayProcess):
 
     def __init__(self, data_dir: Path, *, peers: tuple[str, ...] = (), rate: int = 50,
                  burst: int = 100, udp: str = "127.0.0.1:0", tcp: str = "127.0.0.1:0",
-                 listen: str = "127.0.0.1:0", extra: tuple[str, ...] = ()) -> None:
+                 listen: str = "127.0.0.1:0", beacon_to: str | None = None,
+                 extra: tuple[str, ...] = ()) -> None:
         data_dir = Path(data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
         conf = data_dir.parent / f"{data_dir.name}.toml"
         conf.write_text(GATEWAY_TOML.format(rate=rate, burst=burst))
         super().__init__(data_dir, peers=peers, udp=udp, tcp=tcp, listen=listen, config=conf,
-                         extra=extra)
+                         beacon_to=beacon_to, extra=extra)
 
     def wait_board(self, name: str, pred, timeout_s: float = 15.0) -> dict:
         deadline = time.monotonic() + timeout_s

@@ -7,11 +7,19 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 import sys
 
 import pytest
-from boards_harness import FirmwareBoard, GatewayProcess, add_board, cli, have_micropython
+from boards_harness import (
+    FAST_BOARD,
+    FirmwareBoard,
+    GatewayProcess,
+    add_board,
+    cli,
+    have_micropython,
+)
 
 pytestmark = pytest.mark.skipif(not have_micropython(), reason="no MicroPython unix port")
 
@@ -123,3 +131,16 @@ def test_gateway_restart_loses_no_queued_message(tmp_path, procs):
         p.kill()
         p.wait(5)
     assert cli("board", "list", "--data-dir", str(gw2.data_dir)).returncode == 0
+
+
+def test_board_without_an_address_finds_the_gateway_by_its_beacon(tmp_path, procs):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    gw = _start(procs, GatewayProcess(tmp_path / "gw", beacon_to=f"127.0.0.1:{port}"))
+    info = add_board(gw.data_dir, "d1", gateway=None, transport="tcp",
+                     sets=(*FAST_BOARD, f"discovery_port={port}", "discovery_timeout_ms=3000"))
+    assert info["gateway"] is None
+    board = _start(procs, FirmwareBoard(gw.data_dir, "d1"))
+    board.wait_for(rf"LINK up tcp {re.escape(gw.board_tcp)} ")
+    gw.wait_board("d1", lambda r: r["online"] and len(gw.readings(info["node_id"])) >= 1)
