@@ -27,8 +27,10 @@ import contextlib
 import os
 import sqlite3
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from meshlink.errors import ConfigError
 
@@ -206,7 +208,7 @@ class BoardRegistry:
             raise ConfigError(f"cannot add board {name!r}")
         return rec
 
-    def add_many(self, rows: list[tuple[str, bytes, bytes, object]], board_type: str = "unix",
+    def add_many(self, rows: Sequence[tuple[str, bytes, bytes, Any]], board_type: str = "unix",
                  transport: str = "udp") -> None:
         """Bulk insert (name, board_id, psk, identity) rows in one transaction (bench)."""
         now = unix_ms()

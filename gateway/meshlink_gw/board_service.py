@@ -789,7 +789,7 @@ class BoardService:
         self._fanout_local(rec.src, rec.data, origin_id=rec.origin_id, hops=rec.hops)
 
     # -- mesh -> board -----------------------------------------------------------------
-    def _from_mesh(self, name: str, msg: messages.MeshMessage, hops: int) -> bool:
+    def _from_mesh(self, name: str, msg: Any, hops: int) -> bool:
         """served-ID handler: queue a directed message for board name.
 
         Returns True only when the board already has it (ack again now);
@@ -1098,7 +1098,8 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         if len(data) > MAX_BOARD_FRAME_BYTES:
             self.service.refuse("malformed", "datagram of %d bytes" % len(data))
             return
-        self.service.handle(data, UdpPeer(self.transport, addr))
+        if self.transport is not None:
+            self.service.handle(data, UdpPeer(self.transport, addr))
 
     def error_received(self, exc: Exception) -> None:
         log.debug("board udp socket: %s", exc)

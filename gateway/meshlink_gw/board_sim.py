@@ -12,6 +12,7 @@ import asyncio
 import os
 import socket
 import time
+from collections.abc import Callable
 
 from meshlink import boardlink, cjson
 from meshlink._compat import b64decode
@@ -40,7 +41,7 @@ class SimBoard:
         self.client: boardlink.BoardClient | None = None
         self.inbox: asyncio.Queue = asyncio.Queue()
         self.raw_out: list[bytes] = []  # every datagram/frame sent (for replay tests)
-        self._send_raw = None
+        self._send_raw: Callable[[bytes], None] | None = None
         self._challenge: asyncio.Future | None = None
         self._tcp: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         self._reader_task: asyncio.Task | None = None
@@ -106,11 +107,15 @@ class SimBoard:
         self.raw_out.append(data)
         if len(self.raw_out) > 64:
             del self.raw_out[:32]
+        if self._send_raw is None:
+            raise TransportError("not connected")
         self._send_raw(data)
 
     # -- records -------------------------------------------------------------------
     def send(self, obj: dict) -> bytes:
         """Seal obj (canonical JSON) and send it; returns the record bytes."""
+        if self.client is None:
+            raise TransportError("not connected")
         record = self.client.seal(cjson.dumps(obj), _now_ms())
         self.send_raw(record)
         return record

@@ -112,10 +112,10 @@ def boards(line: list[GatewayProcess], started: list[BoardProcess], cpython: boo
                     sensor("temp", 27.5, "C"), "--route", f"temp={relay['node_id']}")
     shed = add_board(gw_a, "shed", "--gateway", gw_a.board_tcp, "--transport", "tcp",
                      "--sensor", sensor("humidity", 61, "%RH", 1000))
-    for info, gw, where in ((hot, "A", "temp sensor, readings routed to pump"),
-                            (shed, "A", "humidity sensor over TCP, readings to gateway A"),
-                            (relay, "B", "relay: on when temp > 25 C")):
-        say(f"   {info['name']:<10} behind gateway {gw}  node {info['node_id']}  "
+    for info, side, where in ((hot, "A", "temp sensor, readings routed to pump"),
+                              (shed, "A", "humidity sensor over TCP, readings to gateway A"),
+                              (relay, "B", "relay: on when temp > 25 C")):
+        say(f"   {info['name']:<10} behind gateway {side}  node {info['node_id']}  "
             f"{info['transport']}  ({where})")
     for gw, name in ((gw_b, "pump"), (gw_a, "greenhouse"), (gw_a, "shed")):
         started.append(BoardProcess(gw.data_dir, name, cpython=cpython))

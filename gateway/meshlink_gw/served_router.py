@@ -20,6 +20,8 @@ When the shared router grows first-class served IDs this file goes away.
 
 from __future__ import annotations
 
+from collections.abc import Container
+
 from meshlink.messages import Ack, MeshMessage
 from meshlink.router_core import Decision, relay_copy
 
@@ -27,7 +29,7 @@ from meshlink.router_core import Decision, relay_copy
 class ServedRouter:
     """A Router plus the node IDs this gateway acts for (served, a live set)."""
 
-    def __init__(self, inner, served: set[str], default_ttl: int) -> None:
+    def __init__(self, inner, served: Container[str], default_ttl: int) -> None:
         self._inner = inner
         self._served = served
         self._ttl = default_ttl
