@@ -26,6 +26,7 @@ import dataclasses
 import logging
 import os
 import socket
+import sqlite3
 import time
 from collections import Counter, OrderedDict
 from typing import Any
@@ -524,6 +525,9 @@ class BoardService:
             self.refuse("malformed", str(e), peer=peer)
         except MeshLinkError as e:  # a board's problem never reaches the loop
             self.refuse("error", f"{type(e).__name__}: {e}", peer=peer)
+        except sqlite3.Error as e:  # boards.db failed (disk full?): this message is lost
+            log.error("board registry error while handling a board message: %s", e)
+            self.stats["storage_errors"] += 1
 
     def _on_hello(self, data: bytes, peer, now: int) -> None:
         board_id, boot_ctr, _nonce = boardlink.decode_hello(data)
@@ -798,8 +802,13 @@ class BoardService:
         rec = self.boards.get(name)
         if rec is None or rec.revoked:
             return False
-        status = self._enqueue(name, msg.src, msg.dst, msg.origin_id, msg.message_id,
-                               msg.data, hops)
+        try:
+            status = self._enqueue(name, msg.src, msg.dst, msg.origin_id, msg.message_id,
+                                   msg.data, hops)
+        except sqlite3.Error as e:  # not stored, so not acked: the sender retries
+            log.error("cannot queue message %s for board %s: %s", msg.origin_id, name, e)
+            self.stats["storage_errors"] += 1
+            return False
         log.info("mesh message %s from %s for board %s, %d hop(s): %s", msg.origin_id,
                  msg.src, name, hops, status)
         return status == "delivered"
@@ -944,7 +953,7 @@ class BoardService:
                             if link.inflight is not None and link.inflight.seq == item.seq:
                                 link.inflight = None
                                 self._dirty.add(link.board.name)
-            except MeshLinkError as e:
+            except (MeshLinkError, sqlite3.Error) as e:  # keep ticking: retry next time
                 log.error("board service tick failed: %s", e)
 
     def _tick(self, now: int) -> None:
