@@ -96,6 +96,7 @@ class GatewayConfig:
     queue_max_bytes: int = 1 << 20  # per board
     announce_interval_ms: int = 600_000  # re-announce every board this often
     forward_broadcasts: bool = True  # pass mesh broadcasts to online boards
+    max_record_bytes: int = 768  # largest record plaintext boards accept (docs/FIRMWARE.md)
     strict_boot_counter: bool = False  # refuse a HELLO whose boot counter went back
     max_tcp_connections: int = 1024
     refusal_log_interval_ms: int = 1000  # per board and reason, at most one log line
@@ -161,6 +162,8 @@ def build_gateway_config(file_values: dict[str, Any], overrides: dict[str, Any]
         raise ConfigError("max_half_open >= 1, retry_ms >= 10, beacon_interval_ms >= 100")
     if cfg.queue_max_messages < 1 or cfg.queue_max_bytes < 1024:
         raise ConfigError("queue_max_messages >= 1 and queue_max_bytes >= 1024")
+    if cfg.max_record_bytes < 256 or cfg.max_record_bytes > boardlink.MAX_PLAINTEXT_BYTES:
+        raise ConfigError("max_record_bytes must be in 256..%d" % boardlink.MAX_PLAINTEXT_BYTES)
     if cfg.offline_after_ms < 100 or cfg.handshake_timeout_ms < 100:
         raise ConfigError("offline_after_ms and handshake_timeout_ms must be >= 100")
     return cfg
@@ -699,9 +702,11 @@ class BoardService:
             if type(seq) is not int:
                 raise DecodeError("ping needs an integer seq")
             self.send_to_board(link, {"t": "pong", "seq": seq}, now)
-        elif t == "send":
+        elif t == "send":  # raw data; here "to": null means broadcast (docs/FIRMWARE.md)
             data = b64decode(obj["data"])
-            self._from_board(link, self._target(obj.get("to")), data, "message")
+            to = obj.get("to")
+            self._from_board(link, "broadcast" if to is None else self._target(to), data,
+                             "message")
         else:
             log.debug("board %s sent unknown record type %r; ignored", link.board.name, t)
 
@@ -776,8 +781,11 @@ class BoardService:
             if name == exclude or not link.online(now, self.cfg.offline_after_ms):
                 continue
             if record is None:
-                record = {"t": "msg", "id": origin_id or new_message_id(os.urandom(16)),
-                          "from": src, "to": None, "data": b64encode(data), "hops": hops}
+                record = self._msg_record(origin_id or new_message_id(os.urandom(16)), src,
+                                          None, data, hops)
+                if not self._fits(record):
+                    self.stats["broadcasts_too_large"] += 1
+                    return
             self.send_to_board(link, record, now)
 
     def _on_mesh_delivered(self, rec) -> None:
@@ -813,8 +821,21 @@ class BoardService:
                  msg.src, name, hops, status)
         return status == "delivered"
 
+    def _msg_record(self, origin_id: str, src: str, dst: str | None, data: bytes,
+                    hops: int) -> dict:
+        return {"t": "msg", "id": origin_id, "from": src, "to": dst, "data": b64encode(data),
+                "hops": hops}
+
+    def _fits(self, record: dict) -> bool:
+        """True if a record's plaintext is within what boards accept (max_record_bytes)."""
+        return len(cjson.dumps(record)) <= self.cfg.max_record_bytes
+
     def _enqueue(self, name: str, src: str, dst: str | None, origin_id: str,
                  ack_id: str | None, data: bytes, hops: int) -> str:
+        if not self._fits(self._msg_record(origin_id, src, dst, data, hops)):
+            self.refuse("too_large", "a %d-byte message does not fit the board's %d-byte "
+                        "records" % (len(data), self.cfg.max_record_bytes), name)
+            return "too_large"
         status = self.reg.enqueue(name, src, dst, origin_id, ack_id, data, hops,
                                   max_messages=self.cfg.queue_max_messages,
                                   max_bytes=self.cfg.queue_max_bytes)
@@ -847,9 +868,8 @@ class BoardService:
         if now < link.next_send_ms:
             return
         item = link.inflight
-        self.send_to_board(link, {"t": "msg", "id": item.origin_id, "from": item.src,
-                                  "to": item.dst, "data": b64encode(item.data),
-                                  "hops": item.hops}, now)
+        self.send_to_board(link, self._msg_record(item.origin_id, item.src, item.dst,
+                                                  item.data, item.hops), now)
         link.attempts += 1
         self.stats["msg_sends"] += 1
         link.next_send_ms = now + self.cfg.retry_ms

@@ -301,3 +301,25 @@ async def test_tcp_board_and_revoke_cuts_it(tmp_path):
             await b2.connect_udp(rig.udp, rig.svc.udp_addr, timeout_s=1.0)
         assert rig.svc.refusals["revoked"] >= 1
         await b.close()
+
+
+async def test_messages_too_large_for_a_board_are_refused_not_queued(tmp_path):
+    async with rig_for(tmp_path) as rig:
+        b = await rig.online()
+        msg, fut = rig.peer.originate(b.node_id, b"x" * 600)  # > 768 once base64'd
+        await wait_until(lambda: rig.svc.refusals["too_large"] >= 1)
+        assert rig.reg.queued("b1") == [] and not fut.done()
+        small, fut2 = rig.peer.originate(b.node_id, b"fits")
+        assert (await b.recv_msg())["data"] == b"fits"
+        assert (await asyncio.wait_for(fut2, 5)).delivered
+
+
+async def test_board_send_record_null_is_a_broadcast(tmp_path):
+    async with rig_for(tmp_path) as rig:
+        b1 = await rig.online("b1")
+        b2 = await rig.online("b2")
+        b1.send({"t": "send", "to": None, "data": "aGk="})
+        assert (await b2.recv_msg())["data"] == b"hi"
+        b1.send({"t": "send", "to": rig.peer.node_id, "data": "ZGlyZWN0"})
+        await wait_until(lambda: any(r.data == b"direct" and r.src == b1.node_id
+                                     for r in rig.peer.inbox.since(0)))
