@@ -42,7 +42,7 @@ class NodeConfig:
     network_key: bytes | None = None  # optional 32-byte network PSK (admission)
     router: str = "meshlink"  # routing strategy by name: meshlink, seed, flood
     event_loop: str = "asyncio"  # or "uvloop" (faster I/O, optional dependency)
-    default_ttl: int = 16
+    default_ttl: int = 8  # the whitepaper's TTL; seed uses it as is, meshlink as a floor
     routing_log: pathlib.Path | None = None  # JSONL of every forwarding decision
     # discovery
     discovery: bool = False
