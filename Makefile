@@ -21,6 +21,8 @@ $(VENV)/.setup-done: pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	@# cryptography-vectors must match the installed cryptography release.
 	$(PY) -m pip install -q "cryptography-vectors==$$($(PY) -c 'import cryptography; print(cryptography.__version__)')"
+	@# ESP32 stubs for the firmware type check (make lint and its tests)
+	$(PY) -m pip install -q micropython-esp32-stubs --target typings --no-user
 	touch $@
 
 test: setup
