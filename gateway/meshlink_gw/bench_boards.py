@@ -33,10 +33,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from meshlink_gw import bench_core, board_bundle
-from meshlink_gw.board_proc import GatewayProcess
-from meshlink_gw.board_registry import BoardRegistry
-from meshlink_gw.board_sim import SharedUdp, SimBoard
+from meshlink_gw import bench_core
+from meshlink_gw.boards import bundle as board_bundle
+from meshlink_gw.boards.proc import GatewayProcess
+from meshlink_gw.boards.registry import BoardRegistry
+from meshlink_gw.boards.sim import SharedUdp, SimBoard
 
 ROOT = Path(__file__).resolve().parents[2]
 DELAY_LIMIT_MS = 100.0

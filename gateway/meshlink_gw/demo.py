@@ -20,8 +20,8 @@ import sys
 import time
 from pathlib import Path
 
-from meshlink_gw.board_bundle import find_micropython
-from meshlink_gw.board_proc import BoardProcess, GatewayProcess, meshlink
+from meshlink_gw.boards.bundle import find_micropython
+from meshlink_gw.boards.proc import BoardProcess, GatewayProcess, meshlink
 from meshlink_gw.proc import NodeProcess
 
 ROOT = Path(".demo")

@@ -1,7 +1,7 @@
 """`meshlink gateway` and `meshlink board ...` (loaded by meshlink_gw.cli).
 
-Rule: argument parsing and human output only; the work is in board_service,
-board_registry and board_bundle. Errors are typed (ConfigError -> exit 2,
+Rule: argument parsing and human output only; the work is in meshlink_gw.boards
+(service, registry, bundle). Errors are typed (ConfigError -> exit 2,
 other MeshLinkError -> exit 1, handled by cli.main).
 """
 
@@ -20,8 +20,9 @@ from typing import Any
 from meshlink.errors import ConfigError, TransportError
 from meshlink.nodeid import is_id
 
-from meshlink_gw import board_bundle, control
-from meshlink_gw.board_registry import BOARD_TYPES, BoardRegistry
+from meshlink_gw import control
+from meshlink_gw.boards import bundle as board_bundle
+from meshlink_gw.boards.registry import BOARD_TYPES, BoardRegistry
 from meshlink_gw.cli import _data_dir, _data_dir_arg, _node_args, node_config_from_args
 from meshlink_gw.config import load_toml, parse_hostport
 
@@ -44,7 +45,7 @@ def _gateway_args(p: argparse.ArgumentParser) -> None:
 
 def gateway_configs_from_args(args: argparse.Namespace):
     """(NodeConfig, GatewayConfig) from --config plus flags. Raises ConfigError."""
-    from meshlink_gw.board_service import build_gateway_config
+    from meshlink_gw.boards.config import build_gateway_config
 
     node_cfg = node_config_from_args(args)
     file_values = load_toml(args.config) if args.config else {}
@@ -56,7 +57,7 @@ def gateway_configs_from_args(args: argparse.Namespace):
 
 async def run_gateway(node_cfg, gw_cfg, stop: asyncio.Event | None = None) -> None:
     """Run a gateway (full node + board service + control socket) until stop or a signal."""
-    from meshlink_gw.board_service import BoardService
+    from meshlink_gw.boards.service import BoardService
     from meshlink_gw.crypto.identity import Identity
     from meshlink_gw.node import Node
 

@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 import pytest
-from meshlink_gw import board_bundle
-from meshlink_gw.board_registry import BoardRegistry
+from meshlink_gw.boards import bundle as board_bundle
+from meshlink_gw.boards.registry import BoardRegistry
 from meshlink_gw.proc import meshlink_cmd
 
 

@@ -14,8 +14,8 @@ import threading
 import time
 from pathlib import Path
 
-from meshlink_gw import board_proc
-from meshlink_gw.board_bundle import find_micropython
+from meshlink_gw.boards import proc as board_proc
+from meshlink_gw.boards.bundle import find_micropython
 from meshlink_gw.proc import meshlink_cmd
 
 # The ESP32 budget; MESHLINK_TEST_BOARD_HEAP overrides it only to debug the firmware.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 
-from conftest import free_port
+from meshlink_gw.bridges.localbroker import free_port  # not `conftest`: several dirs have one
 
 
 def _wait_received(node, message_id, timeout_s=15.0):

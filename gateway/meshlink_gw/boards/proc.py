@@ -16,7 +16,7 @@ import threading
 import time
 from pathlib import Path
 
-from meshlink_gw.board_bundle import find_micropython
+from meshlink_gw.boards.bundle import find_micropython
 from meshlink_gw.proc import NodeProcess, meshlink_cmd
 
 

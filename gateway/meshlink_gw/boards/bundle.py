@@ -36,7 +36,7 @@ from typing import Any
 
 from meshlink.errors import ConfigError, TransportError
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
+REPO_ROOT = Path(__file__).resolve().parents[3]
 HEAPSIZE = "112K"  # an ESP32 without PSRAM (MICROPYTHON.md: budget the app for 112K)
 DEFAULT_FILES = ["firmware/main.py", "firmware/app/*.py", "shared/meshlink/*.py"]
 # Never deployed: the router runs on the gateway, not on boards.

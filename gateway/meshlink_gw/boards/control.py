@@ -1,0 +1,84 @@
+"""The board service on the control socket: status, board list, revoke, reload.
+
+Rule: read-only views and thin command handlers over a BoardService; the
+work is in service.py.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from meshlink.errors import ConfigError
+
+
+def board_rows(svc: Any, now: int) -> list[dict]:
+    """One row per registered board: registry fields, online, queued, session."""
+    counts = svc.reg.queue_counts()
+    rows = []
+    for rec in svc.reg.all():
+        link = svc.links.get(rec.name)
+        row = rec.public()
+        row.update({"online": bool(link and link.online(now, svc.cfg.offline_after_ms)),
+                    "queued": counts.get(rec.name, 0),
+                    "session": None if link is None else {
+                        "sid": "%08x" % link.session.sid, "via": link.peer.describe(),
+                        "records_in": link.records_in, "rate_limited": link.rate_limited,
+                        "boot_ctr": link.session.boot_ctr}})
+        rows.append(row)
+    return rows
+
+
+def status(svc: Any, now: int) -> dict:
+    """Addresses, board counts, refusals and counters of the service."""
+    return {
+        **svc.cfg.addresses(),
+        "udp": None if svc.udp_addr is None else "%s:%d" % svc.udp_addr,
+        "tcp": None if svc.tcp_addr is None else "%s:%d" % svc.tcp_addr,
+        "boards": sum(1 for r in svc.boards.values() if not r.revoked),
+        "online": svc.sessions.online_count(now),
+        "half_open": len(svc.half_open),
+        "queued": sum(svc.reg.queue_counts().values()),
+        "refusals": dict(svc.refusals),
+        "stats": dict(svc.stats),
+    }
+
+
+def attach(svc: Any, server: Any) -> None:
+    """Register board_list/board_revoke/board_reload and board-aware status/send."""
+    node_status = server.handlers.get("status")
+    node_send = server.handlers.get("send")
+
+    async def status_cmd(req, w):
+        out = await node_status(req, w) if node_status else svc.node.status()
+        out["gateway"] = svc.status()
+        return out
+
+    async def send(req, w):
+        dst = req.get("to")
+        rec = svc.by_node_id.get(dst) if isinstance(dst, str) else None
+        if rec is None:
+            return await node_send(req, w)
+        data = bytes.fromhex(req["data_hex"]) if "data_hex" in req else \
+            str(req.get("text", "")).encode()
+        return await svc.send_local(rec.name, data,
+                                    svc.node.config.delivery_timeout_ms / 1000)
+
+    async def board_list(req, w):
+        return svc.board_rows()
+
+    async def board_revoke(req, w):
+        name = req.get("name")
+        if not isinstance(name, str) or svc.reg.get(name) is None:
+            raise ConfigError(f"no board named {name!r}")
+        return svc.revoke(name)
+
+    async def board_reload(req, w):
+        svc.reload()
+        return {"boards": len(svc.boards)}
+
+    server.register("status", status_cmd)
+    if node_send is not None:
+        server.register("send", send)
+    server.register("board_list", board_list)
+    server.register("board_revoke", board_revoke)
+    server.register("board_reload", board_reload)

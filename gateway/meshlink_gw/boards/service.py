@@ -1,0 +1,400 @@
+"""The gateway's board service: boards on UDP/TCP, each a citizen of the mesh.
+
+Rule: this is the only place where board listeners, board-link sessions and
+the mesh node meet; the parts do one thing each (docs/BOARDS.md):
+
+- sessions.py terminates the board link (handshakes, records, rate limits)
+  for every transport; udp.py and tcp.py are thin listeners feeding it;
+- queue.py stores messages for a board durably (registry.py) and delivers
+  them in order, acknowledging them end to end only once the board has;
+- records.py is the record plaintext contract;
+- this module acts for every registered board in the mesh under the board's
+  own node ID (node.serve_id, served_router): board readings enter the mesh
+  from that ID, each board is announced when it comes online, and the
+  registry is kept in sync.
+
+A board's bad input (unknown board ID, wrong PSK, revoked, replayed or
+corrupted record, flood) is refused with a logged reason and costs at most
+that board's session; other boards keep being served.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+import sqlite3
+import time
+from collections import Counter
+from typing import Any
+
+from meshlink import boardlink, cjson
+from meshlink.errors import DecodeError, MeshLinkError
+from meshlink.nodeid import new_message_id
+
+from meshlink_gw import served_router
+from meshlink_gw.boards import control, records
+from meshlink_gw.boards.config import GatewayConfig
+from meshlink_gw.boards.queue import BoardQueue
+from meshlink_gw.boards.refusals import RefusalLog
+from meshlink_gw.boards.registry import BoardRecord, BoardRegistry, unix_ms
+from meshlink_gw.boards.sessions import BoardLink, BoardSessions
+from meshlink_gw.boards.tcp import TcpListener
+from meshlink_gw.boards.udp import UdpProtocol, beacon_loop, open_udp
+
+log = logging.getLogger("meshlink.gateway")
+
+TICK_MS = 50
+MAX_BOARD_FRAME_BYTES = boardlink.MAX_PLAINTEXT_BYTES + boardlink.RECORD_OVERHEAD_BYTES
+SEEN_FLUSH_MS = 30_000  # last-seen times are written to boards.db this often (and at stop)
+EXPIRE_EVERY_MS = 10_000  # queue age limit checked this often
+ANNOUNCES_PER_TICK = 100
+UNKNOWN_ID_CACHE_MS = 2000  # an unknown board ID is looked up in boards.db at most this often
+UNKNOWN_IDS_KEPT = 4096
+
+
+def _now_ms() -> int:
+    return int(time.monotonic() * 1000)
+
+
+class BoardService:
+    """Serves every registered board of one gateway node."""
+
+    def __init__(self, node, config: GatewayConfig, registry: BoardRegistry) -> None:
+        self.node = node
+        self.cfg = config
+        self.reg = registry
+        self.boards: dict[str, BoardRecord] = {}
+        self.by_board_id: dict[bytes, BoardRecord] = {}
+        self.by_node_id: dict[str, BoardRecord] = {}
+        self.stats: Counter[str] = Counter()
+        self.refusal_log = RefusalLog(lambda: self.cfg.refusal_log_interval_ms)
+        self.refusals = self.refusal_log.counts
+        self.refuse = self.refusal_log.refuse
+        self.sessions = BoardSessions(config, self.refuse, self.stats, self._lookup,
+                                      self._on_established, self._on_record)
+        self.links = self.sessions.links  # established sessions, by board name
+        self.half_open = self.sessions.half_open
+        self.queue = BoardQueue(node, config, registry, self.sessions, self.refuse,
+                                self.stats, _now_ms)
+        self.tcp = TcpListener(config, MAX_BOARD_FRAME_BYTES + 64, self.sessions.handle,
+                               self.sessions.close_link, self.refuse)
+        self.udp_addr: tuple[str, int] | None = None
+        self.tcp_addr: tuple[str, int] | None = None
+        self._udp: asyncio.DatagramTransport | None = None
+        self._beacon_sock: socket.socket | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self._seen_dirty: dict[str, tuple[int, int | None]] = {}
+        self._announce_q: list[str] = []
+        self._peer_count = 0
+        self._unknown_ids: dict[bytes, int] = {}  # negative lookup cache
+        self._reg_version = -1
+        self._stopping = False
+
+    # -- lifecycle ---------------------------------------------------------------------
+    async def start(self) -> None:
+        """Load the registry, serve every board's node ID, open the board listeners."""
+        served_router.install(self.node)
+        self.node.deliver_hooks.append(self._on_mesh_delivered)
+        self._reg_version = self.reg.data_version()
+        self.reload()
+        if self.cfg.board_udp is not None:
+            protocol = UdpProtocol(self.sessions.handle, MAX_BOARD_FRAME_BYTES, self.refuse)
+            self._udp, self.udp_addr = await open_udp(self.cfg.board_udp, protocol)
+        if self.cfg.board_tcp is not None:
+            try:
+                self.tcp_addr = await self.tcp.start(*self.cfg.board_tcp)
+            except MeshLinkError:
+                if self._udp is not None:
+                    self._udp.close()
+                raise
+        log.info("board service: %d board(s) registered; udp %s tcp %s",
+                 len(self.boards), self.udp_addr, self.tcp_addr)
+        self._spawn(self._tick_loop(), "boards-tick")
+        if self.cfg.beacon:
+            self._spawn(beacon_loop(
+                self.node.node_id, self.udp_addr[1] if self.udp_addr else 0,
+                self.tcp_addr[1] if self.tcp_addr else 0, self.cfg.beacon_broadcast,
+                self.cfg.beacon_port, self.cfg.beacon_interval_ms, self._set_beacon_sock),
+                "boards-beacon")
+
+    def _set_beacon_sock(self, sock: socket.socket) -> None:
+        self._beacon_sock = sock
+
+    async def stop(self) -> None:
+        """Close listeners and sessions, store last-seen times; idempotent."""
+        if self._stopping:
+            return
+        self._stopping = True
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.tcp.close()
+        if self._udp is not None:
+            self._udp.close()
+        if self._beacon_sock is not None:
+            self._beacon_sock.close()
+        await self.tcp.wait_closed()
+        self.queue.cancel_waiters()
+        self._flush_seen()
+        if self._on_mesh_delivered in self.node.deliver_hooks:
+            self.node.deliver_hooks.remove(self._on_mesh_delivered)
+
+    def _spawn(self, coro, name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("task %s failed: %r", task.get_name(), task.exception())
+
+    # -- registry ----------------------------------------------------------------------
+    def reload(self) -> None:
+        """Sync boards with the registry: serve new ones, cut newly revoked ones."""
+        for rec in self.reg.all():
+            old = self.boards.get(rec.name)
+            if old is None:
+                if rec.revoked:
+                    self.boards[rec.name] = rec
+                    self.by_board_id[rec.board_id] = rec
+                else:
+                    self._add_board(rec)
+            elif rec.revoked and not old.revoked:
+                self.sessions.cut(rec.name, "revoked")
+                self._forget(old)
+                self.boards[rec.name] = rec
+                self.by_board_id[rec.board_id] = rec
+
+    def _add_board(self, rec: BoardRecord) -> None:
+        self.boards[rec.name] = rec
+        self.by_board_id[rec.board_id] = rec
+        self.by_node_id[rec.node_id] = rec
+        self._unknown_ids.pop(rec.board_id, None)
+        name = rec.name
+        self.node.serve_id(rec.node_id, lambda msg, hops: self._from_mesh(name, msg, hops))
+        self.queue.dirty.add(name)
+        if self.node.peers.links:
+            self._announce_q.append(name)
+
+    def _forget(self, rec: BoardRecord) -> None:
+        self.node.unserve_id(rec.node_id)
+        self.by_node_id.pop(rec.node_id, None)
+
+    def _lookup(self, board_id: bytes, now: int) -> BoardRecord | None:
+        rec = self.by_board_id.get(board_id)
+        if rec is not None:
+            return rec
+        seen = self._unknown_ids.get(board_id)
+        if seen is not None and now - seen < UNKNOWN_ID_CACHE_MS:
+            return None
+        rec = self.reg.by_board_id(board_id)  # added by `meshlink board add` just now?
+        if rec is None:
+            if len(self._unknown_ids) > UNKNOWN_IDS_KEPT:
+                self._unknown_ids.clear()
+            self._unknown_ids[board_id] = now
+            return None
+        self.reload()
+        return self.boards.get(rec.name)
+
+    def revoke(self, name: str) -> dict:
+        """Revoke a board now: mark it in the registry, cut its session, drop its queue."""
+        rec = self.reg.revoke(name)
+        self.sessions.cut(name, "revoked")
+        self._forget(rec)
+        self.boards[name] = rec
+        self.by_board_id[rec.board_id] = rec
+        dropped = self.reg.drop_queue(name)
+        log.warning("board %s revoked: session cut, %d queued message(s) dropped, "
+                    "new sessions refused", name, dropped)
+        return {"name": name, "revoked": True, "queued_dropped": dropped}
+
+    # -- sessions ----------------------------------------------------------------------
+    def _on_established(self, link: BoardLink, now: int) -> None:
+        rec = link.board
+        self._seen_dirty[rec.name] = (unix_ms(), link.session.boot_ctr)
+        self._announce(rec)
+        self.queue.dirty.add(rec.name)
+        self.queue.pump(link, now)
+
+    def _on_record(self, link: BoardLink, plaintext: bytes, now: int) -> None:
+        self._seen_dirty[link.board.name] = (unix_ms(), None)
+        obj = records.decode_record(plaintext)
+        t = obj["t"]
+        if t == "reading":
+            self._on_reading(link, obj)
+        elif t == "ack":
+            self.queue.on_board_ack(link, obj.get("id"), now)
+        elif t == "ping":
+            self.sessions.send(link, {"t": "pong", "seq": records.ping_seq(obj)}, now)
+        elif t == "send":  # raw data; here "to": null means broadcast (docs/FIRMWARE.md)
+            data = records.send_data(obj)
+            self._from_board(link, records.send_target(obj.get("to")), data, "message")
+        else:
+            log.debug("board %s sent unknown record type %r; ignored", link.board.name, t)
+
+    def _on_reading(self, link: BoardLink, obj: dict) -> None:
+        sensor, value, unit, seq = records.reading_fields(obj)
+        rec = link.board
+        data = records.reading_data(rec.name, rec.node_id, sensor, value, unit, seq)
+        self.stats["readings"] += 1
+        self._from_board(link, records.target(obj.get("to")), data,
+                         "reading %s=%d%s seq %d" % (sensor, value, unit and " m" + unit, seq))
+
+    # -- board -> mesh -----------------------------------------------------------------
+    def _from_board(self, link: BoardLink, to: str | None, data: bytes, what: str) -> None:
+        """Put something a board sent into the mesh, from the board's node ID."""
+        src = link.board.node_id
+        name = link.board.name
+        node = self.node
+        if to is None or to == node.node_id:
+            node.originate(node.node_id, data, src=src)  # the gateway's own inbox
+            log.debug("board %s: %s -> gateway", name, what)
+            return
+        if to == records.BROADCAST:
+            node.originate(None, data, src=src)
+            self._fanout_local(src, data, exclude=name)
+            log.info("board %s: %s -> broadcast", name, what)
+            return
+        local = self.by_node_id.get(to)
+        if local is not None:
+            status = self.queue.enqueue(local.name, src, to, new_message_id(os.urandom(16)),
+                                        None, data, 1)
+            log.info("board %s: %s -> board %s on this gateway (%s)", name, what,
+                     local.name, status)
+            return
+        msg, fut = node.originate(to, data, src=src)
+        log.info("board %s: %s -> %s id=%s", name, what, to, msg.message_id)
+        if fut is not None:
+            fut.add_done_callback(lambda f, m=msg.message_id: self._sent(name, m, f))
+
+    def _sent(self, name: str, mid: str, fut: asyncio.Future) -> None:
+        if fut.cancelled():
+            return
+        res = fut.result()
+        if res.delivered:
+            self.stats["board_sends_acked"] += 1
+            log.info("board %s: message %s acknowledged end to end after %s ms", name, mid,
+                     res.rtt_ms)
+        else:
+            self.stats["board_sends_failed"] += 1
+            log.warning("board %s: message %s not acknowledged: %s", name, mid, res.reason)
+
+    # -- mesh -> boards ----------------------------------------------------------------
+    def _fanout_local(self, src: str, data: bytes, exclude: str | None = None,
+                      origin_id: str | None = None, hops: int = 1) -> None:
+        """A broadcast to every online board of this gateway (live only, not queued)."""
+        if not self.cfg.forward_broadcasts:
+            return
+        now = _now_ms()
+        record = None
+        for name, link in list(self.links.items()):
+            if name == exclude or not link.online(now, self.cfg.offline_after_ms):
+                continue
+            if record is None:
+                record = records.msg_record(origin_id or new_message_id(os.urandom(16)), src,
+                                            None, data, hops)
+                if not records.fits(record, self.cfg.max_record_bytes):
+                    self.stats["broadcasts_too_large"] += 1
+                    return
+            self.sessions.send(link, record, now)
+
+    def _on_mesh_delivered(self, rec) -> None:
+        """deliver hook: a broadcast (or a message for the gateway itself) arrived."""
+        if rec.dst is not None or rec.src in self.by_node_id or not self.links:
+            return
+        try:
+            kind = cjson.loads(rec.data).get("kind")
+        except (DecodeError, AttributeError):
+            kind = None
+        if kind == "announce":
+            return
+        self._fanout_local(rec.src, rec.data, origin_id=rec.origin_id, hops=rec.hops)
+
+    def _from_mesh(self, name: str, msg: Any, hops: int) -> bool:
+        """served-ID handler: queue a directed message for board name (see BoardQueue)."""
+        rec = self.boards.get(name)
+        if rec is None or rec.revoked:
+            return False
+        return self.queue.from_mesh(name, msg, hops)
+
+    async def send_local(self, name: str, data: bytes, timeout_s: float) -> dict:
+        """Queue data from the gateway itself for board name and wait for its ack."""
+        return await self.queue.send_local(name, self.boards[name].node_id, data, timeout_s)
+
+    # -- announcements -----------------------------------------------------------------
+    def _announce(self, rec: BoardRecord) -> None:
+        if rec.revoked or not self.node.peers.links:
+            return
+        data = cjson.dumps({"kind": "announce", "gateway": self.node.node_id,
+                            "board": rec.name, "node_id": rec.node_id})
+        try:
+            self.node.originate(None, data, src=rec.node_id)
+            self.stats["announces"] += 1
+        except MeshLinkError as e:
+            log.warning("announce of board %s failed: %s", rec.name, e)
+
+    def _announce_due(self, now: int, last_announce: int) -> int:
+        """Queue every board for announcement on a new mesh peer or every interval;
+        announce up to ANNOUNCES_PER_TICK queued boards. Returns the last full round."""
+        peers = len(self.node.peers.links)
+        if peers > self._peer_count or now - last_announce >= self.cfg.announce_interval_ms:
+            last_announce = now
+            self._announce_q = [n for n, r in self.boards.items() if not r.revoked]
+        self._peer_count = peers
+        for name in self._announce_q[:ANNOUNCES_PER_TICK]:
+            rec = self.boards.get(name)
+            if rec is not None:
+                self._announce(rec)
+        del self._announce_q[:ANNOUNCES_PER_TICK]
+        return last_announce
+
+    # -- timers ------------------------------------------------------------------------
+    async def _tick_loop(self) -> None:
+        last_poll = last_flush = last_expire = last_announce = _now_ms()
+        while True:
+            await asyncio.sleep(TICK_MS / 1000)
+            now = _now_ms()
+            try:
+                self.sessions.expire_half_open(now)
+                self.sessions.drop_idle(now)
+                self.queue.tick(now)
+                last_announce = self._announce_due(now, last_announce)
+                if now - last_flush >= SEEN_FLUSH_MS:
+                    last_flush = now
+                    self._flush_seen()
+                if now - last_poll >= self.cfg.registry_poll_ms:
+                    last_poll = now
+                    self._poll_registry()
+                if now - last_expire >= EXPIRE_EVERY_MS:
+                    last_expire = now
+                    self.queue.expire()
+            except (MeshLinkError, sqlite3.Error) as e:  # keep ticking: retry next time
+                log.error("board service tick failed: %s", e)
+
+    def _poll_registry(self) -> None:
+        version = self.reg.data_version()
+        if version != self._reg_version:  # another process wrote boards.db
+            self._reg_version = version
+            self.reload()
+
+    def _flush_seen(self) -> None:
+        if self._seen_dirty:
+            seen, self._seen_dirty = self._seen_dirty, {}
+            self.reg.touch(seen)
+
+    # -- control and status ------------------------------------------------------------
+    def board_rows(self) -> list[dict]:
+        """One row per registered board, with its live session (for `board list`)."""
+        self._flush_seen()
+        return control.board_rows(self, _now_ms())
+
+    def status(self) -> dict:
+        """The service's part of `meshlink status`."""
+        return control.status(self, _now_ms())
+
+    def attach_control(self, server) -> None:
+        """Add board commands to a ControlServer and make status/send board-aware."""
+        control.attach(self, server)

@@ -1,0 +1,397 @@
+"""Per-board board-link sessions: handshakes, records, rate limits.
+
+Rule: transport-agnostic. Every board message arrives through
+BoardSessions.handle(data, peer), whatever carried it (a UDP datagram, a TCP
+frame, a serial frame, a BLE message); a peer (udp.py, tcp.py, links.py) is
+how to answer. A board's bad input is refused with a logged reason and costs
+at most that board's message or session. Decrypted records go to the owner
+(the BoardService) through on_record; a new session through on_established.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import sqlite3
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from meshlink import boardlink, cjson
+from meshlink.errors import (
+    AuthError,
+    DecodeError,
+    HandshakeError,
+    LocalProtocolError,
+    MeshLinkError,
+    ReplayError,
+    SessionExpiredError,
+    VersionError,
+)
+
+from meshlink_gw.boards.config import GatewayConfig
+from meshlink_gw.boards.registry import BoardRecord, Queued
+
+log = logging.getLogger("meshlink.gateway")
+
+MAX_HALF_OPEN_PER_BOARD = 4
+DEAD_SIDS_KEPT = 4096
+CHALLENGE_RESEND_MS = 200  # a record before CONFIRM gets the CHALLENGE again this often
+REPLACED_HERE = "replaced by a new session on this connection"
+
+
+def now_ms() -> int:
+    return int(time.monotonic() * 1000)
+
+
+class BoardPeer(Protocol):
+    """Where a board message came from, and how to answer it."""
+
+    kind: str  # "udp", "tcp", "serial", "ble"
+    roams: bool  # True: answer where the last authentic record came from (UDP)
+
+    def send(self, data: bytes) -> None: ...
+
+    def same(self, other: Any) -> bool: ...
+
+    def describe(self) -> str: ...
+
+    def attach(self, link: BoardLink) -> None: ...
+
+    def session_ended(self, why: str) -> None: ...
+
+
+class TokenBucket:
+    """rate_per_s tokens per second, at most burst; take() spends one.
+
+    Integer milli-tokens: elapsed_ms * rate_per_s is exact, so the long-run
+    rate is exact too.
+    """
+
+    __slots__ = ("rate_per_s", "cap_milli", "milli", "t_ms")
+
+    def __init__(self, rate_per_s: int, burst: int, now_ms: int) -> None:
+        self.rate_per_s = rate_per_s
+        self.cap_milli = burst * 1000
+        self.milli = self.cap_milli
+        self.t_ms = now_ms
+
+    def take(self, now_ms: int) -> bool:
+        if now_ms > self.t_ms:
+            self.milli = min(self.cap_milli, self.milli + (now_ms - self.t_ms) * self.rate_per_s)
+            self.t_ms = now_ms
+        if self.milli >= 1000:
+            self.milli -= 1000
+            return True
+        return False
+
+
+@dataclasses.dataclass
+class HalfOpen:
+    """A handshake that answered HELLO and waits for the board's CONFIRM."""
+
+    session: boardlink.GatewaySession
+    board: BoardRecord
+    peer: Any
+    hello: bytes
+    created_ms: int
+    resent_ms: int = 0
+
+
+class BoardLink:
+    """An established board-link session and its delivery state."""
+
+    def __init__(self, board: BoardRecord, session: boardlink.GatewaySession, peer,
+                 hello: bytes, now: int, cfg: GatewayConfig) -> None:
+        self.board = board
+        self.session = session
+        self.peer = peer
+        self.hello = hello
+        self.established_ms = now
+        self.last_seen_ms = now
+        self.bucket = TokenBucket(cfg.rate_records_per_s, cfg.rate_burst, now)
+        self.inflight: Queued | None = None
+        self.next_send_ms = 0
+        self.attempts = 0
+        self.records_in = 0
+        self.rate_limited = 0
+        self.closed = False
+
+    def online(self, now: int, offline_after_ms: int) -> bool:
+        return not self.closed and now - self.last_seen_ms < offline_after_ms
+
+
+class BoardSessions:
+    """Every board's handshakes and established sessions.
+
+    Args:
+        cfg: the service's settings.
+        refuse: RefusalLog.refuse.
+        stats: the service's counters.
+        lookup(board_id, now): the board's registry record, or None.
+        on_established(link, now): a session was established.
+        on_record(link, plaintext, now): an authentic record's plaintext (may raise
+            DecodeError, LocalProtocolError, KeyError, TypeError, ValueError:
+            refused as bad_payload).
+    """
+
+    def __init__(self, cfg: GatewayConfig, refuse: Callable[..., None], stats,
+                 lookup: Callable[[bytes, int], BoardRecord | None],
+                 on_established: Callable[[BoardLink, int], None],
+                 on_record: Callable[[BoardLink, bytes, int], None]) -> None:
+        self.cfg = cfg
+        self.refuse = refuse
+        self.stats = stats
+        self._lookup = lookup
+        self._on_established = on_established
+        self._on_record = on_record
+        self.links: dict[str, BoardLink] = {}  # established, by board name
+        self.by_sid: dict[int, BoardLink] = {}
+        self.half_open: dict[int, HalfOpen] = {}
+        self.half_open_by_hello: dict[bytes, int] = {}
+        self.dead_sids: OrderedDict[int, tuple[str, str]] = OrderedDict()
+
+    # -- input ------------------------------------------------------------------------
+    def handle(self, data: bytes, peer) -> None:
+        """One board-link message from peer (a datagram, a TCP or serial frame, ...)."""
+        self.stats["messages_in"] += 1
+        try:
+            t = boardlink.message_type(data)
+        except DecodeError as e:
+            self.refuse("malformed", str(e), peer=peer)
+            return
+        now = now_ms()
+        try:
+            if t == boardlink.T_RECORD:
+                self._on_record_msg(data, peer, now)
+            elif t == boardlink.T_HELLO:
+                self._on_hello(data, peer, now)
+            elif t == boardlink.T_CONFIRM:
+                self._on_confirm(data, peer, now)
+            else:
+                self.refuse("malformed", "unexpected message type %d" % t, peer=peer)
+        except VersionError as e:
+            self.refuse("version", str(e), peer=peer)
+        except DecodeError as e:
+            self.refuse("malformed", str(e), peer=peer)
+        except MeshLinkError as e:  # a board's problem never reaches the loop
+            self.refuse("error", f"{type(e).__name__}: {e}", peer=peer)
+        except sqlite3.Error as e:  # boards.db failed (disk full?): this message is lost
+            log.error("board registry error while handling a board message: %s", e)
+            self.stats["storage_errors"] += 1
+
+    # -- handshake --------------------------------------------------------------------
+    def _on_hello(self, data: bytes, peer, now: int) -> None:
+        board_id, boot_ctr, _nonce = boardlink.decode_hello(data)
+        rec = self._lookup(board_id, now)
+        if rec is None:
+            self.refuse("unknown_board", f"unknown board ID {board_id.hex()}", peer=peer)
+            return
+        if rec.revoked:
+            self.refuse("revoked", "HELLO from a revoked board", rec.name, peer)
+            return
+        link = self.links.get(rec.name)
+        if link is not None and link.hello == data:
+            return  # a retransmitted HELLO after the session was established: ignore
+        sid = self.half_open_by_hello.get(data)
+        if sid is not None:  # retransmitted HELLO: the same CHALLENGE again
+            ho = self.half_open[sid]
+            ho.peer = peer
+            peer.send(ho.session.challenge)
+            return
+        if not self._boot_counter_ok(rec, boot_ctr, peer):
+            return
+        self.expire_half_open(now)
+        mine = [s for s, ho in self.half_open.items() if ho.board.name == rec.name]
+        if len(mine) >= MAX_HALF_OPEN_PER_BOARD:
+            self.drop_half_open(min(mine, key=lambda s: self.half_open[s].created_ms))
+        if len(self.half_open) >= self.cfg.max_half_open:
+            self.refuse("half_open_cap", "too many handshakes in progress", rec.name, peer)
+            return
+        sid = self._new_sid()
+        session = boardlink.GatewaySession(rec.psk, rec.board_id)
+        challenge = session.handle_hello(data, sid, os.urandom(boardlink.NONCE_BYTES), now)
+        self.half_open[sid] = HalfOpen(session, rec, peer, bytes(data), now)
+        self.half_open_by_hello[bytes(data)] = sid
+        self.stats["hellos"] += 1
+        peer.send(challenge)
+
+    def _boot_counter_ok(self, rec: BoardRecord, boot_ctr: int, peer) -> bool:
+        if rec.last_boot_ctr is None or boot_ctr >= rec.last_boot_ctr:
+            return True
+        if self.cfg.strict_boot_counter:
+            self.refuse("boot_counter", f"boot counter {boot_ctr} < last {rec.last_boot_ctr}",
+                        rec.name, peer)
+            return False
+        log.warning("board %s boot counter went back from %d to %d (reflashed?)",
+                    rec.name, rec.last_boot_ctr, boot_ctr)
+        return True
+
+    def _new_sid(self) -> int:
+        while True:
+            sid = int.from_bytes(os.urandom(4), "big")
+            if sid and sid not in self.by_sid and sid not in self.half_open \
+                    and sid not in self.dead_sids:
+                return sid
+
+    def expire_half_open(self, now: int) -> None:
+        """Drop handshakes older than handshake_timeout_ms (refused, logged)."""
+        for sid, ho in list(self.half_open.items()):
+            if now - ho.created_ms >= self.cfg.handshake_timeout_ms:
+                self.drop_half_open(sid)
+                self.refuse("handshake_timeout", "no valid CONFIRM in time (wrong PSK on the "
+                            "board, or messages lost)", ho.board.name, ho.peer)
+
+    def drop_half_open(self, sid: int) -> None:
+        ho = self.half_open.pop(sid, None)
+        if ho is not None and self.half_open_by_hello.get(ho.hello) == sid:
+            del self.half_open_by_hello[ho.hello]
+
+    def _on_confirm(self, data: bytes, peer, now: int) -> None:
+        sid, _tag = boardlink.decode_confirm(data)
+        ho = self.half_open.get(sid)
+        if ho is None:
+            link = self.by_sid.get(sid)
+            if link is not None:
+                try:
+                    link.session.handle_confirm(data, now)  # a retransmission: ignored
+                except HandshakeError as e:
+                    self.refuse("handshake", str(e), link.board.name, peer)
+                return
+            self.refuse("unknown_session", "CONFIRM for session %08x, which is not "
+                        "waiting" % sid, peer=peer)
+            return
+        try:
+            ho.session.handle_confirm(data, now)
+        except AuthError:
+            self.refuse("wrong_psk", "CONFIRM tag does not verify (wrong PSK or forged)",
+                        ho.board.name, peer)
+            return
+        except HandshakeError as e:
+            self.refuse("handshake", str(e), ho.board.name, peer)
+            return
+        self.drop_half_open(sid)
+        self._establish(ho, peer, now)
+
+    def _establish(self, ho: HalfOpen, peer, now: int) -> None:
+        rec = ho.board
+        old = self.links.get(rec.name)
+        if old is not None:
+            self.close_link(old, REPLACED_HERE if old.peer is peer
+                            else "replaced by a new session")
+        link = BoardLink(rec, ho.session, peer, ho.hello, now, self.cfg)
+        self.links[rec.name] = link
+        self.by_sid[ho.session.sid] = link
+        peer.attach(link)
+        self.stats["sessions"] += 1
+        rec.last_boot_ctr = ho.session.boot_ctr
+        log.info("board %s online via %s: session %08x, boot counter %d", rec.name,
+                 peer.describe(), ho.session.sid, ho.session.boot_ctr)
+        self._on_established(link, now)
+
+    # -- records ----------------------------------------------------------------------
+    def _on_record_msg(self, data: bytes, peer, now: int) -> None:
+        sid, _seq = boardlink.decode_record_header(data)
+        link = self.by_sid.get(sid)
+        if link is None:
+            self._record_without_session(sid, peer, now)
+            return
+        if not link.peer.same(peer):
+            self.refuse("wrong_transport", "record for a session of another connection",
+                        link.board.name, peer)
+            return
+        if not link.bucket.take(now):
+            link.rate_limited += 1
+            self.refuse("rate_limited", "over %d records/s (burst %d)" % (
+                self.cfg.rate_records_per_s, self.cfg.rate_burst), link.board.name, peer)
+            return
+        plaintext = self._open(link, data, peer, now)
+        if plaintext is None:
+            return
+        link.last_seen_ms = now
+        link.records_in += 1
+        if peer.roams:
+            link.peer = peer  # answer where the last authentic record came from
+        self.stats["records_in"] += 1
+        try:
+            self._on_record(link, plaintext, now)
+        except (DecodeError, LocalProtocolError, KeyError, TypeError, ValueError) as e:
+            self.refuse("bad_payload", f"{type(e).__name__}: {e}", link.board.name, peer)
+
+    def _record_without_session(self, sid: int, peer, now: int) -> None:
+        ho = self.half_open.get(sid)
+        if ho is not None:
+            # the CONFIRM was lost: resend the CHALLENGE so the board resends it
+            if now - ho.resent_ms >= CHALLENGE_RESEND_MS:
+                ho.resent_ms = now
+                peer.send(ho.session.challenge)
+            return
+        dead = self.dead_sids.get(sid)
+        if dead is not None:
+            reason = "revoked" if dead[1] == "revoked" else "old_session"
+            self.refuse(reason, "record for session %08x, which ended (%s)" % (sid, dead[1]),
+                        dead[0], peer)
+        else:
+            self.refuse("unknown_session", "record for unknown session %08x (gateway "
+                        "restarted?)" % sid, peer=peer)
+
+    def _open(self, link: BoardLink, data: bytes, peer, now: int) -> bytes | None:
+        """Verify and decrypt a record; None (refused) if it does not verify."""
+        name = link.board.name
+        try:
+            return link.session.open(data, now)
+        except ReplayError as e:
+            self.refuse("replay", str(e), name, peer)
+        except AuthError:
+            self.refuse("bad_tag", "record tag does not verify (bit flip or forgery)", name,
+                        peer)
+        except SessionExpiredError as e:
+            self.close_link(link, "expired")
+            self.refuse("expired", str(e), name, peer)
+        return None
+
+    def send(self, link: BoardLink, obj: dict, now: int) -> None:
+        """Seal one record for a board and send it (a hard-limited session ends)."""
+        try:
+            record = link.session.seal(cjson.dumps(obj), now)
+        except SessionExpiredError:
+            self.close_link(link, "expired")
+            return
+        link.peer.send(record)
+        self.stats["records_out"] += 1
+
+    # -- endings ----------------------------------------------------------------------
+    def close_link(self, link: BoardLink, why: str) -> None:
+        """End one session; its sid is remembered so late records get a clear refusal."""
+        link.closed = True
+        sid = link.session.sid
+        if self.by_sid.get(sid) is link:
+            del self.by_sid[sid]
+        self.dead_sids[sid] = (link.board.name, why)
+        while len(self.dead_sids) > DEAD_SIDS_KEPT:
+            self.dead_sids.popitem(last=False)
+        if self.links.get(link.board.name) is link:
+            del self.links[link.board.name]
+        link.peer.session_ended(why)
+        log.info("board %s session %08x ended: %s", link.board.name, sid, why)
+
+    def cut(self, name: str, why: str) -> None:
+        """End a board's live session and half-open handshakes."""
+        link = self.links.pop(name, None)
+        if link is not None:
+            self.close_link(link, why)
+        for sid, ho in list(self.half_open.items()):
+            if ho.board.name == name:
+                self.drop_half_open(sid)
+
+    def drop_idle(self, now: int) -> None:
+        """Forget sessions idle for session_idle_drop_ms."""
+        for link in list(self.links.values()):
+            if now - link.last_seen_ms >= self.cfg.session_idle_drop_ms:
+                self.close_link(link, "idle")
+
+    def online_count(self, now: int) -> int:
+        return sum(1 for link in self.links.values()
+                   if link.online(now, self.cfg.offline_after_ms))
