@@ -22,6 +22,7 @@ from meshlink.errors import LocalProtocolError, MeshLinkError, ProtocolError, Tr
 from meshlink.nodeid import new_message_id
 from meshlink.router import Router
 
+from meshlink_gw.announce import is_announce
 from meshlink_gw.config import NodeConfig
 from meshlink_gw.connection import PeerConnection, now_ms
 from meshlink_gw.discovery import Discovery
@@ -86,7 +87,7 @@ class Node:
         self.deliver_hooks: list[Callable[[Received], None]] = []
         self.served: dict[str, Callable[[messages.MeshMessage, int], bool]] = {}
         self.stats = {"relayed": 0, "delivered": 0, "records_rejected": 0,
-                      "handshakes_failed": 0, "duplicates": 0}
+                      "handshakes_failed": 0, "duplicates": 0, "announces": 0}
         self._server: asyncio.AbstractServer | None = None
         self._tasks: set[asyncio.Task] = set()
         self.listen_addr: tuple[str, int] = config.listen
@@ -199,11 +200,11 @@ class Node:
             if msg.dst in self.local_ids:
                 self._on_ack(msg, now)
             return
-        served = self.served.get(msg.dst) if msg.dst is not None else None
-        if served is not None:
-            # A node ID we act for (a board): it acks once really delivered.
-            if served(msg, hops_travelled(msg)):
-                self.send_ack_for(msg)
+        if msg.dst in self.served:
+            self._to_served(msg, hops_travelled(msg))
+            return
+        if msg.dst is None and is_announce(msg.src, None, msg.data):
+            self.stats["announces"] += 1  # routed and relayed; not a user message
             return
         if msg.dst is None or msg.dst == self.node_id:
             self._deliver(msg.src, msg.dst, msg.message_id, msg.origin_id, msg.data,
@@ -249,24 +250,42 @@ class Node:
 
     def serve_id(self, node_id: str,
                  handler: Callable[[messages.MeshMessage, int], bool]) -> None:
-        """Act for another node ID (a board): its directed messages go to handler.
+        """Act for another node ID (a board): its directed messages go to handler,
+        from the mesh or from this node (originate), and originate() may send
+        from it (the router's served IDs).
 
         handler(msg, hops) returns True if the message is delivered (ack now);
         False means the caller acks later with send_ack_for() once it is.
+
+        Raises:
+            LocalProtocolError: our own node ID, or the router's max_served reached.
         """
+        self.router.serve(node_id)
         self.local_ids.add(node_id)
         self.served[node_id] = handler
 
     def unserve_id(self, node_id: str) -> None:
+        if node_id == self.node_id:
+            return
+        self.router.unserve(node_id)
         self.served.pop(node_id, None)
-        if node_id != self.node_id:
-            self.local_ids.discard(node_id)
+        self.local_ids.discard(node_id)
+
+    def _to_served(self, msg: messages.MeshMessage, hops: int) -> None:
+        """Hand a directed message to its served ID's handler (it acks when delivered)."""
+        handler = self.served.get(msg.dst or "")
+        if handler is not None and handler(msg, hops):
+            self.send_ack_for(msg)
 
     def send_ack_for(self, msg: messages.MeshMessage) -> None:
-        """Send the end-to-end Ack for a directed message delivered here."""
+        """Send the end-to-end Ack for a directed message delivered here (to its
+        sender here when the sender is this node or a served ID)."""
         now = now_ms()
         ack = messages.Ack(src=msg.dst, dst=msg.src, ack_for=msg.message_id,
                            message_id=_new_id(), ttl=self.config.default_ttl, path=[])
+        if ack.dst in self.local_ids:
+            self._on_ack(ack, now)
+            return
         self.dispatch(self.router.originate(ack, now).forward)
 
     def _on_ack(self, ack: messages.Ack, now: int) -> None:
@@ -294,20 +313,30 @@ class Node:
         msg.encode()  # validate before anything is queued
         if dst is not None and len(self.pending) >= self.config.max_pending_sends:
             raise LocalProtocolError("too many directed messages awaiting acknowledgement")
-        if dst is not None and dst in self.local_ids:
+        if dst == self.node_id:
             self._deliver(msg.src, dst, mid, mid, data, 0)
             fut = asyncio.get_running_loop().create_future()
             fut.set_result(SendResult(mid, True, 0))
             return msg, fut
-        self.dispatch(self.router.originate(msg, now).forward)
         if dst is None:
+            self.dispatch(self.router.originate(msg, now).forward)
             return msg, None
+        fut = self._track(msg, now)
+        if dst in self.served:  # a board of ours: its handler acks once it has it
+            self._to_served(msg, hops_travelled(msg))
+        else:
+            self.dispatch(self.router.originate(msg, now).forward)
+        return msg, fut
+
+    def _track(self, msg: messages.MeshMessage, now: int) -> asyncio.Future:
+        """Await msg's end-to-end Ack: retries and expiry run in the tick loop."""
         fut = asyncio.get_running_loop().create_future()
         cfg = self.config
+        mid = msg.message_id
         self.pending[mid] = _Pending(msg, fut, now, now + cfg.retry_interval_ms,
                                      now + cfg.delivery_timeout_ms, attempt_ids=[mid])
         self.attempt_origin[mid] = mid
-        return msg, fut
+        return fut
 
     async def send(self, dst: str | None, data: bytes) -> SendResult:
         """Send and, for a directed message, wait for its end-to-end Ack or expiry."""
@@ -340,7 +369,10 @@ class Node:
         p.attempt_ids.append(mid)
         self.attempt_origin[mid] = m.origin_id
         p.next_retry_ms = now + self.config.retry_interval_ms * min(p.attempts, 4)
-        self.dispatch(self.router.originate(again, now).forward)
+        if again.dst in self.served:
+            self._to_served(again, hops_travelled(again))
+        else:
+            self.dispatch(self.router.originate(again, now).forward)
 
     async def _tick_loop(self) -> None:
         while True:

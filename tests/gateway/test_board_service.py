@@ -11,6 +11,8 @@ import stat
 import pytest
 from meshlink import boardlink, cjson
 from meshlink.errors import ConfigError, TransportError
+from meshlink.messages import MeshMessage
+from meshlink.nodeid import new_message_id
 from meshlink_gw.boards.config import build_gateway_config
 from meshlink_gw.boards.registry import BoardRegistry
 from meshlink_gw.boards.service import BoardService
@@ -156,9 +158,14 @@ async def test_reading_enters_the_mesh_from_the_board_node_id(tmp_path):
         assert got.hops == 2  # board -> gateway -> peer
         await wait_until(lambda: any(r.dst == rig.gw_node.node_id
                                      for r in rig.gw_node.inbox.since(0)))
-        # the board came online: its node ID was announced to the mesh
-        assert any(cjson.loads(r.data).get("kind") == "announce" for r in rig.peer.inbox.since(0)
-                   if r.dst is None and r.src == b.node_id)
+        # the board came online: its node ID was announced to the mesh; the peer
+        # routed it (it knows the board is behind the gateway) but did not store it
+        await wait_until(lambda: rig.peer.stats["announces"] >= 1)
+        assert not any(b'"announce"' in r.data for r in rig.peer.inbox.since(0))
+        d = rig.peer.router.originate(MeshMessage(src=rig.peer.node_id, dst=b.node_id,
+                                                  data=b"", message_id=new_message_id(
+                                                      os.urandom(16)), ttl=8, path=[]), 0)
+        assert d.mode in ("direct", "route") and d.forward[0][0] == rig.gw_node.node_id
         await wait_until(lambda: rig.svc.stats["board_sends_acked"] >= 1)
 
 
@@ -325,3 +332,25 @@ async def test_board_send_record_null_is_a_broadcast(tmp_path):
         b1.send({"t": "send", "to": rig.peer.node_id, "data": "ZGlyZWN0"})
         await wait_until(lambda: any(r.data == b"direct" and r.src == b1.node_id
                                      for r in rig.peer.inbox.since(0)))
+
+
+async def test_gateway_send_to_its_own_board_waits_for_the_boards_ack(tmp_path):
+    async with rig_for(tmp_path) as rig:
+        b = await rig.online()
+        msg, fut = rig.gw_node.originate(b.node_id, b"from the gateway")
+        got = await b.recv_msg(ack=False)
+        assert got["data"] == b"from the gateway" and got["from"] == rig.gw_node.node_id
+        assert not fut.done() and not list(rig.gw_node.inbox.since(0))
+        b.send({"t": "ack", "id": got["id"]})
+        assert (await asyncio.wait_for(fut, 5)).delivered
+        assert rig.reg.queued("b1") == []
+
+
+async def test_board_to_board_on_one_gateway_is_acked_end_to_end(tmp_path):
+    async with rig_for(tmp_path) as rig:
+        b1 = await rig.online("b1")
+        b2 = await rig.online("b2")
+        b1.send({"t": "send", "to": b2.node_id, "data": "aGk="})
+        got = await b2.recv_msg()  # acks it
+        assert got["data"] == b"hi" and got["from"] == b1.node_id
+        await wait_until(lambda: rig.svc.stats["board_sends_acked"] >= 1)

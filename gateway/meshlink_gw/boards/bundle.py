@@ -40,7 +40,8 @@ REPO_ROOT = Path(__file__).resolve().parents[3]
 HEAPSIZE = "112K"  # an ESP32 without PSRAM (MICROPYTHON.md: budget the app for 112K)
 DEFAULT_FILES = ["firmware/main.py", "firmware/app/*.py", "shared/meshlink/*.py"]
 # Never deployed: the router runs on the gateway, not on boards.
-EXCLUDE_NAMES = ("router", "router_core", "router_lazy", "router_meshlink", "router_seed")
+EXCLUDE_NAMES = ("router", "router_core", "router_lazy", "router_meshlink", "router_seed",
+                 "router_served")
 _KEEP_SOURCE = ("main.py", "boot.py", "__init__.py")  # stay .py even in an .mpy bundle
 
 

@@ -44,24 +44,17 @@ def status(svc: Any, now: int) -> dict:
 
 
 def attach(svc: Any, server: Any) -> None:
-    """Register board_list/board_revoke/board_reload and board-aware status/send."""
+    """Register board_list/board_revoke/board_reload and a board-aware status.
+
+    `send` needs nothing extra: the node hands a message for a board's node ID
+    to the board's queue and waits for the board's ack (Node.originate).
+    """
     node_status = server.handlers.get("status")
-    node_send = server.handlers.get("send")
 
     async def status_cmd(req, w):
         out = await node_status(req, w) if node_status else svc.node.status()
         out["gateway"] = svc.status()
         return out
-
-    async def send(req, w):
-        dst = req.get("to")
-        rec = svc.by_node_id.get(dst) if isinstance(dst, str) else None
-        if rec is None:
-            return await node_send(req, w)
-        data = bytes.fromhex(req["data_hex"]) if "data_hex" in req else \
-            str(req.get("text", "")).encode()
-        return await svc.send_local(rec.name, data,
-                                    svc.node.config.delivery_timeout_ms / 1000)
 
     async def board_list(req, w):
         return svc.board_rows()
@@ -77,8 +70,6 @@ def attach(svc: Any, server: Any) -> None:
         return {"boards": len(svc.boards)}
 
     server.register("status", status_cmd)
-    if node_send is not None:
-        server.register("send", send)
     server.register("board_list", board_list)
     server.register("board_revoke", board_revoke)
     server.register("board_reload", board_reload)

@@ -8,16 +8,12 @@ end-to-end Ack sent (docs/BOARDS.md, "Delivery and the queue").
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import os
 import sqlite3
-import time
 from collections.abc import Callable
 from typing import Any
 
 from meshlink import messages
-from meshlink.nodeid import new_message_id
 
 from meshlink_gw.boards import records
 from meshlink_gw.boards.config import GatewayConfig
@@ -46,7 +42,6 @@ class BoardQueue:
         self.stats = stats
         self.now_ms = now_ms
         self.dirty: set[str] = set()  # boards whose queue may have a new head
-        self._local_waiters: dict[tuple[str, str], asyncio.Future] = {}
 
     def enqueue(self, name: str, src: str, dst: str | None, origin_id: str,
                 ack_id: str | None, data: bytes, hops: int) -> str:
@@ -127,9 +122,6 @@ class BoardQueue:
             self.node.send_ack_for(messages.MeshMessage(
                 src=item.src, dst=item.dst, data=b"", message_id=item.ack_id,
                 ttl=1, path=[]))
-        fut = self._local_waiters.pop((link.board.name, item.origin_id), None)
-        if fut is not None and not fut.done():
-            fut.set_result(True)
         self.pump(link, now)
 
     def tick(self, now: int) -> None:
@@ -148,29 +140,3 @@ class BoardQueue:
                 if link.inflight is not None and link.inflight.seq == item.seq:
                     link.inflight = None
                     self.dirty.add(link.board.name)
-
-    async def send_local(self, name: str, board_node_id: str, data: bytes,
-                         timeout_s: float) -> dict:
-        """Queue data from the gateway itself for board name and wait for its ack."""
-        origin = new_message_id(os.urandom(16))
-        fut = asyncio.get_running_loop().create_future()
-        self._local_waiters[(name, origin)] = fut
-        t0 = time.monotonic()
-        status = self.enqueue(name, self.node.node_id, board_node_id, origin, None, data, 1)
-        if status != "queued":
-            self._local_waiters.pop((name, origin), None)
-            return {"message_id": origin, "delivered": False, "rtt_ms": None, "attempts": 1,
-                    "reason": f"not queued: {status}"}
-        try:
-            await asyncio.wait_for(fut, timeout_s)
-        except (TimeoutError, asyncio.CancelledError):
-            self._local_waiters.pop((name, origin), None)
-            return {"message_id": origin, "delivered": False, "rtt_ms": None, "attempts": 1,
-                    "reason": "queued for the board; not confirmed yet"}
-        return {"message_id": origin, "delivered": True,
-                "rtt_ms": int((time.monotonic() - t0) * 1000), "attempts": 1, "reason": ""}
-
-    def cancel_waiters(self) -> None:
-        for fut in self._local_waiters.values():
-            if not fut.done():
-                fut.cancel()

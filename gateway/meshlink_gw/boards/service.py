@@ -9,9 +9,9 @@ the mesh node meet; the parts do one thing each (docs/BOARDS.md):
   them in order, acknowledging them end to end only once the board has;
 - records.py is the record plaintext contract;
 - this module acts for every registered board in the mesh under the board's
-  own node ID (node.serve_id, served_router): board readings enter the mesh
-  from that ID, each board is announced when it comes online, and the
-  registry is kept in sync.
+  own node ID (node.serve_id: the router's served IDs): board readings enter
+  the mesh from that ID, each board is announced when it comes online
+  (meshlink_gw.announce), and the registry is kept in sync.
 
 A board's bad input (unknown board ID, wrong PSK, revoked, replayed or
 corrupted record, flood) is refused with a logged reason and costs at most
@@ -29,11 +29,11 @@ import time
 from collections import Counter
 from typing import Any
 
-from meshlink import boardlink, cjson
-from meshlink.errors import DecodeError, MeshLinkError
+from meshlink import boardlink
+from meshlink.errors import MeshLinkError
 from meshlink.nodeid import new_message_id
 
-from meshlink_gw import served_router
+from meshlink_gw.announce import announce_data
 from meshlink_gw.boards import control, records
 from meshlink_gw.boards.config import GatewayConfig
 from meshlink_gw.boards.queue import BoardQueue
@@ -95,7 +95,6 @@ class BoardService:
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
         """Load the registry, serve every board's node ID, open the board listeners."""
-        served_router.install(self.node)
         self.node.deliver_hooks.append(self._on_mesh_delivered)
         self._reg_version = self.reg.data_version()
         self.reload()
@@ -136,7 +135,6 @@ class BoardService:
         if self._beacon_sock is not None:
             self._beacon_sock.close()
         await self.tcp.wait_closed()
-        self.queue.cancel_waiters()
         self._flush_seen()
         if self._on_mesh_delivered in self.node.deliver_hooks:
             self.node.deliver_hooks.remove(self._on_mesh_delivered)
@@ -258,14 +256,7 @@ class BoardService:
             self._fanout_local(src, data, exclude=name)
             log.info("board %s: %s -> broadcast", name, what)
             return
-        local = self.by_node_id.get(to)
-        if local is not None:
-            status = self.queue.enqueue(local.name, src, to, new_message_id(os.urandom(16)),
-                                        None, data, 1)
-            log.info("board %s: %s -> board %s on this gateway (%s)", name, what,
-                     local.name, status)
-            return
-        msg, fut = node.originate(to, data, src=src)
+        msg, fut = node.originate(to, data, src=src)  # a board of ours: its queue
         log.info("board %s: %s -> %s id=%s", name, what, to, msg.message_id)
         if fut is not None:
             fut.add_done_callback(lambda f, m=msg.message_id: self._sent(name, m, f))
@@ -304,13 +295,7 @@ class BoardService:
     def _on_mesh_delivered(self, rec) -> None:
         """deliver hook: a broadcast (or a message for the gateway itself) arrived."""
         if rec.dst is not None or rec.src in self.by_node_id or not self.links:
-            return
-        try:
-            kind = cjson.loads(rec.data).get("kind")
-        except (DecodeError, AttributeError):
-            kind = None
-        if kind == "announce":
-            return
+            return  # (announcements never get here: the node does not store them)
         self._fanout_local(rec.src, rec.data, origin_id=rec.origin_id, hops=rec.hops)
 
     def _from_mesh(self, name: str, msg: Any, hops: int) -> bool:
@@ -320,16 +305,11 @@ class BoardService:
             return False
         return self.queue.from_mesh(name, msg, hops)
 
-    async def send_local(self, name: str, data: bytes, timeout_s: float) -> dict:
-        """Queue data from the gateway itself for board name and wait for its ack."""
-        return await self.queue.send_local(name, self.boards[name].node_id, data, timeout_s)
-
     # -- announcements -----------------------------------------------------------------
     def _announce(self, rec: BoardRecord) -> None:
         if rec.revoked or not self.node.peers.links:
             return
-        data = cjson.dumps({"kind": "announce", "gateway": self.node.node_id,
-                            "board": rec.name, "node_id": rec.node_id})
+        data = announce_data(rec.name, self.node.node_id, rec.node_id)
         try:
             self.node.originate(None, data, src=rec.node_id)
             self.stats["announces"] += 1
