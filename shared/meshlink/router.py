@@ -108,7 +108,6 @@ class Router:
         default_ttl: TTL of originated messages (seed, flood); the floor of
             the learned TTLs (meshlink).
         dedup_window_ms, dedup_max_entries: the duplicate filter bounds.
-        max_served: most node IDs serve() accepts.
         log: optional callable(dict) given one JSON-able record per decision.
         options: optional dict of strategy tunables (see each strategy).
     Raises:
@@ -116,8 +115,7 @@ class Router:
     """
 
     def __init__(self, node_id, strategy=DEFAULT_STRATEGY, *, rng=None, default_ttl=8,
-                 dedup_window_ms=60000, dedup_max_entries=4096, max_served=16384, log=None,
-                 options=None):
+                 dedup_window_ms=60000, dedup_max_entries=4096, log=None, options=None):
         cls = load_strategy(strategy)
         if cls is None:
             raise ConfigError("unknown routing strategy %r (known: %s)" % (
@@ -143,15 +141,14 @@ class Router:
         self.counters = {"originated": 0, "received": 0, "delivered": 0, "sent": 0}
         self.drops = {}
         self.served = set()  # node IDs we act for (serve/unserve)
-        self.max_served = max_served
         self.strategy = cls(self, options or {})
 
     # serve(node_id): act for node_id: its messages and Acks are delivered
     # here and originate() sends from it (meshlink.router_served). Idempotent.
     # Raises LocalProtocolError: our own ID, or max_served reached.
     def serve(self, node_id):
-        from meshlink.router_served import serve
-        serve(self, node_id)
+        from meshlink import router_served
+        router_served.serve(self, node_id)
 
     def unserve(self, node_id):  # idempotent
         self.served.discard(node_id)
@@ -235,8 +232,8 @@ class Router:
         if type(msg) is not MeshMessage and type(msg) is not Ack:
             raise LocalProtocolError("only mesh messages and acks are routed")
         if msg.src != self.node_id:
-            from meshlink.router_served import originate
-            return originate(self, msg, now_ms)
+            from meshlink import router_served
+            return router_served.originate(self, msg, now_ms)
         if msg.path and msg.path != [self.node_id]:
             raise LocalProtocolError("originate: path must be [] or [this node]")
         self.dedup.add(msg.message_id, now_ms)
@@ -253,8 +250,8 @@ class Router:
         if t is MeshMessage or t is Ack:
             self.counters["received"] += 1
             if msg.dst in self.served:
-                from meshlink.router_served import receive
-                d = receive(self, msg, from_peer, now_ms)
+                from meshlink import router_served
+                d = router_served.receive(self, msg, from_peer, now_ms)
             else:
                 d = self.strategy.receive(msg, from_peer, now_ms)
         elif t is IHave or t is Graft or t is Prune:

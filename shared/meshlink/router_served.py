@@ -17,13 +17,15 @@
 from meshlink.errors import LocalProtocolError
 from meshlink.router_core import Decision, relay_copy
 
+MAX_SERVED = 16384  # served IDs per router (a gateway's boards); serve() refuses more
+
 
 def serve(r, node_id):
     """Router.serve. Raises LocalProtocolError (own ID, max_served reached)."""
     if node_id == r.node_id:
         raise LocalProtocolError("serve: that is this node's own ID")
-    if node_id not in r.served and len(r.served) >= r.max_served:
-        raise LocalProtocolError("serve: already %d served IDs" % r.max_served)
+    if node_id not in r.served and len(r.served) >= MAX_SERVED:
+        raise LocalProtocolError("serve: already %d served IDs" % MAX_SERVED)
     r.served.add(node_id)
 
 

@@ -18,17 +18,24 @@ from vectors import expect_raises  # noqa: E402
 
 
 def test_serve_is_bounded_idempotent_and_not_our_own_id():
-    r = Router(X, "meshlink", max_served=2)
-    r.serve(S)
-    r.serve(S)
-    r.serve(S2)
-    assert r.served == {S, S2}
-    expect_raises(LocalProtocolError, r.serve, D)
-    expect_raises(LocalProtocolError, r.serve, X)
-    r.unserve(S)
-    r.unserve(S)
-    r.serve(D)
-    assert r.served == {S2, D}
+    import meshlink.router_served as served
+
+    bound = served.MAX_SERVED
+    served.MAX_SERVED = 2
+    try:
+        r = Router(X, "meshlink")
+        r.serve(S)
+        r.serve(S)
+        r.serve(S2)
+        assert r.served == {S, S2}
+        expect_raises(LocalProtocolError, r.serve, D)
+        expect_raises(LocalProtocolError, r.serve, X)
+        r.unserve(S)
+        r.unserve(S)
+        r.serve(D)
+        assert r.served == {S2, D}
+    finally:
+        served.MAX_SERVED = bound
 
 
 def test_message_for_a_served_id_is_delivered_not_forwarded():
