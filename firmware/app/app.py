@@ -85,7 +85,8 @@ class App:
             gc.collect()  # start every attempt from a clean heap
             bl = link.BoardLink(cfg, self.clock, self.boot_ctr)
             try:
-                await platform.wifi_up(cfg.wifi, cfg.wifi_timeout_ms)
+                if cfg.transport != "serial":  # a serial board needs no radio
+                    await platform.wifi_up(cfg.wifi, cfg.wifi_timeout_ms)
                 await bl.connect()
                 gc.collect()  # at a shallow stack: the handshake's garbage goes
                 self.sessions += 1

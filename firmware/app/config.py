@@ -10,7 +10,7 @@ from meshlink.errors import ConfigError
 from meshlink.nodeid import is_id
 
 BOARDS = ("esp32-devkitc", "esp32-s3", "esp32-c3", "unix")
-TRANSPORTS = ("udp", "tcp")
+TRANSPORTS = ("udp", "tcp", "serial")
 SENSOR_TYPES = ("sim", "internal_temp", "adc", "dht22", "bme280")
 OPS = (">", "<", ">=", "<=", "==")
 ACTIONS = ("relay", "led", "log")
@@ -38,7 +38,7 @@ TUNING = {
     "heap_report_ms": 60000,  # print a HEAP line this often; 0 = off
     "wifi_timeout_ms": 20000,  # WiFi association timeout per attempt
 }
-_KNOWN = ("name", "board", "board_id", "psk", "node_id", "transport", "gateway", "wifi",
+_KNOWN = ("name", "board", "board_id", "psk", "node_id", "transport", "serial", "gateway", "wifi",
           "sensors", "routes", "rules", "handlers", "heap_budget", "boot_counter_file")
 
 
@@ -55,6 +55,7 @@ class Config:
     psk: bytes
     node_id: str
     transport: str
+    serial: "dict | None"
     gateway: "tuple | None"
     wifi: "tuple | None"
     sensors: list
@@ -74,6 +75,7 @@ def _defaults(cfg):
     cfg.psk = b""
     cfg.node_id = ""
     cfg.transport = "udp"
+    cfg.serial = None  # {"port": tty path or UART id, "baudrate", ["tx", "rx"]}
     cfg.gateway = None  # (host, port) or None: discover by beacon
     cfg.wifi = None  # (ssid, password) or None
     cfg.sensors = []  # dicts, see _sensor()
@@ -221,10 +223,28 @@ def _rule(r, where):
             "action": action, "arg": arg}
 
 
+def _serial(s, where):
+    """The "serial" object: port (a tty path, or a UART id 0..2), baudrate, tx/rx pins."""
+    s = _dict(s, where)
+    port = _need(s, "port", where)
+    if type(port) is int:
+        _int(port, where + ".port", 0, 2)
+    else:
+        _str(port, where + ".port")
+    out = {"port": port,
+           "baudrate": _int(s.get("baudrate", 115200), where + ".baudrate", 300, 5000000)}
+    for key in ("tx", "rx"):
+        if key in s:
+            out[key] = _pin(s, key, where)
+    return out
+
+
 def _fill_links(cfg, obj, where):
     cfg.transport = obj.get("transport", "udp")
     if cfg.transport not in TRANSPORTS:
-        raise _err(where + ".transport", "expected \"udp\" or \"tcp\"")
+        raise _err(where + ".transport", "expected \"udp\", \"tcp\" or \"serial\"")
+    if cfg.transport == "serial":
+        cfg.serial = _serial(_need(obj, "serial", where), where + ".serial")
     if obj.get("gateway") is not None:
         cfg.gateway = parse_hostport(obj["gateway"], where + ".gateway")
     wifi = obj.get("wifi")

@@ -1,4 +1,5 @@
-# The board link over WiFi: gateway discovery, UDP or TCP transport, the
+# The board link: gateway discovery, UDP or TCP transport over WiFi (or a
+# serial line: app.serial_link, loaded only by serial boards), the
 # handshake with HELLO retransmission, sealed records, reconnect backoff.
 # Rules: the protocol is meshlink.boardlink (sans-I/O); this module only
 # moves its messages. UDP: one datagram = one message, a non-blocking socket
@@ -261,12 +262,20 @@ class BoardLink:
             TransportError: no beacon, no answer to any HELLO, socket error.
             AuthError: CHALLENGEs came but none verified (wrong PSK).
         """
-        host, port = await self._gateway()
-        t = UdpTransport() if self.cfg.transport == "udp" else TcpTransport()
-        await t.open(host, port)
-        self.transport = t
-        self.peer = "%s:%d" % (host, port)
-        self.client = await self._handshake(t)
+        if self.cfg.transport == "serial":
+            from app.serial_link import SerialTransport  # only serial boards pay for it
+
+            serial = SerialTransport(self.cfg.serial)
+            self.peer = serial.name
+            await serial.open()
+            self.transport = serial
+        else:
+            host, port = await self._gateway()
+            t = UdpTransport() if self.cfg.transport == "udp" else TcpTransport()
+            self.peer = "%s:%d" % (host, port)
+            await t.open(host, port)
+            self.transport = t
+        self.client = await self._handshake(self.transport)
 
     async def _handshake(self, t):
         cfg = self.cfg

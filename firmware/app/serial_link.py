@@ -8,8 +8,13 @@
 import asyncio
 
 from meshlink import serialframe
+from meshlink._compat import const
+from meshlink.errors import TransportError
 
-_READ_CHUNK = 256
+_READ_CHUNK = const(256)
+# A board's records are at most 797 bytes (link.MAX_RECORD_PLAINTEXT + overhead):
+# a smaller decoder buffer than the 2 KiB default keeps heap for the app.
+_MAX_PAYLOAD_BYTES = const(1024)
 
 
 class SerialLink:
@@ -84,3 +89,51 @@ def open_uart(uart_id=1, baudrate=115200, tx=None, rx=None):
     if tx is None or rx is None:
         return UART(uart_id, baudrate=baudrate, timeout=0, rxbuf=1024)
     return UART(uart_id, baudrate=baudrate, tx=tx, rx=rx, timeout=0, rxbuf=1024)
+
+
+class SerialTransport:
+    """The board link over a serial line, as app.link.BoardLink wants a transport:
+    open(), send(msg), recv(), close(); errors are TransportError.
+
+    spec: config.json's "serial": {"port": tty path (unix port) or UART id
+    (ESP32), "baudrate", optional "tx"/"rx" pins}.
+    """
+
+    def __init__(self, spec):
+        self.spec = spec
+        self.name = "serial:%s" % (spec["port"],)
+        self._stream = None
+        self._link = None
+
+    async def open(self):
+        port = self.spec["port"]
+        try:
+            if type(port) is int:
+                self._stream = open_uart(port, self.spec["baudrate"], self.spec.get("tx"),
+                                         self.spec.get("rx"))
+            else:
+                self._stream = open_tty(port)
+        except OSError as e:
+            raise TransportError("cannot open %s: %s" % (self.name, e))
+        self._link = SerialLink(self._stream, _MAX_PAYLOAD_BYTES)
+
+    async def send(self, msg):
+        try:
+            self._link.send(msg)
+        except OSError as e:
+            raise TransportError("%s send: %s" % (self.name, e))
+
+    async def recv(self):
+        """The next whole payload; line noise and partial frames are skipped."""
+        try:
+            return await self._link.recv()
+        except (OSError, EOFError) as e:
+            raise TransportError("%s recv: %s" % (self.name, e))
+
+    async def close(self):
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            try:
+                stream.close()
+            except OSError:
+                pass

@@ -56,7 +56,8 @@ def gateway_configs_from_args(args: argparse.Namespace):
 
 
 async def run_gateway(node_cfg, gw_cfg, stop: asyncio.Event | None = None) -> None:
-    """Run a gateway (full node + board service + control socket) until stop or a signal."""
+    """Run a gateway (full node + board service + wired boards + MQTT bridge +
+    control socket) until stop or a signal."""
     from meshlink_gw.boards.service import BoardService
     from meshlink_gw.crypto.identity import Identity
     from meshlink_gw.node import Node
@@ -72,18 +73,27 @@ async def run_gateway(node_cfg, gw_cfg, stop: asyncio.Event | None = None) -> No
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    bridge = None
     try:
         await node.start()
         await service.start()
+        if gw_cfg.mqtt is not None:
+            from meshlink_gw.bridges.gateway_port import start_bridge
+
+            bridge = await start_bridge(gw_cfg.mqtt, node, service)
         await ctl.start()
         st = service.status()
         print(json.dumps({"event": "started", "node_id": node.node_id,
                           "listen": "%s:%d" % node.listen_addr, "board_udp": st["udp"],
-                          "board_tcp": st["tcp"], "boards": st["boards"]}), flush=True)
+                          "board_tcp": st["tcp"], "boards": st["boards"],
+                          "links": [link["link"] for link in st["links"]],
+                          "mqtt": st.get("mqtt", {}).get("broker")}), flush=True)
         await stop.wait()
     finally:
         log.info("stopping")
         await ctl.close()
+        if bridge is not None:
+            await bridge.stop()  # "offline" on the gateway's status topic
         await service.stop()
         await node.stop()
         registry.close()
@@ -147,11 +157,37 @@ def _apply_config_options(cfg: dict[str, Any], args: argparse.Namespace) -> None
         if key in ("board_id", "psk", "node_id", "name", "board"):
             raise ConfigError(f"--set {key}: provisioned by the registry, not settable")
         cfg[key] = _parse_json(value, f"--set {key}")
+    _apply_serial_options(cfg, args)
+
+
+def _apply_serial_options(cfg: dict[str, Any], args: argparse.Namespace) -> None:
+    """--serial-port/--serial-baudrate: "serial": {"port", "baudrate"} in config.json."""
+    port, baud = getattr(args, "serial_port", None), getattr(args, "serial_baudrate", None)
+    if port is None and baud is None:
+        if cfg.get("transport") == "serial" and not cfg.get("serial"):
+            raise ConfigError("--transport serial needs --serial-port (a tty path on the "
+                              "unix port, or a UART id on an ESP32)")
+        return
+    if cfg.get("transport") != "serial":
+        raise ConfigError("--serial-port/--serial-baudrate need --transport serial")
+    if getattr(args, "gateway", None) not in (None, "", "discover", "none"):
+        raise ConfigError("--gateway: a serial board reaches its gateway over the line")
+    serial = dict(cfg.get("serial") or {})
+    if port is not None:
+        serial["port"] = int(port) if port.isdigit() else port
+    serial["baudrate"] = baud or serial.get("baudrate", 115200)
+    cfg["serial"] = serial
+    cfg["gateway"] = None  # the serial line is the way to the gateway
 
 
 def _config_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--transport", choices=("udp", "tcp"), help="board link transport "
-                   "(default udp)")
+    p.add_argument("--transport", choices=("udp", "tcp", "serial"),
+                   help="board link transport (default udp; serial: see --serial-port)")
+    p.add_argument("--serial-port", metavar="PATH|UART",
+                   help="with --transport serial: the board's side of the line, a tty "
+                   "path (unix port) or a UART id (ESP32)")
+    p.add_argument("--serial-baudrate", type=int, metavar="BAUD",
+                   help="with --transport serial (default 115200)")
     p.add_argument("--gateway", metavar="HOST:PORT", help="the gateway's board address; "
                    "omit to discover it by its beacon")
     p.add_argument("--wifi-ssid", metavar="SSID")

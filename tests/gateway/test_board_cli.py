@@ -192,3 +192,27 @@ def test_the_same_firmware_runs_on_cpython_through_the_shim(tmp_path):
     assert (cwd / "app" / "app.py").exists() and not (cwd / "app" / "app.mpy").exists()
     text = run_until(argv, cwd, env, "LINK down")
     assert "BOOT name=pi board=unix" in text and "READING temp seq=1" in text, text
+
+
+def test_board_add_serial_writes_the_serial_link_config(tmp_path):
+    data = str(tmp_path / "data")
+    out = cli("board", "add", "wired", "--board", "unix", "--transport", "serial",
+              "--serial-port", "/dev/ttyUSB0", "--serial-baudrate", "230400", "--data-dir",
+              data, "--json")
+    assert out.returncode == 0, out.stderr
+    info = json.loads(out.stdout.strip().splitlines()[-1])
+    assert info["transport"] == "serial" and info["gateway"] is None
+    cfg = json.loads((Path(info["bundle"]) / "config.json").read_text())
+    assert cfg["transport"] == "serial" and cfg["gateway"] is None
+    assert cfg["serial"] == {"port": "/dev/ttyUSB0", "baudrate": 230400}
+    assert (Path(info["bundle"]) / "app" / "serial_link.mpy").exists()
+    out = cli("board", "add", "esp", "--board", "esp32-devkitc", "--transport", "serial",
+              "--serial-port", "1", "--data-dir", data, "--json")
+    assert out.returncode == 0, out.stderr
+    info = json.loads(out.stdout.strip().splitlines()[-1])
+    cfg = json.loads((Path(info["bundle"]) / "config.json").read_text())
+    assert cfg["serial"] == {"port": 1, "baudrate": 115200}  # UART 1 on an ESP32
+    for bad in (("--transport", "serial"), ("--serial-port", "/dev/x"),
+                ("--transport", "serial", "--serial-port", "/dev/x", "--gateway", "h:1")):
+        out = cli("board", "add", "bad", "--board", "unix", *bad, "--data-dir", data)
+        assert out.returncode == 2, (bad, out.stderr)

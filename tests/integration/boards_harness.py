@@ -60,11 +60,12 @@ class GatewayProcess(board_proc.GatewayProcess):
     def __init__(self, data_dir: Path, *, peers: tuple[str, ...] = (), rate: int = 50,
                  burst: int = 100, udp: str = "127.0.0.1:0", tcp: str = "127.0.0.1:0",
                  listen: str = "127.0.0.1:0", beacon_to: str | None = None,
-                 extra: tuple[str, ...] = ()) -> None:
+                 extra: tuple[str, ...] = (), extra_toml: str = "") -> None:
+        """extra_toml: more TOML tables ([mqtt], [[serial]], ...) for the gateway."""
         data_dir = Path(data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
         conf = data_dir.parent / f"{data_dir.name}.toml"
-        conf.write_text(GATEWAY_TOML.format(rate=rate, burst=burst))
+        conf.write_text(GATEWAY_TOML.format(rate=rate, burst=burst) + extra_toml)
         super().__init__(data_dir, peers=peers, udp=udp, tcp=tcp, listen=listen, config=conf,
                          beacon_to=beacon_to, extra=extra)
 
@@ -91,7 +92,8 @@ class GatewayProcess(board_proc.GatewayProcess):
 
 def add_board(data_dir: Path, name: str, *, gateway: str | None, transport: str = "udp",
               sets: tuple[str, ...] = FAST_BOARD, routes: tuple[str, ...] = (),
-              rules: tuple[dict, ...] = (), interval_ms: int = 300) -> dict:
+              rules: tuple[dict, ...] = (), interval_ms: int = 300,
+              extra_args: tuple[str, ...] = ()) -> dict:
     """`meshlink board add` with a fast simulated temperature sensor; returns its info."""
     sensor = {"name": "temp", "type": "sim", "interval_ms": interval_ms, "unit": "C",
               "base": 30, "amplitude": 2, "period_ms": 4000, "noise": 0.1, "seed": 3}
@@ -105,6 +107,7 @@ def add_board(data_dir: Path, name: str, *, gateway: str | None, transport: str 
         args += ["--route", r]
     for r in rules:
         args += ["--rule", json.dumps(r)]
+    args += list(extra_args)
     out = cli(*args)
     if out.returncode != 0:
         raise AssertionError(f"board add failed: {out.stderr}")

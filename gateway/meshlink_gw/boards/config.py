@@ -1,4 +1,5 @@
-"""The board service's configuration: the [gateway] and [boards] TOML tables.
+"""The board service's configuration: [gateway], [boards], [[serial]], [[ble]]
+and [mqtt] in the gateway's TOML file.
 
 Rule: validated once into one GatewayConfig with documented defaults; a bad
 key raises ConfigError naming it (docs/BOARDS.md, "Configuration").
@@ -12,6 +13,8 @@ from typing import Any
 from meshlink import boardlink
 from meshlink.errors import ConfigError
 
+from meshlink_gw.boards.links_config import BleLinkConfig, SerialLinkConfig, parse_links
+from meshlink_gw.bridges.mqtt_config import MqttConfig, mqtt_config_from_table
 from meshlink_gw.config import parse_hostport
 
 DEFAULT_BOARD_UDP_PORT = 7410
@@ -51,6 +54,11 @@ class GatewayConfig:
     max_tcp_connections: int = 1024
     refusal_log_interval_ms: int = 1000  # per board and reason, at most one log line
     registry_poll_ms: int = 5000  # pick up boards added or revoked by the CLI
+    # [[serial]], [[ble]]: boards wired to the gateway (links_config.py)
+    serial: tuple[SerialLinkConfig, ...] = ()
+    ble: tuple[BleLinkConfig, ...] = ()
+    # [mqtt]: the MQTT bridge (bridges/mqtt_config.py); None: no bridge
+    mqtt: MqttConfig | None = None
 
     def addresses(self) -> dict[str, str | None]:
         def fmt(a):
@@ -61,6 +69,7 @@ class GatewayConfig:
 _GW_TABLE = ("board_udp", "board_tcp", "beacon", "beacon_port", "beacon_broadcast",
              "beacon_interval_ms")
 _BOOL_KEYS = ("beacon", "forward_broadcasts", "strict_boot_counter")
+_OWN_TABLES = ("serial", "ble", "mqtt")  # fields set from their own TOML tables
 
 
 def _set_gateway(cfg: GatewayConfig, key: str, value: Any, where: str) -> None:
@@ -77,7 +86,7 @@ def _set_gateway(cfg: GatewayConfig, key: str, value: Any, where: str) -> None:
         if not isinstance(value, str) or not value:
             raise ConfigError(f"{where}{key}: expected a non-empty string")
         cfg.beacon_broadcast = value
-    elif key in {f.name for f in dataclasses.fields(GatewayConfig)}:
+    elif key in {f.name for f in dataclasses.fields(GatewayConfig)} and key not in _OWN_TABLES:
         if type(value) is not int or value < 0:
             raise ConfigError(f"{where}{key}: expected a non-negative integer, got {value!r}")
         setattr(cfg, key, value)
@@ -87,7 +96,8 @@ def _set_gateway(cfg: GatewayConfig, key: str, value: Any, where: str) -> None:
 
 def build_gateway_config(file_values: dict[str, Any], overrides: dict[str, Any]
                          ) -> GatewayConfig:
-    """Validate the [gateway] and [boards] tables, then apply CLI overrides.
+    """Validate [gateway], [boards], [[serial]], [[ble]] and [mqtt], then apply
+    CLI overrides. An [mqtt] table with enabled = false gives mqtt None.
 
     Raises:
         ConfigError: unknown key, wrong type or out-of-range value.
@@ -106,6 +116,10 @@ def build_gateway_config(file_values: dict[str, Any], overrides: dict[str, Any]
     for key, value in overrides.items():
         if value is not None:
             _set_gateway(cfg, key, value, "--")
+    cfg.serial, cfg.ble = parse_links(file_values)
+    if "mqtt" in file_values:
+        mqtt = mqtt_config_from_table(file_values["mqtt"])
+        cfg.mqtt = mqtt if mqtt.enabled else None
     if cfg.rate_records_per_s < 1 or cfg.rate_burst < 1:
         raise ConfigError("rate_records_per_s and rate_burst must be at least 1")
     if cfg.max_half_open < 1 or cfg.retry_ms < 10 or cfg.beacon_interval_ms < 100:

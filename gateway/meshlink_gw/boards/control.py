@@ -29,8 +29,12 @@ def board_rows(svc: Any, now: int) -> list[dict]:
 
 
 def status(svc: Any, now: int) -> dict:
-    """Addresses, board counts, refusals and counters of the service."""
+    """Addresses, board counts, refusals and counters of the service, its wired
+    links ([[serial]]/[[ble]]) and whatever status_extras add (e.g. mqtt)."""
+    extras = {name: fn() for name, fn in svc.status_extras.items()}
     return {
+        **extras,
+        "links": [runner.status() for runner in svc.runners],
         **svc.cfg.addresses(),
         "udp": None if svc.udp_addr is None else "%s:%d" % svc.udp_addr,
         "tcp": None if svc.tcp_addr is None else "%s:%d" % svc.tcp_addr,

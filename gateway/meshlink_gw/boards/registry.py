@@ -36,7 +36,7 @@ from meshlink.errors import ConfigError
 
 DB_FILENAME = "boards.db"
 BOARD_TYPES = ("esp32-devkitc", "esp32-s3", "esp32-c3", "unix")
-TRANSPORTS = ("udp", "tcp")
+TRANSPORTS = ("udp", "tcp", "serial", "ble")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS boards (
@@ -187,7 +187,7 @@ class BoardRegistry:
         if board_type not in BOARD_TYPES:
             raise ConfigError(f"--board: expected one of {', '.join(BOARD_TYPES)}")
         if transport not in TRANSPORTS:
-            raise ConfigError("--transport: expected udp or tcp")
+            raise ConfigError("--transport: expected " + ", ".join(TRANSPORTS))
         if self.get(name) is not None:
             raise ConfigError(f"a board named {name!r} already exists")
         ident = identity or Identity.generate()

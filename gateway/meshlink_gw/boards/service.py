@@ -1,17 +1,20 @@
-"""The gateway's board service: boards on UDP/TCP, each a citizen of the mesh.
+"""The gateway's board service: boards on UDP/TCP/serial/BLE, each a citizen of
+the mesh.
 
 Rule: this is the only place where board listeners, board-link sessions and
 the mesh node meet; the parts do one thing each (docs/BOARDS.md):
 
 - sessions.py terminates the board link (handshakes, records, rate limits)
-  for every transport; udp.py and tcp.py are thin listeners feeding it;
+  for every transport; udp.py and tcp.py are thin listeners feeding it, and
+  links.py one supervised transport per [[serial]] / [[ble]] entry;
 - queue.py stores messages for a board durably (registry.py) and delivers
   them in order, acknowledging them end to end only once the board has;
 - records.py is the record plaintext contract;
 - this module acts for every registered board in the mesh under the board's
   own node ID (node.serve_id: the router's served IDs): board readings enter
   the mesh from that ID, each board is announced when it comes online
-  (meshlink_gw.announce), and the registry is kept in sync.
+  (events.py), readings and online changes go to hooks (the MQTT bridge),
+  and the registry is kept in sync.
 
 A board's bad input (unknown board ID, wrong PSK, revoked, replayed or
 corrupted record, flood) is refused with a logged reason and costs at most
@@ -21,6 +24,7 @@ that board's session; other boards keep being served.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import socket
@@ -33,9 +37,10 @@ from meshlink import boardlink
 from meshlink.errors import MeshLinkError
 from meshlink.nodeid import new_message_id
 
-from meshlink_gw.announce import announce_data
 from meshlink_gw.boards import control, records
 from meshlink_gw.boards.config import GatewayConfig
+from meshlink_gw.boards.events import Announcer, BoardEvents
+from meshlink_gw.boards.links import BoardLinkRunner, ble_runner, serial_runner
 from meshlink_gw.boards.queue import BoardQueue
 from meshlink_gw.boards.refusals import RefusalLog
 from meshlink_gw.boards.registry import BoardRecord, BoardRegistry, unix_ms
@@ -49,7 +54,6 @@ TICK_MS = 50
 MAX_BOARD_FRAME_BYTES = boardlink.MAX_PLAINTEXT_BYTES + boardlink.RECORD_OVERHEAD_BYTES
 SEEN_FLUSH_MS = 30_000  # last-seen times are written to boards.db this often (and at stop)
 EXPIRE_EVERY_MS = 10_000  # queue age limit checked this often
-ANNOUNCES_PER_TICK = 100
 UNKNOWN_ID_CACHE_MS = 2000  # an unknown board ID is looked up in boards.db at most this often
 UNKNOWN_IDS_KEPT = 4096
 
@@ -59,9 +63,15 @@ def _now_ms() -> int:
 
 
 class BoardService:
-    """Serves every registered board of one gateway node."""
+    """Serves every registered board of one gateway node.
 
-    def __init__(self, node, config: GatewayConfig, registry: BoardRegistry) -> None:
+    serial_factory and ble_classes ((BleakScanner, BleakClient) or fakes)
+    replace pyserial and bleak for tests.
+    """
+
+    def __init__(self, node, config: GatewayConfig, registry: BoardRegistry, *,
+                 serial_factory: Any = None, ble_classes: tuple[Any, Any] | None = None
+                 ) -> None:
         self.node = node
         self.cfg = config
         self.reg = registry
@@ -80,14 +90,20 @@ class BoardService:
                                 self.stats, _now_ms)
         self.tcp = TcpListener(config, MAX_BOARD_FRAME_BYTES + 64, self.sessions.handle,
                                self.sessions.close_link, self.refuse)
+        self.events = BoardEvents()
+        self.announcer = Announcer(node, self.boards, lambda: self.cfg.announce_interval_ms,
+                                   self.stats, _now_ms())
+        self.runners: list[BoardLinkRunner] = []
+        self._runner_tasks: list[asyncio.Task] = []
+        self.status_extras: dict[str, Any] = {}  # name -> callable() for `status`
+        self._serial_factory = serial_factory
+        self._ble_classes = ble_classes or (None, None)
         self.udp_addr: tuple[str, int] | None = None
         self.tcp_addr: tuple[str, int] | None = None
         self._udp: asyncio.DatagramTransport | None = None
         self._beacon_sock: socket.socket | None = None
         self._tasks: set[asyncio.Task] = set()
         self._seen_dirty: dict[str, tuple[int, int | None]] = {}
-        self._announce_q: list[str] = []
-        self._peer_count = 0
         self._unknown_ids: dict[bytes, int] = {}  # negative lookup cache
         self._reg_version = -1
         self._stopping = False
@@ -108,8 +124,9 @@ class BoardService:
                 if self._udp is not None:
                     self._udp.close()
                 raise
-        log.info("board service: %d board(s) registered; udp %s tcp %s",
-                 len(self.boards), self.udp_addr, self.tcp_addr)
+        self._start_links()
+        log.info("board service: %d board(s) registered; udp %s tcp %s; %d wired link(s)",
+                 len(self.boards), self.udp_addr, self.tcp_addr, len(self.runners))
         self._spawn(self._tick_loop(), "boards-tick")
         if self.cfg.beacon:
             self._spawn(beacon_loop(
@@ -121,11 +138,28 @@ class BoardService:
     def _set_beacon_sock(self, sock: socket.socket) -> None:
         self._beacon_sock = sock
 
+    def _start_links(self) -> None:
+        """One supervised transport per [[serial]] and [[ble]] entry."""
+        handle, close = self.sessions.handle, self.sessions.close_link
+        for entry in self.cfg.serial:
+            self.runners.append(serial_runner(entry, handle, close, self._serial_factory))
+        for ble in self.cfg.ble:
+            self.runners.append(ble_runner(ble, handle, close, *self._ble_classes))
+        for runner in self.runners:
+            if runner.board not in self.boards:
+                log.warning("%s: no board named %s is registered (yet)", runner.name,
+                            runner.board)
+            self._runner_tasks.append(self._spawn(runner.run(), runner.name))
+
     async def stop(self) -> None:
         """Close listeners and sessions, store last-seen times; idempotent."""
         if self._stopping:
             return
         self._stopping = True
+        for runner in self.runners:  # closes each transport, ends its session
+            runner.stop()
+        if self._runner_tasks:
+            await asyncio.wait(self._runner_tasks, timeout=3)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -139,10 +173,11 @@ class BoardService:
         if self._on_mesh_delivered in self.node.deliver_hooks:
             self.node.deliver_hooks.remove(self._on_mesh_delivered)
 
-    def _spawn(self, coro, name: str) -> None:
+    def _spawn(self, coro, name: str) -> asyncio.Task:
         task = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
+        return task
 
     def _task_done(self, task: asyncio.Task) -> None:
         self._tasks.discard(task)
@@ -174,8 +209,7 @@ class BoardService:
         name = rec.name
         self.node.serve_id(rec.node_id, lambda msg, hops: self._from_mesh(name, msg, hops))
         self.queue.dirty.add(name)
-        if self.node.peers.links:
-            self._announce_q.append(name)
+        self.announcer.later(name)
 
     def _forget(self, rec: BoardRecord) -> None:
         self.node.unserve_id(rec.node_id)
@@ -213,12 +247,14 @@ class BoardService:
     def _on_established(self, link: BoardLink, now: int) -> None:
         rec = link.board
         self._seen_dirty[rec.name] = (unix_ms(), link.session.boot_ctr)
-        self._announce(rec)
+        self.events.seen(rec)
+        self.announcer.announce(rec)
         self.queue.dirty.add(rec.name)
         self.queue.pump(link, now)
 
     def _on_record(self, link: BoardLink, plaintext: bytes, now: int) -> None:
         self._seen_dirty[link.board.name] = (unix_ms(), None)
+        self.events.seen(link.board)
         obj = records.decode_record(plaintext)
         t = obj["t"]
         if t == "reading":
@@ -238,6 +274,8 @@ class BoardService:
         rec = link.board
         data = records.reading_data(rec.name, rec.node_id, sensor, value, unit, seq)
         self.stats["readings"] += 1
+        self.events.reading(rec, {"sensor": sensor, "value_milli": value, "unit": unit,
+                                  "seq": seq})
         self._from_board(link, records.target(obj.get("to")), data,
                          "reading %s=%d%s seq %d" % (sensor, value, unit and " m" + unit, seq))
 
@@ -305,35 +343,16 @@ class BoardService:
             return False
         return self.queue.from_mesh(name, msg, hops)
 
-    # -- announcements -----------------------------------------------------------------
-    def _announce(self, rec: BoardRecord) -> None:
-        if rec.revoked or not self.node.peers.links:
-            return
-        data = announce_data(rec.name, self.node.node_id, rec.node_id)
-        try:
-            self.node.originate(None, data, src=rec.node_id)
-            self.stats["announces"] += 1
-        except MeshLinkError as e:
-            log.warning("announce of board %s failed: %s", rec.name, e)
-
-    def _announce_due(self, now: int, last_announce: int) -> int:
-        """Queue every board for announcement on a new mesh peer or every interval;
-        announce up to ANNOUNCES_PER_TICK queued boards. Returns the last full round."""
-        peers = len(self.node.peers.links)
-        if peers > self._peer_count or now - last_announce >= self.cfg.announce_interval_ms:
-            last_announce = now
-            self._announce_q = [n for n, r in self.boards.items() if not r.revoked]
-        self._peer_count = peers
-        for name in self._announce_q[:ANNOUNCES_PER_TICK]:
-            rec = self.boards.get(name)
-            if rec is not None:
-                self._announce(rec)
-        del self._announce_q[:ANNOUNCES_PER_TICK]
-        return last_announce
+    def broadcast_from_gateway(self, data: bytes) -> str:
+        """A broadcast from the gateway itself: to the mesh and to every online
+        board of this gateway. Returns its message ID. Raises LocalProtocolError."""
+        msg, _ = self.node.originate(None, data)
+        self._fanout_local(self.node.node_id, data, origin_id=msg.message_id)
+        return msg.message_id
 
     # -- timers ------------------------------------------------------------------------
     async def _tick_loop(self) -> None:
-        last_poll = last_flush = last_expire = last_announce = _now_ms()
+        last_poll = last_flush = last_expire = _now_ms()
         while True:
             await asyncio.sleep(TICK_MS / 1000)
             now = _now_ms()
@@ -341,7 +360,8 @@ class BoardService:
                 self.sessions.expire_half_open(now)
                 self.sessions.drop_idle(now)
                 self.queue.tick(now)
-                last_announce = self._announce_due(now, last_announce)
+                self.announcer.tick(now)
+                self.events.check(functools.partial(self._online, now=now))
                 if now - last_flush >= SEEN_FLUSH_MS:
                     last_flush = now
                     self._flush_seen()
@@ -353,6 +373,10 @@ class BoardService:
                     self.queue.expire()
             except (MeshLinkError, sqlite3.Error) as e:  # keep ticking: retry next time
                 log.error("board service tick failed: %s", e)
+
+    def _online(self, name: str, now: int) -> bool:
+        link = self.links.get(name)
+        return link is not None and link.online(now, self.cfg.offline_after_ms)
 
     def _poll_registry(self) -> None:
         version = self.reg.data_version()

@@ -3,8 +3,10 @@
 Rule: transport-agnostic. Every board message arrives through
 BoardSessions.handle(data, peer), whatever carried it (a UDP datagram, a TCP
 frame, a serial frame, a BLE message); a peer (udp.py, tcp.py, links.py) is
-how to answer. A board's bad input is refused with a logged reason and costs
-at most that board's message or session. Decrypted records go to the owner
+how to answer. A peer bound to one board (a [[serial]] or [[ble]] link)
+refuses every other board's HELLO (`wrong_board`). A board's bad input is
+refused with a logged reason and costs at most that board's message or
+session. Decrypted records go to the owner
 (the BoardService) through on_record; a new session through on_established.
 """
 
@@ -51,6 +53,7 @@ class BoardPeer(Protocol):
 
     kind: str  # "udp", "tcp", "serial", "ble"
     roams: bool  # True: answer where the last authentic record came from (UDP)
+    board: str | None  # the only board accepted from this peer, or None: any
 
     def send(self, data: bytes) -> None: ...
 
@@ -191,6 +194,9 @@ class BoardSessions:
             return
         if rec.revoked:
             self.refuse("revoked", "HELLO from a revoked board", rec.name, peer)
+            return
+        if peer.board is not None and peer.board != rec.name:
+            self.refuse("wrong_board", f"this link is for board {peer.board}", rec.name, peer)
             return
         link = self.links.get(rec.name)
         if link is not None and link.hello == data:

@@ -1,7 +1,8 @@
 """CPython stand-in boards: the board link (meshlink.boardlink.BoardClient)
-over UDP or TCP, without the firmware. Used by the board benchmark (thousands
-of boards in one process) and by tests that need a misbehaving board (a
-flooder, a forger); the real firmware runs on the MicroPython unix port.
+over UDP, TCP or any message link (serial, BLE fakes), without the firmware.
+Used by the board benchmark (thousands of boards in one process) and by
+tests that need a misbehaving board (a flooder, a forger); the real firmware
+runs on the MicroPython unix port.
 
 Rule: test and benchmark tooling; waits are bounded by timeouts.
 """
@@ -63,6 +64,13 @@ class SimBoard:
             writer.write(encode_frame(data))
         self._send_raw = send
         self._reader_task = asyncio.get_running_loop().create_task(self._tcp_reader(reader))
+        await self._handshake(None, None, None, timeout_s)
+
+    async def connect_link(self, send: Callable[[bytes], None],
+                           timeout_s: float = 5.0) -> None:
+        """Handshake over any message link: send(message) carries one board-link
+        message; the caller passes every message that arrives to on_message()."""
+        self._send_raw = send
         await self._handshake(None, None, None, timeout_s)
 
     async def _tcp_reader(self, reader: asyncio.StreamReader) -> None:

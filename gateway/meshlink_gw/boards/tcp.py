@@ -32,6 +32,7 @@ class TcpPeer:
 
     kind = "tcp"
     roams = False
+    board = None  # any registered board may connect
 
     def __init__(self, writer: asyncio.StreamWriter, max_frame_bytes: int) -> None:
         self.writer = writer

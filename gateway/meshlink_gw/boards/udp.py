@@ -25,6 +25,7 @@ class UdpPeer:
 
     kind = "udp"
     roams = True  # a board that changes address keeps its session
+    board = None  # any registered board may use UDP
     __slots__ = ("transport", "addr")
 
     def __init__(self, transport: asyncio.DatagramTransport, addr) -> None:

@@ -1,0 +1,163 @@
+"""Wired boards in-process: a [[serial]] entry over a pty and a [[ble]] entry
+over the fake at the bleak boundary (tests/gateway/ble_fake.py), each feeding
+the board service's sessions like a UDP board. The board is a CPython
+stand-in (meshlink_gw.boards.sim); the real firmware over a pty is in
+tests/integration/test_bridges_e2e.py."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from ble_fake import FakeAir
+from meshlink import cjson
+from meshlink.serialframe import encode
+from meshlink_gw.boards.config import build_gateway_config
+from meshlink_gw.boards.links_config import BleLinkConfig, SerialLinkConfig
+from meshlink_gw.boards.registry import BoardRegistry
+from meshlink_gw.boards.service import BoardService
+from meshlink_gw.boards.sim import SimBoard
+from serial_pty import PtyBoard
+from test_board_service import start_node, wait_until
+
+
+class WiredRig:
+    """A gateway (node + board service, no UDP/TCP) linked to one plain node."""
+
+    async def start(self, root, *, serial=(), ble=(), ble_classes=None) -> WiredRig:
+        self.gw = await start_node(root, "gw", retry_interval_ms=300)
+        self.peer = await start_node(root, "peer", peers=[self.gw.listen_addr],
+                                     retry_interval_ms=300)
+        self.reg = BoardRegistry(root / "gw")
+        self.recs = {n: self.reg.add(n, "unix", "serial") for n in ("b1", "b2")}
+        self.cfg = build_gateway_config({}, {"board_udp": "off", "board_tcp": "off",
+                                             "beacon": False})
+        self.cfg.serial, self.cfg.ble = tuple(serial), tuple(ble)
+        self.cfg.refusal_log_interval_ms = 0
+        self.cfg.retry_ms = 100
+        self.svc = BoardService(self.gw, self.cfg, self.reg, ble_classes=ble_classes)
+        self.online: list[tuple[str, bool]] = []
+        self.svc.events.online_hooks.append(lambda rec, up: self.online.append((rec.name, up)))
+        await self.svc.start()
+        await wait_until(lambda: len(self.gw.peers.links) == 1)
+        return self
+
+    def board(self, name: str = "b1") -> SimBoard:
+        r = self.recs[name]
+        return SimBoard(r.psk, r.board_id, 1, r.node_id)
+
+    async def stop(self) -> None:
+        await self.svc.stop()
+        await self.peer.stop()
+        await self.gw.stop()
+        self.reg.close()
+
+
+@contextlib.asynccontextmanager
+async def wired(root, **kw):
+    rig = await WiredRig().start(root, **kw)
+    try:
+        yield rig
+    finally:
+        await rig.stop()
+
+
+def pump(source: asyncio.Queue, board: SimBoard) -> asyncio.Task:
+    """Hand every message the gateway sends over the link to the stand-in board."""
+    async def _run() -> None:
+        while True:
+            board.on_message(await source.get())
+    return asyncio.get_running_loop().create_task(_run())
+
+
+async def test_serial_board_reads_writes_skips_garbage_and_reconnects(tmp_path):
+    pty = PtyBoard(tmp_path / "ttyBOARD")
+    entry = SerialLinkConfig(port=str(pty.link), board="b1", reconnect_initial_ms=20,
+                             reconnect_max_ms=100)
+    async with wired(tmp_path, serial=[entry]) as rig:
+        runner = rig.svc.runners[0]
+        await wait_until(lambda: runner.peer is not None)
+        b = rig.board()
+        task = pump(pty.received, b)
+        try:
+            await b.connect_link(pty.send)
+            await wait_until(lambda: "b1" in rig.svc.links)
+            assert rig.svc.links["b1"].peer.kind == "serial"
+            b.reading("temp", 21_000, 1, to=rig.peer.node_id)
+            await wait_until(lambda: any(r.src == b.node_id for r in rig.peer.inbox.since(0)))
+            msg, fut = rig.peer.originate(b.node_id, b"over the wire")
+            assert (await b.recv_msg())["data"] == b"over the wire"
+            assert (await asyncio.wait_for(fut, 5)).delivered
+            # line noise and a partial frame: skipped, the session stays
+            sid = rig.svc.links["b1"].session.sid
+            pty.send_raw(b"boot chatter\r\n\xff\xfe\x00" + encode(b"partial")[:-3])
+            b.send({"t": "ping", "seq": 7})
+            assert (await b.recv())["seq"] == 7
+            assert rig.svc.links["b1"].session.sid == sid
+            assert rig.svc.status()["links"][0]["garbage"] >= 1
+            # unplugged: the session ends; replugged: a new one
+            pty.unplug()
+            await wait_until(lambda: "b1" not in rig.svc.links and runner.peer is None)
+            pty.replug()
+            await wait_until(lambda: runner.peer is not None and runner.ups == 2)
+            b2 = rig.board()
+            task.cancel()
+            task = pump(pty.received, b2)
+            await b2.connect_link(pty.send)
+            await wait_until(lambda: "b1" in rig.svc.links
+                             and rig.svc.links["b1"].session.sid != sid)
+            await wait_until(lambda: rig.online == [("b1", True), ("b1", False),
+                                                    ("b1", True)])
+        finally:
+            task.cancel()
+    pty.close()
+
+
+async def test_serial_link_refuses_another_board(tmp_path):
+    pty = PtyBoard(tmp_path / "ttyB1")
+    entry = SerialLinkConfig(port=str(pty.link), board="b1", reconnect_initial_ms=20,
+                             reconnect_max_ms=100)
+    async with wired(tmp_path, serial=[entry]) as rig:
+        await wait_until(lambda: rig.svc.runners[0].peer is not None)
+        other = rig.board("b2")  # a registered board, but not this link's
+        task = pump(pty.received, other)
+        try:
+            with contextlib.suppress(Exception):
+                await other.connect_link(pty.send, timeout_s=0.5)
+            await wait_until(lambda: rig.svc.refusals["wrong_board"] >= 1)
+            assert "b2" not in rig.svc.links
+        finally:
+            task.cancel()
+    pty.close()
+
+
+async def test_ble_board_over_the_fake_bleak(tmp_path):
+    air = FakeAir()
+    radio = air.board("24:6F:28:AA:BB:01", "kitchen", att_payload_bytes=20)
+    radio.advertise()
+    entry = BleLinkConfig(board="b1", name="kitchen", scan_timeout_s=0.2,
+                          reconnect_initial_ms=20, reconnect_max_ms=100)
+    async with wired(tmp_path, ble=[entry], ble_classes=air.classes()) as rig:
+        runner = rig.svc.runners[0]
+        await wait_until(lambda: runner.peer is not None)
+        b = rig.board()
+        radio.on_message = b.on_message
+        await b.connect_link(radio.notify)
+        await wait_until(lambda: "b1" in rig.svc.links)
+        assert rig.svc.links["b1"].peer.describe() == "ble:24:6F:28:AA:BB:01"
+        b.reading("temp", 22_500, 1, to=rig.peer.node_id)  # > 20 bytes: fragmented
+        await wait_until(lambda: any(r.src == b.node_id for r in rig.peer.inbox.since(0)))
+        got = [r for r in rig.peer.inbox.since(0) if r.src == b.node_id][0]
+        assert cjson.loads(got.data)["value_milli"] == 22_500
+        msg, fut = rig.peer.originate(b.node_id, b"x" * 300)  # many fragments back
+        assert (await b.recv_msg())["data"] == b"x" * 300
+        assert (await asyncio.wait_for(fut, 5)).delivered
+        radio.drop()  # out of range: the session ends, the runner rescans
+        await wait_until(lambda: "b1" not in rig.svc.links)
+        await wait_until(lambda: runner.ups == 2)
+        b2 = rig.board()
+        radio.on_message = b2.on_message
+        await b2.connect_link(radio.notify)
+        await wait_until(lambda: "b1" in rig.svc.links)
+        b2.send({"t": "ping", "seq": 3})
+        assert (await b2.recv())["seq"] == 3
