@@ -12,6 +12,7 @@ import contextlib
 import json
 import logging
 import os
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -117,12 +118,14 @@ def attach_node_commands(server: ControlServer, node) -> None:
         data = bytes.fromhex(req["data_hex"]) if "data_hex" in req else \
             str(req.get("text", "")).encode()
         dst = req.get("to")
+        sent_unix_ms = int(time.time() * 1000)
         msg, fut = node.originate(dst, data)
         if fut is None:
-            return {"message_id": msg.message_id, "broadcast": True}
+            return {"message_id": msg.message_id, "broadcast": True,
+                    "sent_unix_ms": sent_unix_ms}
         res = await fut
         return {"message_id": res.message_id, "delivered": res.delivered, "rtt_ms": res.rtt_ms,
-                "attempts": res.attempts, "reason": res.reason}
+                "attempts": res.attempts, "reason": res.reason, "sent_unix_ms": sent_unix_ms}
 
     async def recv(req: dict, w: asyncio.StreamWriter) -> Any:
         after = int(req.get("after", 0))

@@ -17,7 +17,6 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-import time
 from pathlib import Path
 
 from meshlink_gw.boards.bundle import find_micropython
@@ -31,16 +30,6 @@ BOARD_SETTINGS = ("ping_interval_ms=1000", "link_timeout_ms=5000", "heap_report_
 
 def say(text: str) -> None:
     print(text, flush=True)
-
-
-def wait_for_message(node: NodeProcess, message_id: str, timeout_s: float = 15.0) -> dict:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        for item in node.received():
-            if item["message_id"] == message_id:
-                return item
-        time.sleep(0.05)
-    raise RuntimeError(f"message {message_id} did not reach {node.node_id}")
 
 
 def start_line() -> list[GatewayProcess]:
@@ -60,13 +49,12 @@ def start_line() -> list[GatewayProcess]:
 
 def directed(src: NodeProcess, dst: NodeProcess) -> None:
     say("\n2. Gateway A sends a directed message to gateway B; the node relays it.")
-    sent = time.time()
     out = src.cli("send", "--json", "--to", dst.node_id, "hello from A across the mesh")
     res = json.loads(out.stdout)
-    item = wait_for_message(dst, res["message_id"])
-    latency = item["received_unix_ms"] - sent * 1000
-    say(f"   B got: {item['text']!r}  hops={item['hops']}  "
-        f"one-way≈{latency:.1f} ms (incl. CLI start)")
+    item = dst.wait_received(res["message_id"])
+    latency_ms = item["received_unix_ms"] - res["sent_unix_ms"]
+    say(f"   B got: {item['text']!r}  hops={item['hops']}  one-way {latency_ms} ms "
+        "(clock resolution 1 ms)")
     say(f"   A sees: {'DELIVERED' if res['delivered'] else 'FAILED'}, end-to-end ack after "
         f"{res['rtt_ms']} ms, attempts={res['attempts']}")
     if not res["delivered"]:
@@ -78,7 +66,7 @@ def broadcast(line: list[GatewayProcess]) -> None:
     out = line[-1].cli("send", "--json", "--broadcast", "broadcast from the far end")
     mid = json.loads(out.stdout)["message_id"]
     for name, node in (("A", line[0]), ("node", line[1])):
-        item = wait_for_message(node, mid)
+        item = node.wait_received(mid)
         say(f"   {name} got: {item['text']!r}  hops={item['hops']}")
 
 

@@ -90,6 +90,16 @@ class NodeProcess:
         raise TransportError(f"{self.node_id} has {len(st.get('peers', []))} peers, "
                              f"wanted {count}")
 
+    def wait_received(self, message_id: str, timeout_s: float = 15.0) -> dict[str, Any]:
+        """Poll the inbox until message_id is there; return it (or raise TransportError)."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            for item in self.received():
+                if item["message_id"] == message_id:
+                    return item
+            time.sleep(0.05)
+        raise TransportError(f"message {message_id} did not reach {self.node_id}")
+
     def received(self) -> list[dict[str, Any]]:
         out = self.cli("recv", "--json")
         return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]

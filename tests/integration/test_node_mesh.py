@@ -3,19 +3,8 @@
 from __future__ import annotations
 
 import json
-import time
 
 from meshlink_gw.bridges.localbroker import free_port  # not `conftest`: several dirs have one
-
-
-def _wait_received(node, message_id, timeout_s=15.0):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        for item in node.received():
-            if item["message_id"] == message_id:
-                return item
-        time.sleep(0.05)
-    raise AssertionError(f"{message_id} never reached {node.node_id}")
 
 
 def _send(node, *args):
@@ -33,14 +22,14 @@ def test_line_of_three_directed_and_broadcast(spawn):
 
     rc, res = _send(n1, "--to", n3.node_id, "over two hops")
     assert rc == 0 and res["delivered"] is True
-    item = _wait_received(n3, res["message_id"])
+    item = n3.wait_received(res["message_id"])
     assert item["text"] == "over two hops" and item["from"] == n1.node_id
     assert item["hops"] == 2
 
     rc, res = _send(n3, "--broadcast", "to everyone")
     assert rc == 0
     for node in (n1, n2):
-        got = _wait_received(node, res["message_id"])
+        got = node.wait_received(res["message_id"])
         assert got["to"] is None and got["text"] == "to everyone"
     # delivered exactly once each, even though copies may arrive on several links
     assert [i["message_id"] for i in n1.received()].count(res["message_id"]) == 1
@@ -71,7 +60,7 @@ def test_middle_node_killed_and_restarted_restores_delivery(spawn, tmp_path):
     n2.wait_peers(2, timeout_s=30)
     rc, res = _send(n1, "--to", n3.node_id, "after restart")
     assert rc == 0 and res["delivered"], res
-    assert _wait_received(n3, res["message_id"])["text"] == "after restart"
+    assert n3.wait_received(res["message_id"])["text"] == "after restart"
 
 
 def test_received_messages_survive_restart(spawn):
