@@ -32,17 +32,19 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
-def start_line() -> list[GatewayProcess]:
-    """gateway A - node - gateway B (the node is a gateway without boards)."""
+def start_line() -> list[NodeProcess]:
+    """gateway A - full node - gateway B (the middle one is a plain `meshlink node`)."""
     names = ("gateway A", "node     ", "gateway B")
-    procs: list[GatewayProcess] = []
+    procs: list[NodeProcess] = []
     for i, dirname in enumerate(("gwA", "node", "gwB")):
         peers = (procs[-1].listen,) if procs else ()
-        proc = GatewayProcess(ROOT / dirname, peers=peers)
+        proc: NodeProcess = NodeProcess(ROOT / dirname, peers=peers) if i == 1 else \
+            GatewayProcess(ROOT / dirname, peers=peers)
         procs.append(proc)
         proc.start()
-        say(f"  {names[i]}  {proc.node_id}  mesh {proc.listen}"
-            + (f"  boards udp {proc.board_udp} tcp {proc.board_tcp}" if i != 1 else "")
+        boards = (f"  boards udp {proc.board_udp} tcp {proc.board_tcp}"
+                  if isinstance(proc, GatewayProcess) else "")
+        say(f"  {names[i]}  {proc.node_id}  mesh {proc.listen}{boards}"
             + (f"  (links to {names[i - 1].strip()})" if peers else ""))
     return procs
 
@@ -61,7 +63,7 @@ def directed(src: NodeProcess, dst: NodeProcess) -> None:
         raise RuntimeError("directed message not acknowledged")
 
 
-def broadcast(line: list[GatewayProcess]) -> None:
+def broadcast(line: list[NodeProcess]) -> None:
     say("\n3. Gateway B broadcasts; everyone else gets it once.")
     out = line[-1].cli("send", "--json", "--broadcast", "broadcast from the far end")
     mid = json.loads(out.stdout)["message_id"]
@@ -84,7 +86,7 @@ def sensor(name: str, base: float, unit: str, interval_ms: int = 1500) -> str:
                        "seed": 11})
 
 
-def boards(line: list[GatewayProcess], started: list[BoardProcess], cpython: bool) -> None:
+def boards(line: list, started: list[BoardProcess], cpython: bool) -> None:
     gw_a, node, gw_b = line
     runtime = "the MicroPython unix port (-X heapsize=112K)" if not cpython else \
         "CPython through meshlink_gw.mpy_shim (as on an aarch64 Pi)"
@@ -165,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     say("Mesh links run the hybrid X25519 + ML-KEM-768 handshake, then AES-256-GCM; "
         "board links a per-board PSK session (AES-256-CTR + HMAC-SHA256).\n")
     say("1. Starting the mesh")
-    line: list[GatewayProcess] = []
+    line: list[NodeProcess] = []
     started: list[BoardProcess] = []
     try:
         line = start_line()
