@@ -72,7 +72,9 @@ class DedupCache:
 
     def seen(self, message_id, now_ms):
         """True if message_id was first seen less than window_ms ago."""
-        self._rotate(now_ms)
+        r = self._rotated_ms
+        if r is None or now_ms - r >= self.window_ms:
+            self._rotate(now_ms)
         t = self._cur.get(message_id)
         if t is None:
             t = self._old.get(message_id)

@@ -24,6 +24,9 @@ from meshlink.router_core import Decision
 from meshlink.router_lazy import LazyPush, sample
 from meshlink.router_routes import RouteTable, parse_options
 
+DUP_LEARN_HOPS = 2
+DEAD_END_LAZY = 1  # lazy peers a discovery copy goes to when no tree peer is left
+
 
 class MeshlinkStrategy(Strategy):
     name = "meshlink"
@@ -90,6 +93,11 @@ class MeshlinkStrategy(Strategy):
                     lazy.append(pid)
         retry = type(msg) is not Ack and msg.origin_id != msg.message_id
         extra = self.o["retry_lazy" if retry else "discover_lazy"]
+        if not out:
+            # a tree leaf: the copy may have been routed here by a relay whose
+            # route through us is stale, or the tree may be cut; detour through
+            # a lazy peer rather than swallow it
+            extra = max(extra, DEAD_END_LAZY)
         if lazy and extra > 0:
             out.extend(sample(r.rng, lazy, extra))
         return out
@@ -99,8 +107,18 @@ class MeshlinkStrategy(Strategy):
         me = r.node_id
         if me in msg.path:
             return Decision(drop_reason="loop")
-        self.t.learn(msg.path, from_peer, now_ms, self.o["learn_hops"])
-        if r.dedup.check_and_add(msg.message_id, now_ms):
+        dup = r.dedup.check_and_add(msg.message_id, now_ms)
+        # a duplicate still teaches an alternative next hop to the origin and
+        # the last hops (cheap: floods bring up to one copy per neighbour)
+        share = self.o["learn_all"]
+        if dup:
+            limit = DUP_LEARN_HOPS
+        elif share >= 1.0 or msg.dst == me or (share > 0.0 and r.rng.random() < share):
+            limit = 0
+        else:
+            limit = self.o["learn_hops"]
+        self.t.learn(msg.path, from_peer, now_ms, limit)
+        if dup:
             if msg.dst is None:
                 return self.lazy.duplicate(from_peer)
             return Decision(drop_reason="duplicate")

@@ -24,7 +24,8 @@ DEFAULTS = {
     "discover_via": "eager",  # discovery copies go to "eager" (tree) peers or "all"
     "discover_lazy": 0,  # ... plus this many random lazy peers, on a first attempt
     "retry_lazy": 1,  # ... and on a retry (origin_id != message_id): the widening
-    "learn_hops": 8 if _SMALL else 0,  # routes from a copy: all its hops (n: origin + last n)
+    "learn_hops": 8,  # routes from a copy: its origin and last 8 hops, ...
+    "learn_all": 0.0 if _SMALL else 1.0,  # ... or all of them for this share of copies
     "lazy_fanout": 4,  # IHave recipients per broadcast
     "ihave_ms": 500,  # IHave batching interval
     "graft_ms": 1000,  # wait after an IHave before asking for the payload
@@ -201,7 +202,8 @@ class RouteTable:
 
     # -- TTLs ----------------------------------------------------------------
     def route_ttl(self, hops):
-        return min(MAX_TTL, hops + max(self.o["ttl_margin"], hops // 2))
+        """Twice the learned distance + margin: room for a relay's local repair."""
+        return min(MAX_TTL, 2 * hops + self.o["ttl_margin"])
 
     def extent_ttl(self):
         return min(MAX_TTL, max(self.r.default_ttl, self.max_hops + self.o["ttl_margin"]))

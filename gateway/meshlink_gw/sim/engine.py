@@ -527,9 +527,8 @@ class Sim:
         if dst not in reach:
             self.info[k] = None
             return
-        w = self.world
-        back = w.etx_dist(dst).get(src)
-        self.info[k] = (w.lat_dist(src)[dst], w.etx_dist(src)[dst] + (back or 0.0))
+        # the optimum is computed at the end, for delivered messages only
+        self.info[k] = self.world.snapshot()
 
     # -- liveness queries for metrics ----------------------------------------
     def alive_during(self, v, t0, t1):

@@ -72,7 +72,7 @@ def summarize(sim) -> dict:
         per_msg.append((k, tx, 1 if ok else 0, disc))
         if ok:
             d_deliv += 1
-            best_lat, o = info
+            best_lat, o = sim.world.optimum(info, src, dst)
             opt += o
             s = (t - t0) / best_lat if best_lat > 0 else 1.0
             stretch.append(s)

@@ -29,39 +29,45 @@ class World:
         self.version += 1
         self._cache = {}
 
-    def etx(self, u, v):
+    def etx(self, u, v, cut=None):
         sim = self.sim
-        if (u, v) in sim.cut:
+        if (u, v) in (sim.cut if cut is None else cut):
             return INF
         p = sim.topo.loss[u][v]
         if sim.burst and p < 1.0:
             p = 0.01 * 10 / 11 + 0.5 * 1 / 11  # Gilbert-Elliott stationary loss
         return INF if p >= 1.0 else 1.0 / (1.0 - p)
 
-    def _dijkstra(self, root, weight, reverse):
+    def _dijkstra(self, root, weight, reverse, alive=None):
+        """Shortest paths from root (to root if reverse) over live nodes.
+
+        Returns (dist list, parent list); unreachable nodes have dist INF."""
         sim = self.sim
-        alive = sim.alive
+        if alive is None:
+            alive = sim.alive
         adj = sim.topo.adj
-        dist = {root: 0.0}
-        parent = {root: None}
+        n = sim.n
+        dist = [INF] * n
+        parent = [-1] * n
+        done = bytearray(n)
+        dist[root] = 0.0
         h = [(0.0, root)]
-        done = set()
+        pop = heapq.heappop
+        push = heapq.heappush
         while h:
-            d, u = heapq.heappop(h)
-            if u in done:
+            d, u = pop(h)
+            if done[u]:
                 continue
-            done.add(u)
+            done[u] = 1
             for v in adj[u]:
-                if not alive[v] or v in done:
+                if done[v] or not alive[v]:
                     continue
                 w = weight(v, u) if reverse else weight(u, v)
-                if w == INF:
-                    continue
                 nd = d + w
-                if nd < dist.get(v, INF):
+                if nd < dist[v]:
                     dist[v] = nd
                     parent[v] = u
-                    heapq.heappush(h, (nd, v))
+                    push(h, (nd, v))
         return dist, parent
 
     def next_hops_to(self, dst):
@@ -70,7 +76,7 @@ class World:
         r = self._cache.get(key)
         if r is None:
             r = self._cache[key] = self._dijkstra(dst, self.etx, True)[1]
-        return r
+        return r  # list: node -> next hop (-1: none)
 
     def tree_children(self, src):
         """node -> children in src's ETX shortest-path tree."""
@@ -79,32 +85,38 @@ class World:
         if r is None:
             parent = self._dijkstra(src, self.etx, False)[1]
             r = {}
-            for v, u in parent.items():
-                if u is not None:
+            for v, u in enumerate(parent):
+                if u >= 0:
                     r.setdefault(u, []).append(v)
             self._cache[key] = r
         return r
 
-    def etx_dist(self, src):
-        key = ("etx", src)
+    def snapshot(self):
+        """The live-graph state now, for distances computed later (metrics)."""
+        key = ("state",)
         r = self._cache.get(key)
         if r is None:
-            r = self._cache[key] = self._dijkstra(src, self.etx, False)[0]
+            r = self._cache[key] = (list(self.sim.alive), frozenset(self.sim.cut))
         return r
 
-    def lat_dist(self, src):
-        key = ("lat", src)
-        r = self._cache.get(key)
-        if r is None:
-            sim = self.sim
-            lat = sim.topo.lat
-            tx = sim.p["tx_ms"]
+    def optimum(self, state, src, dst):
+        """(fastest path latency src->dst, ETX there + ETX of the Ack's path back)
+        in a saved live-graph state."""
+        alive, cut = state
+        sim = self.sim
+        lat = sim.topo.lat
+        loss = sim.topo.loss
+        tx = sim.p["tx_ms"]
 
-            def w(u, v):
-                return INF if (u, v) in sim.cut or sim.topo.loss[u][v] >= 1.0 \
-                    else lat[u][v] + tx
-            r = self._cache[key] = self._dijkstra(src, w, False)[0]
-        return r
+        def wlat(u, v):
+            return INF if (u, v) in cut or loss[u][v] >= 1.0 else lat[u][v] + tx
+
+        def wetx(u, v):
+            return self.etx(u, v, cut)
+        best = self._dijkstra(src, wlat, False, alive)[0][dst]
+        there = self._dijkstra(src, wetx, False, alive)[0][dst]
+        back = self._dijkstra(dst, wetx, False, alive)[0][src]
+        return best, there + (back if back < INF else 0.0)
 
 
 class OracleStrategy(Strategy):
@@ -135,8 +147,8 @@ class OracleStrategy(Strategy):
             kids = self.world.tree_children(sim.idx[msg.src]).get(me, ())
             return Decision(forward=[(sim.ids[v], out) for v in kids if v != me],
                             mode="oracle")
-        nh = self.world.next_hops_to(sim.idx[msg.dst]).get(me)
-        if nh is None:
+        nh = self.world.next_hops_to(sim.idx[msg.dst])[me]
+        if nh < 0:
             return Decision(drop_reason="no_route", mode="oracle")
         if sim.ids[nh] in out.path[:-1]:
             return Decision(drop_reason="loop", mode="oracle")

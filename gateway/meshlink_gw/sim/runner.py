@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import multiprocessing as mp
 import os
@@ -26,11 +27,16 @@ def run_one(p: dict, strategy: str, seed: int, decision_log_path=None, traffic=N
 
         def log(rec, _w=fh.write):
             _w(json.dumps(rec, separators=(",", ":")) + "\n")
+    was = gc.isenabled()
+    gc.disable()  # millions of small route-table objects: full collections cost seconds
     try:
         sim = Sim(p, strategy, seed, decision_log=log, traffic=traffic)
         sim.run()
         summary = summarize(sim)
+        del sim
     finally:
+        if was:
+            gc.enable()
         if fh is not None:
             fh.close()
     return {"scenario": p["name"], "strategy": strategy, "seed": seed, "summary": summary}

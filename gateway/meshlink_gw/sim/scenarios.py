@@ -22,7 +22,7 @@ KNOBS = {
     "down_after": (3, "consecutive lost pings before the runtime calls peer_down"),
     "duration_s": (120.0, "measured time after the warm-up, in seconds"),
     "warmup_s": (60.0, "warm-up time (traffic flows, metrics ignore it), in seconds"),
-    "drain_s": (20.0, "time after the end to let messages and retries finish"),
+    "drain_s": (10.0, "time after the end to let messages and retries finish"),
     "rate": (1.0, "messages per second network-wide (Poisson)"),
     "bcast_frac": (0.7, "share of broadcasts in the random traffic"),
     "zipf": (1.0, "Zipf exponent of destination popularity (0 = uniform)"),
@@ -60,35 +60,36 @@ def scenario(name, **kw):
 # Each preset is a list of scenarios; a scenario carries its own seeds and
 # strategies. "target" holds the acceptance runs (1000-node random
 # geometric graphs, mean degree 12, 5 % loss, 10 % churn, 10 seeds).
-TARGET = dict(topology="rgg", nodes=1000, degree=12.0, loss=0.05, warmup_s=60.0,
-              duration_s=120.0, rate=2.0, seeds=10)
+TARGET = dict(topology="rgg", nodes=1000, degree=12.0, loss=0.05, warmup_s=45.0,
+              duration_s=90.0, rate=2.0, seeds=10)
 
 
 def _target():
     return [
         scenario("target-churn", churn="sessions", churn_frac=0.1, session_down_s=60.0,
                  **TARGET),
-        scenario("target-recovery", **dict(TARGET, warmup_s=40.0, duration_s=50.0, rate=0.0),
-                 churn="central", churn_at_s=60.0, flows=10, flow_ms=1000,
+        scenario("target-recovery", **dict(TARGET, warmup_s=30.0, duration_s=40.0, rate=0.25),
+                 churn="central", churn_at_s=45.0, flows=8, flow_ms=1000,
                  flow_mode="central"),
     ]
 
 
 def _sweeps():
-    base = dict(topology="rgg", degree=12.0, loss=0.05, warmup_s=40.0, duration_s=80.0,
+    base = dict(topology="rgg", degree=12.0, loss=0.05, warmup_s=30.0, duration_s=60.0,
                 rate=2.0)
     out = []
-    for n, seeds in ((50, 5), (200, 5), (1000, 3)):
+    for n, seeds in ((50, 5), (200, 5), (1000, 2)):
         out.append(scenario(f"size-{n}", nodes=n, seeds=seeds, **base))
     for loss in (0.0, 0.1, 0.2):
         out.append(scenario(f"loss-{int(loss * 100)}", nodes=200, loss_model="uniform",
-                            seeds=5, **dict(base, loss=loss)))
+                            seeds=3, **dict(base, loss=loss)))
     return out
 
 
 def _variety():
-    base = dict(nodes=200, degree=12.0, loss=0.05, warmup_s=40.0, duration_s=80.0, rate=2.0,
+    base = dict(nodes=200, degree=12.0, loss=0.05, warmup_s=30.0, duration_s=60.0, rate=2.0,
                 seeds=3)
+    fail = dict(base, topology="rgg", rate=1.0)
     return [
         scenario("grid-196", **dict(base, topology="grid", degree=4.0)),
         scenario("line-32", **dict(base, topology="line", nodes=32, degree=2.0)),
@@ -97,16 +98,16 @@ def _variety():
         scenario("oneway-10", **dict(base, topology="rgg"), oneway=0.1),
         scenario("bursty-loss", **dict(base, topology="rgg", loss_model="burst")),
         scenario("distance-loss", **dict(base, topology="rgg", loss_model="distance")),
-        scenario("mass-fail-10", **dict(base, topology="rgg"), churn="mass", churn_frac=0.1,
-                 churn_at_s=70.0, flows=10, flow_ms=1000),
-        scenario("mass-fail-30", **dict(base, topology="rgg"), churn="mass", churn_frac=0.3,
-                 churn_at_s=70.0, flows=10, flow_ms=1000),
-        scenario("partition-heal", **dict(base, topology="rgg"), churn="partition",
-                 churn_at_s=60.0, heal_at_s=90.0, flows=10, flow_ms=1000),
+        scenario("mass-fail-10", **fail, churn="mass", churn_frac=0.1, churn_at_s=55.0,
+                 flows=8, flow_ms=1000),
+        scenario("mass-fail-30", **fail, churn="mass", churn_frac=0.3, churn_at_s=55.0,
+                 flows=8, flow_ms=1000),
+        scenario("partition-heal", **fail, churn="partition", churn_at_s=50.0,
+                 heal_at_s=70.0, flows=8, flow_ms=1000),
         scenario("sessions-10", **dict(base, topology="rgg"), churn="sessions",
                  churn_frac=0.1),
-        scenario("central-fail-200", **dict(base, topology="rgg", rate=0.5), churn="central",
-                 churn_at_s=70.0, flows=10, flow_ms=1000, flow_mode="central"),
+        scenario("central-fail-200", **dict(fail, rate=0.5), churn="central",
+                 churn_at_s=55.0, flows=8, flow_ms=1000, flow_mode="central"),
     ]
 
 
