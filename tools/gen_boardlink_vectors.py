@@ -330,7 +330,7 @@ def gen_session() -> dict:
                        "error": "ReplayError"})
     g2b_neg = record_negatives("g2b", {s: g2b[s] for s in (0, 1, 2)}, g2b[3], 3)
     return {
-        "about": "Board-link session (docs/PROTOCOL_boardlink.md). Deliver 'b2g' records to "
+        "about": "Board-link session (docs/PROTOCOL.md §6). Deliver 'b2g' records to "
                  "the gateway and 'g2b' to the board in list order; then every *_negative "
                  "record raises 'error' (exact class name) and leaves the session working, "
                  "so *_after opens. Records of seq not listed were sealed and dropped. "

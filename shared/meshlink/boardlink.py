@@ -1,6 +1,6 @@
 # Board link: the PSK session between a board (BoardClient) and its gateway
 # (GatewaySession). Byte tables, key schedule and state machines are in
-# docs/PROTOCOL_boardlink.md.
+# docs/PROTOCOL.md §6.
 # Rules:
 # - Sans-I/O: bytes, now_ms and random bytes come in as arguments; no sockets,
 #   clock or tasks. Runs unchanged on MicroPython and CPython (96K heap).

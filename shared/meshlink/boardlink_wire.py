@@ -1,6 +1,6 @@
 # Board-link wire formats, key schedule and replay window: the stateless half
 # of the board link (sessions are in meshlink.boardlink, which re-exports all
-# public names here). Byte tables: docs/PROTOCOL_boardlink.md.
+# public names here). Byte tables: docs/PROTOCOL.md §6.
 # Rules: pure functions, no I/O; runs unchanged on MicroPython and CPython.
 # Peer input raises only DecodeError/VersionError/ReplayError; our own misuse
 # (a bad value to encode) raises LocalProtocolError. Every value is

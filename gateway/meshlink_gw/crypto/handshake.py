@@ -12,7 +12,7 @@ leaves the object failed (no retry, no weaker fallback).
 
 Noise-style symmetric state (h, ck) with the network PSK mixed in first,
 hybrid X25519 + ML-KEM-768 secrets (ML-KEM first) into HKDF-SHA256, SIGMA-I
-Ed25519 signatures over the transcript hash. docs/PROTOCOL_handshake.md has
+Ed25519 signatures over the transcript hash. docs/PROTOCOL.md §5 has
 the byte layouts and every label.
 """
 
