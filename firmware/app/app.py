@@ -85,7 +85,7 @@ class App:
             gc.collect()  # start every attempt from a clean heap
             bl = link.BoardLink(cfg, self.clock, self.boot_ctr)
             try:
-                if cfg.transport != "serial":  # a serial board needs no radio
+                if cfg.transport != "serial" and cfg.transport != "ble":  # no WiFi needed
                     await platform.wifi_up(cfg.wifi, cfg.wifi_timeout_ms)
                 await bl.connect()
                 gc.collect()  # at a shallow stack: the handshake's garbage goes

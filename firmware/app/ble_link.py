@@ -3,18 +3,29 @@
 # response); the board notifies on TX. ESP32 only: needs `bluetooth` and
 # aioble (`mpremote mip install aioble`).
 #
-# UNTESTED ON HARDWARE. This file has only been compiled (mpy-cross); the
-# gateway side (gateway/meshlink_gw/transports/ble.py) ran only against a
-# fake bleak. Treat the first run on a real board as a bring-up.
+# BleTransport (below) is the transport app/link.py uses when config.json
+# says "transport": "ble"; only BLE boards import this module.
+#
+# UNTESTED ON HARDWARE. It ran only on the MicroPython unix port against a
+# FAKE aioble/bluetooth (tests/gateway/mpy_fakes), and was compiled with
+# mpy-cross; the gateway side (gateway/meshlink_gw/transports/ble.py) ran
+# only against a fake bleak. Treat the first run on a real board as a bring-up.
 import asyncio
 
 from meshlink import blefrag
 from meshlink._compat import const
+from meshlink.errors import TransportError
 
 _ADV_INTERVAL_US = const(250_000)
 _PREFERRED_MTU = const(247)  # asked of the central; it decides
 _DEFAULT_MTU = const(23)
 _WRITE_POLL_MS = const(1000)  # re-check the connection this often while idle
+# BleTransport: a board's records are at most 797 bytes (link.MAX_RECORD_PLAINTEXT
+# + overhead), so a 1 KiB reassembly buffer, not the 2 KiB default.
+_MAX_MESSAGE_BYTES = const(1024)
+_CONNECT_POLL_MS = const(100)  # open(): check for a gateway connection this often
+_RECV_POLL_MS = const(250)  # recv(): notice a dropped connection within this
+_INBOX_MAX = const(4)  # whole messages waiting for recv(); the oldest goes first
 
 
 class BleLink:
@@ -86,3 +97,100 @@ class BleLink:
             message = self.reassembler.feed(data)
             if message is not None:
                 on_message(message)
+
+
+# One BleLink per boot: the GATT service registers once, and its serve()
+# task keeps advertising (and accepting the gateway) across BleTransports,
+# including the backoff between two connection attempts.
+_link = None
+_task = None
+_current = None  # the open BleTransport; incoming messages go to it
+
+
+def _deliver(message):
+    t = _current
+    if t is not None and _link._conn is t._conn:  # not from a newer connection
+        if len(t._inbox) >= _INBOX_MAX:
+            t._inbox.pop(0)
+            t.dropped += 1
+        t._inbox.append(message)
+        t._ready.set()
+    _link.reassembler.take_errors()  # counted; the typed errors are not kept
+
+
+class BleTransport:
+    """The board link over BLE, as app.link.BoardLink wants a transport:
+    open(), send(msg), recv(), close(); errors are TransportError.
+
+    adv_name: the advertised local name (config.json "ble": {"name"}, default
+    the board name). connect_timeout_ms bounds how long open() waits for the
+    gateway to connect; advertising goes on after a timeout, so the gateway
+    may connect during the backoff and the next open() finds it connected.
+    close() leaves the connection up: the next BleTransport (a rekey or a
+    retry) starts its handshake on it, as a serial board does on its line.
+    """
+
+    def __init__(self, adv_name, connect_timeout_ms):
+        self.adv_name = adv_name
+        self.name = "ble:%s" % adv_name
+        self.connect_timeout_ms = connect_timeout_ms
+        self.dropped = 0  # messages dropped because the inbox was full
+        self._conn = None
+        self._inbox = []
+        self._ready = asyncio.Event()
+
+    async def open(self):
+        global _link, _task, _current
+        try:
+            if _link is None:
+                link = BleLink(self.adv_name, _MAX_MESSAGE_BYTES)
+                link.register()
+                _link = link
+            if _task is None or _task.done():
+                _task = asyncio.create_task(_link.serve(_deliver))
+        except (ImportError, OSError, ValueError) as e:
+            raise TransportError("cannot start BLE: %s" % e)
+        waited = 0
+        while not _link.connected():
+            if waited >= self.connect_timeout_ms:
+                raise TransportError("no gateway connected to %s in %d ms" % (
+                    self.name, self.connect_timeout_ms))
+            await asyncio.sleep_ms(_CONNECT_POLL_MS)
+            waited += _CONNECT_POLL_MS
+        self._conn = _link._conn
+        _current = self
+
+    def _check(self):
+        if self._conn is None or _link._conn is not self._conn or not self._conn.is_connected():
+            raise TransportError("%s: the gateway disconnected" % self.name)
+
+    async def send(self, msg):
+        """Notify msg as fragments. Raises TransportError (not connected) or
+        LocalProtocolError (more than 128 fragments)."""
+        self._check()
+        try:
+            sent = _link.send(msg)
+        except (OSError, ValueError) as e:  # aioble: OSError; a dropped conn: ValueError
+            raise TransportError("%s send: %s" % (self.name, e))
+        if not sent:
+            raise TransportError("%s: the gateway disconnected" % self.name)
+
+    async def recv(self):
+        """The next whole reassembled message. Raises TransportError when the
+        connection this transport opened on is gone."""
+        while True:
+            self._check()
+            if self._inbox:
+                return self._inbox.pop(0)
+            self._ready.clear()
+            try:
+                await asyncio.wait_for_ms(self._ready.wait(), _RECV_POLL_MS)
+            except asyncio.TimeoutError:  # noqa: UP041 (MicroPython has no builtin one)
+                pass
+
+    async def close(self):
+        global _current
+        if _current is self:
+            _current = None
+        self._inbox = []
+        self._conn = None

@@ -10,7 +10,7 @@ from meshlink.errors import ConfigError
 from meshlink.nodeid import is_id
 
 BOARDS = ("esp32-devkitc", "esp32-s3", "esp32-c3", "unix")
-TRANSPORTS = ("udp", "tcp", "serial")
+TRANSPORTS = ("udp", "tcp", "serial", "ble")
 SENSOR_TYPES = ("sim", "internal_temp", "adc", "dht22", "bme280")
 OPS = (">", "<", ">=", "<=", "==")
 ACTIONS = ("relay", "led", "log")
@@ -38,7 +38,8 @@ TUNING = {
     "heap_report_ms": 60000,  # print a HEAP line this often; 0 = off
     "wifi_timeout_ms": 20000,  # WiFi association timeout per attempt
 }
-_KNOWN = ("name", "board", "board_id", "psk", "node_id", "transport", "serial", "gateway", "wifi",
+_KNOWN = ("name", "board", "board_id", "psk", "node_id", "transport", "serial", "ble", "gateway",
+          "wifi",
           "sensors", "routes", "rules", "handlers", "heap_budget", "boot_counter_file")
 
 
@@ -56,6 +57,7 @@ class Config:
     node_id: str
     transport: str
     serial: "dict | None"
+    ble: "dict | None"
     gateway: "tuple | None"
     wifi: "tuple | None"
     sensors: list
@@ -76,6 +78,7 @@ def _defaults(cfg):
     cfg.node_id = ""
     cfg.transport = "udp"
     cfg.serial = None  # {"port": tty path or UART id, "baudrate", ["tx", "rx"]}
+    cfg.ble = None  # {"name": advertised name} with "transport": "ble"
     cfg.gateway = None  # (host, port) or None: discover by beacon
     cfg.wifi = None  # (ssid, password) or None
     cfg.sensors = []  # dicts, see _sensor()
@@ -239,12 +242,23 @@ def _serial(s, where):
     return out
 
 
+def _ble(b, name, where):
+    """The optional "ble" object: name, the advertised local name (default: the board's)."""
+    b = _dict(b, where)
+    adv = _str(b.get("name", name), where + ".name")
+    if len(adv.encode()) > 28:  # aioble moves it into the 31-byte scan response
+        raise _err(where + ".name", "at most 28 bytes (the board name is the default)")
+    return {"name": adv}
+
+
 def _fill_links(cfg, obj, where):
     cfg.transport = obj.get("transport", "udp")
     if cfg.transport not in TRANSPORTS:
-        raise _err(where + ".transport", "expected \"udp\", \"tcp\" or \"serial\"")
+        raise _err(where + ".transport", "expected \"udp\", \"tcp\", \"serial\" or \"ble\"")
     if cfg.transport == "serial":
         cfg.serial = _serial(_need(obj, "serial", where), where + ".serial")
+    if cfg.transport == "ble":
+        cfg.ble = _ble(obj.get("ble", {}), cfg.name, where + ".ble")
     if obj.get("gateway") is not None:
         cfg.gateway = parse_hostport(obj["gateway"], where + ".gateway")
     wifi = obj.get("wifi")

@@ -1,6 +1,7 @@
 # The board link: gateway discovery, UDP or TCP transport over WiFi (or a
-# serial line: app.serial_link, loaded only by serial boards), the
-# handshake with HELLO retransmission, sealed records, reconnect backoff.
+# serial line: app.serial_link, or BLE: app.ble_link, each loaded only by the
+# boards that use it), the handshake with HELLO retransmission, sealed
+# records, reconnect backoff.
 # Rules: the protocol is meshlink.boardlink (sans-I/O); this module only
 # moves its messages. UDP: one datagram = one message, a non-blocking socket
 # polled with asyncio.sleep_ms (MicroPython has no asyncio UDP API). TCP:
@@ -269,6 +270,13 @@ class BoardLink:
             self.peer = serial.name
             await serial.open()
             self.transport = serial
+        elif self.cfg.transport == "ble":
+            from app.ble_link import BleTransport  # only BLE boards pay for it
+
+            ble = BleTransport(self.cfg.ble["name"], self.cfg.discovery_timeout_ms)
+            self.peer = ble.name
+            await ble.open()
+            self.transport = ble
         else:
             host, port = await self._gateway()
             t = UdpTransport() if self.cfg.transport == "udp" else TcpTransport()

@@ -158,6 +158,21 @@ def _apply_config_options(cfg: dict[str, Any], args: argparse.Namespace) -> None
             raise ConfigError(f"--set {key}: provisioned by the registry, not settable")
         cfg[key] = _parse_json(value, f"--set {key}")
     _apply_serial_options(cfg, args)
+    _apply_ble_options(cfg, args)
+
+
+def _apply_ble_options(cfg: dict[str, Any], args: argparse.Namespace) -> None:
+    """--ble-name: "ble": {"name"} in config.json (the advertised name; default the board's)."""
+    name = getattr(args, "ble_name", None)
+    if cfg.get("transport") != "ble":
+        if name is not None:
+            raise ConfigError("--ble-name needs --transport ble")
+        return
+    if getattr(args, "gateway", None) not in (None, "", "discover", "none"):
+        raise ConfigError("--gateway: a BLE board waits for its gateway to connect")
+    if name is not None:
+        cfg["ble"] = {"name": name}
+    cfg["gateway"] = None  # the gateway connects over BLE
 
 
 def _apply_serial_options(cfg: dict[str, Any], args: argparse.Namespace) -> None:
@@ -181,13 +196,16 @@ def _apply_serial_options(cfg: dict[str, Any], args: argparse.Namespace) -> None
 
 
 def _config_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--transport", choices=("udp", "tcp", "serial"),
-                   help="board link transport (default udp; serial: see --serial-port)")
+    p.add_argument("--transport", choices=("udp", "tcp", "serial", "ble"),
+                   help="board link transport (default udp; serial: see --serial-port; "
+                   "ble: the board advertises, the gateway's [[ble]] entry connects)")
     p.add_argument("--serial-port", metavar="PATH|UART",
                    help="with --transport serial: the board's side of the line, a tty "
                    "path (unix port) or a UART id (ESP32)")
     p.add_argument("--serial-baudrate", type=int, metavar="BAUD",
                    help="with --transport serial (default 115200)")
+    p.add_argument("--ble-name", metavar="NAME",
+                   help="with --transport ble: the advertised name (default the board name)")
     p.add_argument("--gateway", metavar="HOST:PORT", help="the gateway's board address; "
                    "omit to discover it by its beacon")
     p.add_argument("--wifi-ssid", metavar="SSID")

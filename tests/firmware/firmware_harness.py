@@ -106,18 +106,21 @@ class Board:
     """The real firmware (main.py) as a MicroPython unix-port process."""
 
     def __init__(self, bundle: pathlib.Path, workdir: pathlib.Path, config: dict | str | None,
-                 heap: str = HEAP):
-        """config: a dict (written as JSON), raw text, or None (no file at all)."""
+                 heap: str = HEAP, script: pathlib.Path | None = None,
+                 args: tuple[str, ...] = (), path_before: str = ""):
+        """config: a dict (written as JSON), raw text, or None (no file at all).
+        script/args/path_before: run script (not the bundle's main.py) with
+        argv [config path, *args], path_before ahead of the bundle on MICROPYPATH."""
         self.workdir = workdir
         workdir.mkdir(parents=True, exist_ok=True)
         self.config_path = workdir / "config.json"
         if config is not None:
             text = config if isinstance(config, str) else json.dumps(config)
             self.config_path.write_text(text)
-        env = dict(os.environ, MICROPYPATH=f".frozen:{bundle}")
+        env = dict(os.environ, MICROPYPATH=f".frozen:{path_before}{bundle}")
         self.proc = subprocess.Popen(
-            [micropython(), "-X", f"heapsize={heap}", str(bundle / "main.py"),
-             str(self.config_path)],
+            [micropython(), "-X", f"heapsize={heap}", str(script or bundle / "main.py"),
+             str(self.config_path), *args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         self.lines: list[str] = []
         self._q: queue.Queue[str | None] = queue.Queue()

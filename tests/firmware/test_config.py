@@ -19,7 +19,15 @@ CASES = [
     ("board_id short", board_config(board_id="abcd"),
      r"config\.json\.board_id: expected 16 hex characters"),
     ("node_id", board_config(node_id="board-7"), r"config\.json\.node_id: expected a node ID"),
-    ("transport", board_config(transport="ble"), r"config\.json\.transport: expected"),
+    ("transport", board_config(transport="zigbee"), r"config\.json\.transport: expected"),
+    ("ble not an object", board_config(transport="ble", ble="mesh"),
+     r"config\.json\.ble: expected an object"),
+    ("ble name empty", board_config(transport="ble", ble={"name": ""}),
+     r"config\.json\.ble\.name: expected a non-empty string"),
+    ("ble name type", board_config(transport="ble", ble={"name": 7}),
+     r"config\.json\.ble\.name: expected a non-empty string"),
+    ("ble name too long", board_config(transport="ble", ble={"name": "n" * 29}),
+     r"config\.json\.ble\.name: at most 28 bytes"),
     ("serial needs its object", board_config(transport="serial"),
      r"config\.json: missing key 'serial'"),
     ("serial port", board_config(transport="serial", serial={"port": 7}),
@@ -111,3 +119,17 @@ print(json.dumps({{"rules": cfg.rules, "routes": cfg.routes, "sensors": cfg.sens
     assert out["psk"] == 32
     assert out["kinds"] == [["ConfigError", True, "config.json: missing key 'name'"],
                             ["ConfigError", True, "config.json.name: expected a non-empty string"]]
+
+
+def test_ble_transport_is_accepted(bundle):
+    """"transport": "ble": the advertised name defaults to the board name; no
+    gateway address or WiFi is needed."""
+    out = mpy_json(bundle, f"""
+import json
+from app import config
+plain = config.from_obj(json.loads({json.dumps(json.dumps(board_config(transport="ble")))}))
+named = config.from_obj(json.loads({json.dumps(json.dumps(
+    board_config(transport="ble", ble={"name": "garden-ble"})))}))
+print(json.dumps([plain.transport, plain.ble, named.ble, named.unknown_keys]))
+""")
+    assert out == ["ble", {"name": "sim-1"}, {"name": "garden-ble"}, []]

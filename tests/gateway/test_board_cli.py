@@ -194,6 +194,30 @@ def test_the_same_firmware_runs_on_cpython_through_the_shim(tmp_path):
     assert "BOOT name=pi board=unix" in text and "READING temp seq=1" in text, text
 
 
+def test_board_add_ble_writes_the_ble_link_config(tmp_path):
+    data = str(tmp_path / "data")
+    out = cli("board", "add", "radio", "--board", "esp32-devkitc", "--transport", "ble",
+              "--ble-name", "garden-ble", "--data-dir", data, "--json")
+    assert out.returncode == 0, out.stderr
+    info = json.loads(out.stdout.strip().splitlines()[-1])
+    assert info["transport"] == "ble" and info["gateway"] is None
+    cfg = json.loads((Path(info["bundle"]) / "config.json").read_text())
+    assert cfg["transport"] == "ble" and cfg["gateway"] is None
+    assert cfg["ble"] == {"name": "garden-ble"}
+    assert (Path(info["bundle"]) / "app" / "ble_link.mpy").exists()
+    assert (Path(info["bundle"]) / "meshlink" / "blefrag.mpy").exists()
+    out = cli("board", "add", "plain", "--board", "unix", "--transport", "ble",
+              "--data-dir", data, "--json")
+    assert out.returncode == 0, out.stderr
+    info = json.loads(out.stdout.strip().splitlines()[-1])
+    cfg = json.loads((Path(info["bundle"]) / "config.json").read_text())
+    assert cfg["transport"] == "ble" and "ble" not in cfg  # advertises the board name
+    for bad in (("--ble-name", "x"), ("--transport", "ble", "--ble-name", "n" * 29),
+                ("--transport", "ble", "--gateway", "h:1")):
+        out = cli("board", "add", "bad", "--board", "unix", *bad, "--data-dir", data)
+        assert out.returncode == 2, (bad, out.stderr)
+
+
 def test_board_add_serial_writes_the_serial_link_config(tmp_path):
     data = str(tmp_path / "data")
     out = cli("board", "add", "wired", "--board", "unix", "--transport", "serial",
