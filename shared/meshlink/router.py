@@ -13,6 +13,8 @@
 from meshlink.errors import ConfigError, LocalProtocolError
 from meshlink.messages import MAX_TTL, Ack, Graft, IHave, MeshMessage, Prune
 from meshlink.router_core import (
+    PING_LOST,
+    PONG,
     Decision,
     DedupCache,
     PeerInfo,
@@ -26,7 +28,8 @@ from meshlink.router_core import (
 DEFAULT_STRATEGY = "meshlink"
 # name -> strategy class, or the module(s) that register it (imported on first
 # use, which keeps unused strategies off a board's heap).
-STRATEGIES = {"meshlink": "meshlink.router_routes meshlink.router_lazy meshlink.router_meshlink",
+STRATEGIES = {"meshlink": "meshlink.router_opts meshlink.router_routes meshlink.router_lazy "
+                         "meshlink.router_meshlink",
               "seed": "meshlink.router_seed", "flood": "meshlink.router_seed"}
 # Link-local control messages a strategy may exchange; the runtime passes
 # any of these to Router.receive like mesh messages.
@@ -54,8 +57,19 @@ def load_strategy(name):
     return None if type(cls) is str else cls
 
 
+def _nothing(self, *args):
+    return None
+
+
+def _empty(self, *args):
+    return {}
+
+
 class Strategy:
-    """Base of routing strategies. Subclasses override what they need."""
+    """Base of routing strategies. Subclasses override what they need:
+    originate, receive (required); on_control, on_ack, on_delivery_failed,
+    on_peer_up, on_peer_down, next_deadline, handle_timer, describe,
+    peer_flags (no-ops here; one shared function each keeps a board's heap small)."""
 
     name = ""
     truncate_path = False  # when the path is full: drop (False) or truncate
@@ -63,38 +77,14 @@ class Strategy:
     def __init__(self, router, options):
         self.r = router
 
-    def originate(self, msg, now_ms):
-        raise NotImplementedError
-
-    def receive(self, msg, from_peer, now_ms):
-        raise NotImplementedError
-
     def on_control(self, msg, from_peer, now_ms):
         return Decision(drop_reason="unsupported")
-
-    def on_ack(self, ack, now_ms):
-        pass
-
-    def on_delivery_failed(self, message_id, now_ms):
-        pass
-
-    def on_peer_up(self, peer_id, now_ms):
-        pass
-
-    def on_peer_down(self, peer_id, now_ms):
-        pass
-
-    def next_deadline(self):
-        return None
 
     def handle_timer(self, now_ms):
         return []
 
-    def describe(self):
-        return {}
-
-    def peer_flags(self, peer_id):
-        return {}
+    on_ack = on_delivery_failed = on_peer_up = on_peer_down = next_deadline = _nothing
+    describe = peer_flags = _empty
 
 
 class Router:
@@ -140,6 +130,7 @@ class Router:
         self.up_set = set()
         self.counters = {"originated": 0, "received": 0, "delivered": 0, "sent": 0}
         self.drops = {}
+        self.last_ms = 0  # latest now_ms of a peer event (for peers())
         self.served = set()  # node IDs we act for (serve/unserve)
         self.strategy = cls(self, options or {})
 
@@ -156,6 +147,7 @@ class Router:
     # -- peers ---------------------------------------------------------------
     def peer_up(self, peer_id, now_ms):
         """A connection to peer_id is established (idempotent)."""
+        self.last_ms = now_ms
         p = self._peers.get(peer_id)
         if p is None:
             if len(self._peers) >= MAX_PEERS:
@@ -197,22 +189,31 @@ class Router:
 
     def record_rtt(self, peer_id, rtt_ms, now_ms):
         """A Pong from peer_id came back after rtt_ms."""
+        self.last_ms = now_ms
         p = self._peers.get(peer_id)
         if p is not None:
-            p.record_rtt(rtt_ms, now_ms)
+            p.record(PONG, rtt_ms, now_ms)
 
     def record_ping_lost(self, peer_id, now_ms):
         """A Ping to peer_id timed out."""
+        self.last_ms = now_ms
         p = self._peers.get(peer_id)
         if p is not None:
-            p.record_ping_lost(now_ms)
+            p.record(PING_LOST, None, now_ms)
 
-    def peers(self, now_ms=0):
+    def peers(self, now_ms=None):
         """One dict per known peer (peer_id, up, score, rtt_ms, reliability,
-        route_success, uptime_ms, link_cost, plus strategy flags), by peer_id."""
+        route_success, uptime_ms, link_cost, plus strategy flags), by peer_id.
+        uptime_ms is measured to now_ms, default the last probe event's time."""
+        if now_ms is None:
+            now_ms = self.last_ms
         out = []
         for pid in sorted(self._peers):
-            d = self._peers[pid].as_dict(now_ms)
+            p = self._peers[pid]
+            d = {"peer_id": pid, "up": p.up, "score": p.score, "rtt_ms": p.rtt_ms,
+                 "reliability": p.reliability(), "route_success": p.parts(now_ms)[3],
+                 "uptime_ms": (now_ms - p.up_since_ms) if p.up else 0,
+                 "link_cost": p.link_cost()}
             d.update(self.strategy.peer_flags(pid))
             out.append(d)
         return out

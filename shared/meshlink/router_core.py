@@ -102,6 +102,13 @@ class DedupCache:
         return len(self._cur) + len(self._old)
 
 
+# PeerInfo.record kinds
+PONG = 1  # value: rtt_ms
+PING_LOST = 2
+ROUTE_OK = 3  # an Ack for a message we sent through this peer
+ROUTE_FAILED = 4  # its retry timer expired
+
+
 class PeerInfo:
     """What we know about one neighbour, and its whitepaper score.
 
@@ -119,79 +126,55 @@ class PeerInfo:
         self.route_ok = 0
         self.route_fail = 0
         self.score = None
-        self._update(now_ms)
+        self.record(0, None, now_ms)
 
-    def latency_score(self):
-        if self.rtt_ms is None:
-            return 0.5
-        return 1.0 / (1.0 + self.rtt_ms / LATENCY_REF_MS)
+    def parts(self, now_ms):
+        """The whitepaper's score parts: (latency, uptime, reliability, route_success).
 
-    def uptime_score(self, now_ms):
-        if not self.up:
-            return 0.0
-        up = now_ms - self.up_since_ms
-        return 1.0 if up >= UPTIME_REF_MS else (up / UPTIME_REF_MS if up > 0 else 0.0)
+        latency = 1/(1 + rtt/100 ms) (0.5 before any Pong); uptime = connected
+        time / 10 min, at most 1; reliability = Ping success rate and
+        route_success = Ack rate, each with PRIOR pseudo-successes."""
+        rtt = self.rtt_ms
+        up = now_ms - self.up_since_ms if self.up else 0
+        return (0.5 if rtt is None else 1.0 / (1.0 + rtt / LATENCY_REF_MS),
+                1.0 if up >= UPTIME_REF_MS else (up / UPTIME_REF_MS if up > 0 else 0.0),
+                (self.ping_ok + PRIOR) / (self.ping_ok + self.ping_lost + PRIOR),
+                (self.route_ok + PRIOR) / (self.route_ok + self.route_fail + PRIOR))
 
-    def reliability(self):
-        """Ping success rate with PRIOR pseudo-successes (1.0 with no evidence)."""
-        return (self.ping_ok + PRIOR) / (self.ping_ok + self.ping_lost + PRIOR)
-
-    def route_success(self):
-        return (self.route_ok + PRIOR) / (self.route_ok + self.route_fail + PRIOR)
-
-    def base_score(self, now_ms):
-        return (W_LATENCY * self.latency_score() + W_UPTIME * self.uptime_score(now_ms)
-                + W_RELIABILITY * self.reliability() + W_ROUTE * self.route_success())
-
-    def _update(self, now_ms):
-        base = self.base_score(now_ms)
-        if self.score is None:
-            self.score = base
-        else:
-            self.score = EWMA_HISTORY * self.score + EWMA_NEW * base
-
-    def record_rtt(self, rtt_ms, now_ms):
-        self.rtt_ms = rtt_ms if self.rtt_ms is None else (
-            self.rtt_ms + RTT_GAIN * (rtt_ms - self.rtt_ms))
-        self.ping_ok += 1
-        self._halve()
-        self._update(now_ms)
-
-    def record_ping_lost(self, now_ms):
-        self.ping_lost += 1
-        self._halve()
-        self._update(now_ms)
-
-    def record_route(self, ok, now_ms):
-        if ok:
+    def record(self, kind, value, now_ms):
+        """Count one measurement (PONG with value = rtt_ms, PING_LOST, ROUTE_OK,
+        ROUTE_FAILED; 0 = none) and step the moving average."""
+        if kind == PONG:
+            self.rtt_ms = value if self.rtt_ms is None else (
+                self.rtt_ms + RTT_GAIN * (value - self.rtt_ms))
+            self.ping_ok += 1
+        elif kind == PING_LOST:
+            self.ping_lost += 1
+        elif kind == ROUTE_OK:
             self.route_ok += 1
-        else:
+        elif kind == ROUTE_FAILED:
             self.route_fail += 1
-        if self.route_ok + self.route_fail >= COUNT_WINDOW:
-            self.route_ok //= 2
-            self.route_fail //= 2
-        self._update(now_ms)
-
-    def _halve(self):
         if self.ping_ok + self.ping_lost >= COUNT_WINDOW:
             self.ping_ok //= 2
             self.ping_lost //= 2
+        if self.route_ok + self.route_fail >= COUNT_WINDOW:
+            self.route_ok //= 2
+            self.route_fail //= 2
+        lat, up, rel, route = self.parts(now_ms)
+        base = W_LATENCY * lat + W_UPTIME * up + W_RELIABILITY * rel + W_ROUTE * route
+        self.score = base if self.score is None else EWMA_HISTORY * self.score + EWMA_NEW * base
+
+    def reliability(self):
+        return (self.ping_ok + PRIOR) / (self.ping_ok + self.ping_lost + PRIOR)
 
     def etx(self):
-        """Expected transmissions on this link, from the probe success rate."""
+        """Expected transmissions on this link: 1 / probe success rate."""
         rel = self.reliability()
         return 1.0 / rel if rel > 0.05 else 20.0
 
     def link_cost(self):
         """ETX scaled by the whitepaper score: x1.0 at score 1, x1.5 at score 0."""
         return self.etx() * (1.5 - 0.5 * self.score)
-
-    def as_dict(self, now_ms):
-        return {"peer_id": self.peer_id, "up": self.up, "score": self.score,
-                "rtt_ms": self.rtt_ms, "reliability": self.reliability(),
-                "route_success": self.route_success(),
-                "uptime_ms": (now_ms - self.up_since_ms) if self.up else 0,
-                "link_cost": self.link_cost()}
 
 
 class XorShiftRng:

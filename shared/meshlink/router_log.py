@@ -15,13 +15,25 @@ def features(router, dst, now_ms):
     out = []
     for pid in router.up:
         p = router.peer(pid)
-        out.append({"peer": pid, "lat": p.latency_score(), "up": p.uptime_score(now_ms),
-                    "rel": p.reliability(), "route": p.route_success(),
+        lat, up, rel, route = p.parts(now_ms)
+        out.append({"peer": pid, "lat": lat, "up": up, "rel": rel, "route": route,
                     "score": p.score, "cost": p.link_cost()})
-    extra = getattr(router.strategy, "route_features", None)
-    if extra is not None and dst is not None:
-        extra(dst, out)
+    table = getattr(router.strategy, "t", None)  # meshlink's RouteTable
+    if table is not None and dst is not None:
+        route_features(table, dst, out)
     return out
+
+
+def route_features(table, dst, out):
+    """Add each peer's route to dst (hops, fails, is it dst) to the features."""
+    by_via = {}
+    for c in table.routes.get(dst) or ():
+        by_via[c[0]] = c
+    for f in out:
+        c = by_via.get(f["peer"])
+        f["dst_hops"] = c[1] if c is not None else None
+        f["dst_fails"] = c[3] if c is not None else None
+        f["is_dst"] = f["peer"] == dst
 
 
 def decision_record(router, event, msg, from_peer, d, now_ms):

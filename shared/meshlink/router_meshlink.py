@@ -18,11 +18,12 @@
 #   * the origin's Ack credits the (destination, next hop) pair, a timeout
 #     blames it (two strikes remove it).
 # Broadcasts: router_lazy (eager tree, lazy IHave repair).
-from meshlink.messages import MAX_TTL, Ack
+from meshlink.messages import Ack
 from meshlink.router import Strategy, register_strategy
 from meshlink.router_core import Decision
 from meshlink.router_lazy import LazyPush, sample
-from meshlink.router_routes import RouteTable, parse_options
+from meshlink.router_opts import parse_options
+from meshlink.router_routes import RouteTable
 
 DUP_LEARN_HOPS = 2
 DEAD_END_LAZY = 1  # lazy peers a discovery copy goes to when no tree peer is left
@@ -36,8 +37,6 @@ class MeshlinkStrategy(Strategy):
         self.r = router
         self.o = opts = parse_options(options)
         self.t = RouteTable(router, opts)
-        self.ring = {}  # dst -> discovery TTL for the next attempt
-        self.pending = {}  # our message id -> [dst, via or None, mode]
         self.lazy = LazyPush(router, opts)
 
     def learn(self, path, from_peer, now_ms, limit=None):
@@ -53,20 +52,22 @@ class MeshlinkStrategy(Strategy):
             fwd = self.lazy.push(out, None, out.path, now_ms)
             return Decision(forward=fwd, mode="eager",
                             drop_reason=None if fwd else "no_peers")
+        if dst == r.node_id:
+            return Decision(deliver=True, mode="direct")
         if dst in r.up_set:
             out = r.stamp(msg, 1 + self.o["ttl_margin"])
-            self._remember(msg.message_id, dst, dst, "direct")
+            self.t.remember(msg.message_id, dst, dst, "direct")
             return Decision(forward=[(dst, out)], mode="direct")
         hop = self.t.next_hop(dst, None, (), now_ms)
         if hop is not None:
             out = r.stamp(msg, self.t.route_ttl(hop[1]))
-            self._remember(msg.message_id, dst, hop[0], "route")
+            self.t.remember(msg.message_id, dst, hop[0], "route")
             return Decision(forward=[(hop[0], out)], mode="route")
-        ttl = self.ring.get(dst)
+        ttl = self.t.ring.get(dst)
         if ttl is None:
             ttl = self.t.extent_ttl()
         out = r.stamp(msg, ttl)
-        self._remember(msg.message_id, dst, None, "discover")
+        self.t.remember(msg.message_id, dst, None, "discover")
         peers = self._discovery_peers(msg, None, out.path)
         if not peers:
             return Decision(drop_reason="no_route", mode="discover")
@@ -148,35 +149,12 @@ class MeshlinkStrategy(Strategy):
     def on_control(self, msg, from_peer, now_ms):
         return self.lazy.on_control(msg, from_peer, now_ms)
 
-    # -- outcomes ------------------------------------------------------------
-    def _remember(self, message_id, dst, via, mode):
-        if len(self.pending) >= self.o["max_pending"]:
-            for k in sorted(self.pending)[:max(1, len(self.pending) // 4)]:
-                del self.pending[k]
-        self.pending[message_id] = [dst, via, mode]
-
+    # -- outcomes (router_routes.RouteTable keeps the pending messages) -------
     def on_ack(self, ack, now_ms):
-        p = self.pending.pop(ack.ack_for, None)
-        if p is None:
-            return
-        self.ring.pop(p[0], None)
-        if p[1] is not None and p[2] == "route":
-            self.t.blame(p[0], p[1], True, now_ms)
+        self.t.acked(ack.ack_for, now_ms)
 
     def on_delivery_failed(self, message_id, now_ms):
-        p = self.pending.pop(message_id, None)
-        if p is None:
-            return
-        dst, via, mode = p
-        if mode == "route":
-            self.t.blame(dst, via, False, now_ms)
-        elif mode == "discover":
-            cur = self.ring.get(dst)
-            if cur is None:
-                cur = self.t.extent_ttl()
-            self.ring[dst] = min(MAX_TTL, 2 * cur)
-            if len(self.ring) > self.o["max_pending"]:
-                self.ring = {}
+        self.t.failed(message_id, now_ms)
 
     # -- peers and timers ----------------------------------------------------
     def on_peer_up(self, peer_id, now_ms):
@@ -190,9 +168,6 @@ class MeshlinkStrategy(Strategy):
 
     def handle_timer(self, now_ms):
         return self.lazy.handle_timer(now_ms)
-
-    def route_features(self, dst, out):
-        self.t.features(dst, out)
 
     def peer_flags(self, peer_id):
         return {"eager": peer_id in self.lazy.eager}

@@ -2,49 +2,9 @@
 # next hops learned from the paths of received copies, with the cost,
 # hysteresis, exploration and Ack credit rules of docs/ROUTING.md.
 # Rule: sans-I/O; bounded (max_routes destinations, LRU-ish eviction).
-# Also holds the strategy's options (DEFAULTS), so the strategy module stays
-# small enough to compile on a 96K MicroPython heap.
-import sys
-
-from meshlink.errors import ConfigError
+# Options and their defaults: router_opts.
 from meshlink.messages import MAX_TTL
-
-_SMALL = sys.implementation.name == "micropython"
-
-DEFAULTS = {
-    "max_routes": 32 if _SMALL else 4096,  # destinations in the route table
-    "candidates": 3,  # next hops kept per destination
-    "route_ttl_ms": 300000,  # a route not confirmed for this long is unused
-    "refresh_ms": 30000,  # a longer path via the same hop replaces a shorter, older one
-    "hysteresis": 0.15,  # switch next hop only if more than 15 % cheaper
-    "explore": 0.02,  # share of routed messages sent to the runner-up
-    "explore_ratio": 1.5,  # ... if it costs at most this times the best
-    "max_fails": 2,  # unacknowledged messages before a next hop is dropped
-    "ttl_margin": 4,  # hops added to a learned distance
-    "discover_via": "eager",  # discovery copies go to "eager" (tree) peers or "all"
-    "discover_lazy": 0,  # ... plus this many random lazy peers, on a first attempt
-    "retry_lazy": 1,  # ... and on a retry (origin_id != message_id): the widening
-    "learn_hops": 8,  # routes from a copy: its origin and last 8 hops, ...
-    "learn_all": 0.0 if _SMALL else 1.0,  # ... or all of them for this share of copies
-    "lazy_fanout": 4,  # IHave recipients per broadcast
-    "ihave_ms": 500,  # IHave batching interval
-    "graft_ms": 1000,  # wait after an IHave before asking for the payload
-    "cache_ms": 30000,  # broadcast payloads kept to answer Grafts ...
-    "cache_max": 16 if _SMALL else 1024,  # ... at most this many
-    "missing_max": 16 if _SMALL else 512,
-    "max_pending": 16 if _SMALL else 1024,  # our unacknowledged messages
-}
-
-
-def parse_options(options):
-    """DEFAULTS overridden by options (a dict). Raises ConfigError on unknown keys."""
-    opts = {}
-    for k in DEFAULTS:
-        opts[k] = options.get(k, DEFAULTS[k])
-    for k in options:
-        if k not in DEFAULTS:
-            raise ConfigError("unknown meshlink option %r" % k)
-    return opts
+from meshlink.router_core import ROUTE_FAILED, ROUTE_OK
 
 
 class RouteTable:
@@ -57,47 +17,46 @@ class RouteTable:
         self.routes = {}
         self.current = {}  # dst -> via in use (hysteresis)
         self.max_hops = 0  # longest path seen (the network's extent)
+        self.pending = {}  # our message id -> [dst, via or None, mode]
+        self.ring = {}  # dst -> discovery TTL for the next attempt
 
     def learn(self, path, from_peer, now_ms, limit=0):
         """Routes to the nodes of path (received from from_peer): all of them,
-        or (limit > 0) the origin and the last `limit` hops."""
+        or (limit > 0) the origin and the last `limit` hops. The hot loop of
+        a relay: one dict lookup per hop in the common case."""
         k = len(path) - 1
-        if k < 0 or path[k] != from_peer:
+        if k < 0 or path[k] != from_peer or self.r.node_id in path:
             return
-        if k + 1 > self.max_hops:
+        if k >= self.max_hops:
             self.max_hops = k + 1
         up = self.r.up_set
-        me = self.r.node_id
-        routes = self.routes
+        get = self.routes.get
         refresh = self.refresh_ms
         stop = k - limit if 0 < limit < k else 0
         j = k
-        i = k
-        while i >= stop:
+        via = from_peer
+        for i in range(k, stop - 1, -1):
             node = path[i]
             if node in up:
-                j = i  # a neighbour: reached directly
-            elif node == me:
-                return
-            else:
-                hops = j - i + 1
-                via = path[j]
-                cands = routes.get(node)
-                if cands:
-                    for c in cands:
-                        if c[0] == via:  # refresh this next hop
-                            if hops <= c[1] or now_ms - c[2] >= refresh:
-                                c[1] = hops
-                            c[2] = now_ms
-                            break
-                    else:
-                        self._update(node, via, hops, now_ms)
+                j = i  # a neighbour: reached directly, and a shorter way on
+                via = node
+                continue
+            hops = j - i + 1
+            cands = get(node)
+            if cands:
+                for c in cands:
+                    if c[0] == via:  # refresh this next hop
+                        if hops <= c[1] or now_ms - c[2] >= refresh:
+                            c[1] = hops
+                        c[2] = now_ms
+                        break
                 else:
                     self._update(node, via, hops, now_ms)
-            i -= 1
+            else:
+                self._update(node, via, hops, now_ms)
         if stop > 0:
             node = path[0]
-            if node not in up and node != me:
+            if node not in up:
                 for i in range(stop - 1, 0, -1):
                     if path[i] in up:
                         j = i
@@ -198,7 +157,7 @@ class RouteTable:
                 self.current.pop(dst, None)
         p = self.r.peer(via)
         if p is not None:
-            p.record_route(ok, now_ms)
+            p.record(ROUTE_OK if ok else ROUTE_FAILED, None, now_ms)
 
     # -- TTLs ----------------------------------------------------------------
     def route_ttl(self, hops):
@@ -211,14 +170,31 @@ class RouteTable:
     def broadcast_ttl(self):
         return min(MAX_TTL, max(self.r.default_ttl, 2 * self.max_hops + self.o["ttl_margin"]))
 
-    def features(self, dst, out):
-        """Add each peer's route cost and hops to dst to the log features."""
-        cands = self.routes.get(dst) or []
-        by_via = {}
-        for c in cands:
-            by_via[c[0]] = c
-        for f in out:
-            c = by_via.get(f["peer"])
-            f["dst_hops"] = c[1] if c is not None else None
-            f["dst_fails"] = c[3] if c is not None else None
-            f["is_dst"] = f["peer"] == dst
+    # -- outcomes of our own messages ------------------------------------------
+    def remember(self, message_id, dst, via, mode):
+        """We sent message_id to dst through via (None: discovery) in mode."""
+        if len(self.pending) >= self.o["max_pending"]:
+            for k in sorted(self.pending)[:max(1, len(self.pending) // 4)]:
+                del self.pending[k]
+        self.pending[message_id] = [dst, via, mode]
+
+    def acked(self, message_id, now_ms):
+        p = self.pending.pop(message_id, None)
+        if p is None:
+            return
+        self.ring.pop(p[0], None)
+        if p[1] is not None and p[2] == "route":
+            self.blame(p[0], p[1], True, now_ms)
+
+    def failed(self, message_id, now_ms):
+        p = self.pending.pop(message_id, None)
+        if p is None:
+            return
+        dst, via, mode = p
+        if mode == "route":
+            self.blame(dst, via, False, now_ms)
+        elif mode == "discover":
+            cur = self.ring.get(dst)
+            self.ring[dst] = min(MAX_TTL, 2 * (self.extent_ttl() if cur is None else cur))
+            if len(self.ring) > self.o["max_pending"]:
+                self.ring = {}

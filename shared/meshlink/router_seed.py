@@ -17,7 +17,7 @@
 # learned only where an outcome exists: an Ack (or a timeout) for a message
 # we originated credits (or blames) every peer we sent it to.
 from meshlink.router import Strategy, register_strategy
-from meshlink.router_core import Decision
+from meshlink.router_core import ROUTE_FAILED, ROUTE_OK, Decision
 
 FANOUT = 3  # whitepaper §5.2: top N = 3
 MAX_PENDING = 256  # our unacknowledged messages remembered for crediting
@@ -84,7 +84,7 @@ class FloodStrategy(Strategy):
         for pid in peers:
             p = self.r.peer(pid)
             if p is not None:
-                p.record_route(ok, now_ms)
+                p.record(ROUTE_OK if ok else ROUTE_FAILED, None, now_ms)
 
     def on_ack(self, ack, now_ms):
         self._outcome(ack.ack_for, True, now_ms)

@@ -5,7 +5,14 @@ import gc
 gc.collect()
 from meshlink.errors import ConfigError, LocalProtocolError  # noqa: E402
 from meshlink.router import DEFAULT_STRATEGY, STRATEGIES, load_strategy  # noqa: E402
-from meshlink.router_core import DedupCache, PeerInfo, XorShiftRng, relay_copy  # noqa: E402
+from meshlink.router_core import (  # noqa: E402
+    PING_LOST,
+    PONG,
+    DedupCache,
+    PeerInfo,
+    XorShiftRng,
+    relay_copy,
+)
 from router_steps import Ack, MeshMessage, Router, uid  # noqa: E402
 from vectors import expect_raises  # noqa: E402
 
@@ -35,10 +42,10 @@ def test_dedup_generations_rotate_without_losing_recent_ids():
 def test_whitepaper_score_exact():
     p = PeerInfo("p", 0)
     assert abs(p.score - 0.7) < 1e-12  # 0.3*0.5 + 0.15*0 + 0.3*1 + 0.25*1
-    p.record_rtt(100, 300000)  # latency 0.5, uptime 0.5, reliability 3/3, route 2/2
+    p.record(PONG, 100, 300000)  # latency 0.5, uptime 0.5, reliability 3/3, route 2/2
     base = 0.3 * 0.5 + 0.15 * 0.5 + 0.3 * 1.0 + 0.25 * 1.0
     assert abs(p.score - (0.7 * 0.7 + 0.3 * base)) < 1e-12
-    p.record_ping_lost(300000)  # reliability (1+2)/(1+1+2)
+    p.record(PING_LOST, None, 300000)  # reliability (1+2)/(1+1+2)
     base2 = 0.3 * 0.5 + 0.15 * 0.5 + 0.3 * 0.75 + 0.25 * 1.0
     s1 = 0.7 * 0.7 + 0.3 * base
     assert abs(p.score - (0.7 * s1 + 0.3 * base2)) < 1e-12

@@ -45,6 +45,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                               description=DESCRIPTION, epilog=EPILOG,
                               formatter_class=argparse.RawDescriptionHelpFormatter)
     configure(p)
+    p.set_defaults(func=run)
     return p
 
 
@@ -63,7 +64,7 @@ def configure(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     g.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     g.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                   help="meshlink strategy option (see router_meshlink.DEFAULTS); repeatable")
+                   help="meshlink strategy option (see meshlink.router_opts.DEFAULTS); repeatable")
     g.add_argument("--decision-log", metavar="FILE",
                    help="append every routing decision as JSONL to FILE (forces --workers 1; "
                         "meant for small runs)")

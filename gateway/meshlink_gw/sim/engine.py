@@ -173,80 +173,96 @@ class Sim:
 
     # -- link layer ----------------------------------------------------------
     def send(self, u, pid, msg, now, mode):
-        v = self.idx[pid]
-        lat = self.topo.lat[u].get(v)
-        if lat is None:
-            raise RuntimeError(f"router of {u} sent to non-neighbour {v}")
-        p = self.p
-        tx_ms = p["tx_ms"]
-        b = self.busy[u]
-        start = now if b < now else b
-        if start - now >= p["queue_cap"] * tx_ms:
-            self.queue_drops += 1
-            return
-        tries_max = p["link_tries"]
-        ok = False
-        tries = 0
-        if self.alive[v] and (u, v) not in self.cut:
-            rnd = self.rng.random
-            if self.burst:
-                key = (u, v)
-                bad = self.ge_bad.get(key, False)
-                while tries < tries_max:
-                    tries += 1
-                    bad = (rnd() >= GE[1]) if bad else (rnd() < GE[0])
-                    if rnd() >= (GE[3] if bad else GE[2]):
-                        ok = True
-                        break
-                self.ge_bad[key] = bad
-            else:
-                loss = self.topo.loss[u][v]
-                while tries < tries_max:
-                    tries += 1
-                    if rnd() >= loss:
-                        ok = True
-                        break
-        else:
-            tries = tries_max
-        dur = tries * tx_ms
-        self.busy[u] = start + dur
-        t = type(msg)
-        if now >= self.warm:
-            if t is MeshMessage or t is Ack:
-                k = self.mid2k.get(msg.message_id)
-                if k is not None:
-                    self.tx_k[k] += tries
-                    if mode == "discover":
-                        self.disc_k[k] = 1
-                self.chosen[v] = 1
-                nb = (SZ_MESH if t is MeshMessage else SZ_ACK) + SZ_PER_HOP * len(msg.path)
-                if t is Ack:
-                    self.tx["ack"] += tries
-                elif msg.dst is None:
-                    self.tx["bcast"] += tries
-                else:
-                    self.tx["data"] += tries
-                self.bytes["data"] += nb * tries
-            else:
-                self.tx["ctrl"] += tries
-                ids = getattr(msg, "ids", None)
-                nb = SZ_PRUNE if ids is None else SZ_IDS + SZ_PER_HOP * len(ids)
-                self.bytes["ctrl"] += nb * tries
-        elif mode == "discover" and (t is MeshMessage or t is Ack):
-            k = self.mid2k.get(msg.message_id)
-            if k is not None:
-                self.disc_k[k] = 1
-        self.seq += 1
-        if ok:
-            heapq.heappush(self.heap, (start + dur + (tries - 1) * 2 * lat + lat, self.seq,
-                                       EV_ARRIVE, v, u, msg))
-        else:
-            heapq.heappush(self.heap, (start + dur + tries * 2 * lat, self.seq, EV_LINKFAIL,
-                                       u, v, self.gen[u]))
+        self.dispatch(u, ((pid, msg),), now, mode)
 
     def dispatch(self, u, forward, now, mode):
-        for pid, o in forward:
-            self.send(u, pid, o, now, mode)
+        """Put each (peer_id, message) of forward on u's link layer.
+
+        Hot path: locals bound once, per-message accounting done once per
+        distinct message object (a decision shares one copy among peers)."""
+        p = self.p
+        idx = self.idx
+        latu = self.topo.lat[u]
+        lossu = self.topo.loss[u]
+        alive = self.alive
+        cut = self.cut
+        rnd = self.rng.random
+        heap = self.heap
+        push = heapq.heappush
+        tx_ms = p["tx_ms"]
+        qmax = p["queue_cap"] * tx_ms
+        tries_max = p["link_tries"]
+        burst = self.burst
+        measuring = now >= self.warm
+        discover = mode == "discover"
+        busy = self.busy[u]
+        last = None
+        k = None
+        cat = None
+        nb = 0
+        for pid, msg in forward:
+            v = idx[pid]
+            lat = latu.get(v)
+            if lat is None:
+                raise RuntimeError(f"router of {u} sent to non-neighbour {v}")
+            start = now if busy < now else busy
+            if start - now >= qmax:
+                self.queue_drops += 1
+                continue
+            ok = False
+            tries = 0
+            if alive[v] and (not cut or (u, v) not in cut):
+                if burst:
+                    key = (u, v)
+                    bad = self.ge_bad.get(key, False)
+                    while tries < tries_max:
+                        tries += 1
+                        bad = (rnd() >= GE[1]) if bad else (rnd() < GE[0])
+                        if rnd() >= (GE[3] if bad else GE[2]):
+                            ok = True
+                            break
+                    self.ge_bad[key] = bad
+                else:
+                    loss = lossu[v]
+                    while tries < tries_max:
+                        tries += 1
+                        if rnd() >= loss:
+                            ok = True
+                            break
+            else:
+                tries = tries_max
+            dur = tries * tx_ms
+            busy = start + dur
+            if msg is not last:
+                last = msg
+                t = type(msg)
+                if t is MeshMessage or t is Ack:
+                    k = self.mid2k.get(msg.message_id)
+                    if k is not None and discover:
+                        self.disc_k[k] = 1
+                    cat = "ack" if t is Ack else ("bcast" if msg.dst is None else "data")
+                    nb = (SZ_MESH if t is MeshMessage else SZ_ACK) + SZ_PER_HOP * len(msg.path)
+                else:
+                    k = None
+                    cat = "ctrl"
+                    ids = getattr(msg, "ids", None)
+                    nb = SZ_PRUNE if ids is None else SZ_IDS + SZ_PER_HOP * len(ids)
+            if measuring:
+                self.tx[cat] += tries
+                if cat == "ctrl":
+                    self.bytes["ctrl"] += nb * tries
+                else:
+                    self.bytes["data"] += nb * tries
+                    self.chosen[v] = 1
+                    if k is not None:
+                        self.tx_k[k] += tries
+            self.seq += 1
+            if ok:
+                push(heap, (start + dur + (2 * tries - 1) * lat, self.seq, EV_ARRIVE, v, u, msg))
+            else:
+                push(heap, (start + dur + 2 * tries * lat, self.seq, EV_LINKFAIL, u, v,
+                            self.gen[u]))
+        self.busy[u] = busy
 
     def arm_timer(self, u):
         r = self.routers[u]
@@ -390,7 +406,7 @@ class Sim:
         alive = self.alive
         routers = self.routers
         ids = self.ids
-        send = self.send
+        dispatch = self.dispatch
         end = self.end + p["drain_s"] * 1000.0
         events = 0
         wall0 = time.perf_counter()
@@ -408,9 +424,7 @@ class Sim:
                 r = routers[a]
                 d = r.receive(c, ids[b], now)
                 if d.forward:
-                    mode = d.mode
-                    for pid, o in d.forward:
-                        send(a, pid, o, now, mode)
+                    dispatch(a, d.forward, now, d.mode)
                 if d.deliver:
                     self._delivered(a, c, r, now)
                 self.arm_timer(a)
@@ -420,8 +434,8 @@ class Sim:
                 self.tdue[a] = None
                 r = routers[a]
                 out = r.handle_timer(now)
-                for pid, o in out:
-                    send(a, pid, o, now, "control")
+                if out:
+                    dispatch(a, out, now, "control")
                 self.arm_timer(a)
             elif kind == EV_PROBE:
                 if b != self.gen[a] or not alive[a]:

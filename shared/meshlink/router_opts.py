@@ -1,0 +1,44 @@
+# Options of the meshlink strategy (DEFAULTS) and their parsing. A module
+# of its own so each piece compiles within a 96K MicroPython heap; the
+# MicroPython defaults are smaller (a board's tables). See
+# docs/PROTOCOL_routing.md for the meaning of every option.
+import sys
+
+from meshlink.errors import ConfigError
+
+_SMALL = sys.implementation.name == "micropython"
+
+DEFAULTS = {
+    "max_routes": 32 if _SMALL else 4096,  # destinations in the route table
+    "candidates": 3,  # next hops kept per destination
+    "route_ttl_ms": 300000,  # a route not confirmed for this long is unused
+    "refresh_ms": 30000,  # a longer path via the same hop replaces a shorter, older one
+    "hysteresis": 0.15,  # switch next hop only if more than 15 % cheaper
+    "explore": 0.02,  # share of routed messages sent to the runner-up
+    "explore_ratio": 1.5,  # ... if it costs at most this times the best
+    "max_fails": 2,  # unacknowledged messages before a next hop is dropped
+    "ttl_margin": 4,  # hops added to a learned distance
+    "discover_via": "eager",  # discovery copies go to "eager" (tree) peers or "all"
+    "discover_lazy": 0,  # ... plus this many random lazy peers, on a first attempt
+    "retry_lazy": 1,  # ... and on a retry (origin_id != message_id): the widening
+    "learn_hops": 8,  # routes from a copy: its origin and last 8 hops, ...
+    "learn_all": 0.0 if _SMALL else 1.0,  # ... or all of them for this share of copies
+    "lazy_fanout": 4,  # IHave recipients per broadcast
+    "ihave_ms": 500,  # IHave batching interval
+    "graft_ms": 1000,  # wait after an IHave before asking for the payload
+    "cache_ms": 30000,  # broadcast payloads kept to answer Grafts ...
+    "cache_max": 16 if _SMALL else 1024,  # ... at most this many
+    "missing_max": 16 if _SMALL else 512,
+    "max_pending": 16 if _SMALL else 1024,  # our unacknowledged messages
+}
+
+
+def parse_options(options):
+    """DEFAULTS overridden by options (a dict). Raises ConfigError on unknown keys."""
+    opts = {}
+    for k in DEFAULTS:
+        opts[k] = options.get(k, DEFAULTS[k])
+    for k in options:
+        if k not in DEFAULTS:
+            raise ConfigError("unknown meshlink option %r" % k)
+    return opts
