@@ -110,4 +110,5 @@ def _indexed(arg):
 def _cost(job) -> float:
     p, strategy, _seed, _log = job
     weight = {"flood": 6.0, "seed": 1.5, "meshlink": 2.0, "oracle": 1.0}.get(strategy, 2.0)
-    return p["nodes"] * p["degree"] * (p["duration_s"] + p["warmup_s"]) * p["rate"] * weight
+    rate = p["rate"] + (p["flows"] * 1000.0 / p["flow_ms"] if p["flows"] else 0.0)
+    return p["nodes"] * p["degree"] * (p["duration_s"] + p["warmup_s"]) * rate * weight
