@@ -1,7 +1,7 @@
 # Options of the meshlink strategy (DEFAULTS) and their parsing. A module
 # of its own so each piece compiles within a 96K MicroPython heap; the
 # MicroPython defaults are smaller (a board's tables). See
-# docs/PROTOCOL_routing.md for the meaning of every option.
+# docs/PROTOCOL.md §7 for the meaning of every option.
 import sys
 
 from meshlink.errors import ConfigError
