@@ -1,6 +1,7 @@
 # MeshLink board entry point: load config.json, build the app, run it.
 # Everything else lives in app/ (docs/FIRMWARE.md). Unix port exit codes:
 # 2 = configuration error, 1 = crash (a board resets itself instead).
+import gc
 import sys
 
 import app as app_pkg
@@ -10,6 +11,7 @@ from meshlink.errors import ConfigError
 
 def load():
     """Validate config.json, intern what will be encoded, unload the validator."""
+    gc.collect()  # import garbage out first: config parsing needs contiguous blocks
     from app import config
 
     try:

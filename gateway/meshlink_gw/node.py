@@ -29,6 +29,7 @@ from meshlink_gw.discovery import Discovery
 from meshlink_gw.peers import PeerTable
 from meshlink_gw.routing_log import RoutingLog
 from meshlink_gw.store import Inbox, Received
+from meshlink_gw.tasks import TaskSet
 
 log = logging.getLogger("meshlink.node")
 
@@ -89,7 +90,7 @@ class Node:
         self.stats = {"relayed": 0, "delivered": 0, "records_rejected": 0,
                       "handshakes_failed": 0, "duplicates": 0, "announces": 0}
         self._server: asyncio.AbstractServer | None = None
-        self._tasks: set[asyncio.Task] = set()
+        self.tasks = TaskSet()
         self.listen_addr: tuple[str, int] = config.listen
         self.stopping = False
         self.discovery: Discovery | None = None
@@ -135,9 +136,7 @@ class Node:
         if self.discovery is not None:
             self.discovery.close()
         await self.peers.close_all("shutdown")
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.tasks.close()
         for p in self.pending.values():
             if not p.future.done():
                 p.future.set_result(SendResult(p.msg.origin_id, False, reason="node stopped"))
@@ -155,15 +154,8 @@ class Node:
         await self.stop()
 
     def spawn(self, coro, name: str) -> asyncio.Task:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("task %s failed: %r", task.get_name(), task.exception())
+        """Run coro as one of this node's tasks (cancelled by stop())."""
+        return self.tasks.spawn(coro, name)
 
     # -- messages from peers ---------------------------------------------
     def on_message(self, conn: PeerConnection, msg: messages.Message) -> None:

@@ -47,6 +47,7 @@ from meshlink_gw.boards.registry import BoardRecord, BoardRegistry, unix_ms
 from meshlink_gw.boards.sessions import BoardLink, BoardSessions
 from meshlink_gw.boards.tcp import TcpListener
 from meshlink_gw.boards.udp import UdpProtocol, beacon_loop, open_udp
+from meshlink_gw.tasks import TaskSet
 
 log = logging.getLogger("meshlink.gateway")
 
@@ -102,7 +103,7 @@ class BoardService:
         self.tcp_addr: tuple[str, int] | None = None
         self._udp: asyncio.DatagramTransport | None = None
         self._beacon_sock: socket.socket | None = None
-        self._tasks: set[asyncio.Task] = set()
+        self._tasks = TaskSet()
         self._seen_dirty: dict[str, tuple[int, int | None]] = {}
         self._unknown_ids: dict[bytes, int] = {}  # negative lookup cache
         self._reg_version = -1
@@ -160,9 +161,7 @@ class BoardService:
             runner.stop()
         if self._runner_tasks:
             await asyncio.wait(self._runner_tasks, timeout=3)
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._tasks.close()
         self.tcp.close()
         if self._udp is not None:
             self._udp.close()
@@ -174,15 +173,7 @@ class BoardService:
             self.node.deliver_hooks.remove(self._on_mesh_delivered)
 
     def _spawn(self, coro, name: str) -> asyncio.Task:
-        task = asyncio.get_running_loop().create_task(coro, name=name)
-        self._tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("task %s failed: %r", task.get_name(), task.exception())
+        return self._tasks.spawn(coro, name)
 
     # -- registry ----------------------------------------------------------------------
     def reload(self) -> None:
