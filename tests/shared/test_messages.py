@@ -19,6 +19,8 @@ def test_valid_roundtrip_exact_bytes():
         msg = messages.decode(raw)
         assert msg.TYPE == case["type"]
         assert msg.encode() == raw, case["type"]
+        # the relay fast path (no re-validation) yields the very same bytes
+        assert msg.encode(check=False) == raw, case["type"]
         seen.add(msg.TYPE)
     # every registered type has a vector
     for name in messages.MESSAGE_TYPES:
