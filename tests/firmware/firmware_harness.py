@@ -303,30 +303,11 @@ class FakeGateway:
 
     # -- test API
     def wait_event(self, kind: str, timeout: float = 10.0):
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"no {kind!r} event in {timeout}s")
-            try:
-                event = self.events.get(timeout=left)
-            except queue.Empty:
-                continue
-            if event[0] == kind:
-                return event
+        return _wait_queue(self.events, lambda e: e[0] == kind, f"{kind!r} event", timeout)
 
     def wait_record(self, t: str, timeout: float = 10.0, pred=lambda obj: True) -> dict:
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"no {t!r} record in {timeout}s")
-            try:
-                obj = self.records.get(timeout=left)
-            except queue.Empty:
-                continue
-            if obj.get("t") == t and pred(obj):
-                return obj
+        return _wait_queue(self.records, lambda o: o.get("t") == t and pred(o),
+                           f"{t!r} record", timeout)
 
     def send_msg(self, data: bytes, src: str = PEER_NODE_ID, dst: str | None = BOARD_NODE_ID,
                  msg_id: str | None = None) -> str:
@@ -387,3 +368,18 @@ def mpy_json(bundle: pathlib.Path, code: str, heap: str = HEAP):
     proc = run_mpy(bundle, code, heap)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def _wait_queue(q, match, what: str, timeout: float):
+    """The first item of q that match() accepts within timeout s (others are dropped)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"no {what} in {timeout}s")
+        try:
+            item = q.get(timeout=left)
+        except queue.Empty:
+            continue
+        if match(item):
+            return item

@@ -27,3 +27,12 @@ def spawn(tmp_path):
     yield _spawn
     for node in started:
         node.kill()
+
+
+@pytest.fixture
+def procs():
+    """A list to append started processes to; each is killed at the end."""
+    started: list = []
+    yield started
+    for p in reversed(started):
+        p.kill()

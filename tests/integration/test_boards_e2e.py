@@ -24,14 +24,6 @@ from boards_harness import (
 pytestmark = pytest.mark.skipif(not have_micropython(), reason="no MicroPython unix port")
 
 
-@pytest.fixture
-def procs():
-    started = []
-    yield started
-    for p in reversed(started):
-        p.kill()
-
-
 def _start(procs, p):
     procs.append(p)
     return p.start() if isinstance(p, GatewayProcess) else p

@@ -27,14 +27,6 @@ from meshlink_gw.boards.sim import SharedUdp, SimBoard
 pytestmark = pytest.mark.skipif(not have_micropython(), reason="no MicroPython unix port")
 
 
-@pytest.fixture
-def procs():
-    started = []
-    yield started
-    for p in reversed(started):
-        p.kill()
-
-
 def _udp(addr: str) -> tuple[str, int]:
     host, port = addr.rsplit(":", 1)
     return host, int(port)
