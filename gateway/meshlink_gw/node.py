@@ -76,8 +76,11 @@ class Node:
         self.node_id: str = identity.node_id
         self.local_ids: set[str] = {self.node_id}
         self.routing_log = RoutingLog(config.routing_log) if config.routing_log else None
+        # wall-clock seconds start the announcement sequence numbers, so a
+        # restarted node's announcements outrank those it made before
+        options = {"announce_seq0": int(time.time())} if config.router == "meshlink" else None
         self.router = Router(self.node_id, config.router, rng=random.Random(),
-                             default_ttl=config.default_ttl,
+                             default_ttl=config.default_ttl, options=options,
                              log=self.routing_log.write if self.routing_log else None)
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.inbox = Inbox(config.data_dir / "meshlink.db", config.inbox_max_messages)
@@ -163,7 +166,7 @@ class Node:
         t = msg.TYPE
         if t == "mesh" or t == "ack":
             self._on_routed(conn, msg)
-        elif t == "ihave" or t == "graft" or t == "prune":
+        elif t == "ihave" or t == "graft" or t == "prune" or t == "routes":
             self.dispatch(self.router.receive(msg, conn.peer_node_id, now_ms()).forward)
         elif t == "ping":
             conn.send(messages.Pong(seq=msg.seq, sent_ms=msg.sent_ms))

@@ -22,6 +22,7 @@ K_TEXT = "text"
 K_PATH = "path"  # list of UUID text
 K_INTS = "ints"  # list of uint
 K_TEXTS = "texts"  # list of short text
+K_ROUTES = "routes"  # list of [UUID text, uint, hops 0..255]
 
 
 def _bad(name, why):
@@ -82,6 +83,20 @@ def _chk_texts(name, v):
     return v
 
 
+MAX_ROUTES = 256  # entries per Routes message (about 14 KB of JSON)
+
+
+def _chk_routes(name, v):
+    if type(v) is not list or len(v) > MAX_ROUTES:
+        raise _bad(name, "expected a list of at most %d entries" % MAX_ROUTES)
+    for x in v:
+        if type(x) is not list or len(x) != 3 or not is_id(x[0]):
+            raise _bad(name, "expected [node id, seq, hops] entries")
+        _uint(name, x[1], MAX_UINT)
+        _uint(name, x[2], MAX_TTL)
+    return v
+
+
 # kind -> checker(name, wire value) -> Python value; a table, not an if-chain,
 # because every field of every relayed message passes through here.
 _CHECKERS = {
@@ -95,6 +110,7 @@ _CHECKERS = {
     K_PATH: _chk_path,
     K_INTS: _chk_ints,
     K_TEXTS: _chk_texts,
+    K_ROUTES: _chk_routes,
 }
 
 
@@ -353,5 +369,12 @@ class Prune(Message):
     FIELDS = ()
 
 
-for _cls in (IHave, Graft, Prune):
+class Routes(Message):
+    """Destination announcements: [dst, seq, hops] per entry (hops 255 =
+    unreachable); see meshlink.router_dv and docs/PROTOCOL.md."""
+    TYPE = "routes"
+    FIELDS = (("routes", "routes", K_ROUTES),)
+
+
+for _cls in (IHave, Graft, Prune, Routes):
     MESSAGE_TYPES[_cls.TYPE] = _cls

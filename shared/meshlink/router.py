@@ -11,7 +11,7 @@
 # Served IDs (serve/unserve): node IDs this node acts for, e.g. a gateway's
 # boards; the logic is in meshlink.router_served, imported on first use.
 from meshlink.errors import ConfigError, LocalProtocolError
-from meshlink.messages import MAX_TTL, Ack, Graft, IHave, MeshMessage, Prune
+from meshlink.messages import MAX_TTL, Ack, Graft, IHave, MeshMessage, Prune, Routes
 from meshlink.router_core import (
     PING_LOST,
     PONG,
@@ -33,7 +33,7 @@ STRATEGIES = {"meshlink": "meshlink.router_opts meshlink.router_routes meshlink.
               "seed": "meshlink.router_seed", "flood": "meshlink.router_seed"}
 # Link-local control messages a strategy may exchange; the runtime passes
 # any of these to Router.receive like mesh messages.
-CONTROL_TYPES = (IHave, Graft, Prune)
+CONTROL_TYPES = (IHave, Graft, Prune, Routes)
 MAX_PEERS = 256  # peer records kept (down peers beyond this are forgotten)
 
 
@@ -68,7 +68,7 @@ def _empty(self, *args):
 class Strategy:
     """Base of routing strategies. Subclasses override what they need:
     originate, receive (required); on_control, on_ack, on_delivery_failed,
-    on_peer_up, on_peer_down, next_deadline, handle_timer, describe,
+    on_peer_up, on_peer_down, on_served, next_deadline, handle_timer, describe,
     peer_flags (no-ops here; one shared function each keeps a board's heap small)."""
 
     name = ""
@@ -83,7 +83,7 @@ class Strategy:
     def handle_timer(self, now_ms):
         return []
 
-    on_ack = on_delivery_failed = on_peer_up = on_peer_down = next_deadline = _nothing
+    on_ack = on_delivery_failed = on_peer_up = on_peer_down = on_served = next_deadline = _nothing
     describe = peer_flags = _empty
 
 
@@ -139,10 +139,14 @@ class Router:
     # Raises LocalProtocolError: our own ID, or max_served reached.
     def serve(self, node_id):
         from meshlink import router_served
-        router_served.serve(self, node_id)
+        if node_id not in self.served:
+            router_served.serve(self, node_id)
+            self.strategy.on_served(node_id)
 
     def unserve(self, node_id):  # idempotent
-        self.served.discard(node_id)
+        if node_id in self.served:
+            self.served.discard(node_id)
+            self.strategy.on_served(node_id)
 
     # -- peers ---------------------------------------------------------------
     def peer_up(self, peer_id, now_ms):
@@ -255,7 +259,7 @@ class Router:
                 d = router_served.receive(self, msg, from_peer, now_ms)
             else:
                 d = self.strategy.receive(msg, from_peer, now_ms)
-        elif t is IHave or t is Graft or t is Prune:
+        elif t is IHave or t is Graft or t is Prune or t is Routes:
             d = self.strategy.on_control(msg, from_peer, now_ms)
         else:
             raise LocalProtocolError("the router does not handle %s" % t.__name__)

@@ -17,8 +17,10 @@
 #     attempt;
 #   * the origin's Ack credits the (destination, next hop) pair, a timeout
 #     blames it (two strikes remove it).
+# Destinations never heard from: router_dv (destination announcements, a
+# distance vector); the shorter of its next hop and the learned one is used.
 # Broadcasts: router_lazy (eager tree, lazy IHave repair).
-from meshlink.messages import Ack
+from meshlink.messages import Ack, Routes
 from meshlink.router import Strategy, register_strategy
 from meshlink.router_core import Decision
 from meshlink.router_lazy import LazyPush, sample
@@ -38,10 +40,23 @@ class MeshlinkStrategy(Strategy):
         self.o = opts = parse_options(options)
         self.t = RouteTable(router, opts)
         self.lazy = LazyPush(router, opts)
+        self.dv = None
+        if opts["announce_ms"] > 0:  # imported here: boards (announcements off) never load it
+            from meshlink.router_dv import DistanceVector
+            self.dv = DistanceVector(router, opts)
 
     def learn(self, path, from_peer, now_ms, limit=None):
         """Learn routes from a path (also used by gateway wrappers)."""
         self.t.learn(path, from_peer, now_ms, self.o["learn_hops"] if limit is None else limit)
+
+    def _next_hop(self, dst, exclude, path, now_ms):
+        """(via, hops): the learned route or the announced one, whichever is shorter."""
+        hop = self.t.next_hop(dst, exclude, path, now_ms)
+        if self.dv is not None:
+            alt = self.dv.next_hop(dst, exclude, path)
+            if alt is not None and (hop is None or alt[1] < hop[1]):
+                return alt
+        return hop
 
     # -- messages ------------------------------------------------------------
     def originate(self, msg, now_ms):
@@ -58,7 +73,7 @@ class MeshlinkStrategy(Strategy):
             out = r.stamp(msg, 1 + self.o["ttl_margin"])
             self.t.remember(msg.message_id, dst, dst, "direct")
             return Decision(forward=[(dst, out)], mode="direct")
-        hop = self.t.next_hop(dst, None, (), now_ms)
+        hop = self._next_hop(dst, None, (), now_ms)
         if hop is not None:
             out = r.stamp(msg, self.t.route_ttl(hop[1]))
             self.t.remember(msg.message_id, dst, hop[0], "route")
@@ -137,7 +152,7 @@ class MeshlinkStrategy(Strategy):
             return Decision(drop_reason="ttl")
         if dst in r.up_set and dst not in msg.path:
             return Decision(forward=[(dst, r.relay(msg))], mode="direct")
-        hop = self.t.next_hop(dst, from_peer, msg.path, now_ms)
+        hop = self._next_hop(dst, from_peer, msg.path, now_ms)
         if hop is not None:
             return Decision(forward=[(hop[0], r.relay(msg))], mode="route")
         peers = self._discovery_peers(msg, from_peer, msg.path)
@@ -147,6 +162,13 @@ class MeshlinkStrategy(Strategy):
         return Decision(forward=[(p, out) for p in peers], mode="discover")
 
     def on_control(self, msg, from_peer, now_ms):
+        if type(msg) is Routes:
+            if self.dv is None:
+                return Decision(drop_reason="unsupported", mode="control")
+            self.dv.on_routes(msg, from_peer, now_ms)
+            if self.dv.max_hops > self.t.max_hops:  # TTLs cover the announced extent
+                self.t.max_hops = self.dv.max_hops
+            return Decision(mode="control")
         return self.lazy.on_control(msg, from_peer, now_ms)
 
     # -- outcomes (router_routes.RouteTable keeps the pending messages) -------
@@ -159,21 +181,35 @@ class MeshlinkStrategy(Strategy):
     # -- peers and timers ----------------------------------------------------
     def on_peer_up(self, peer_id, now_ms):
         self.lazy.eager.add(peer_id)
+        if self.dv is not None:
+            self.dv.peer_up(peer_id, now_ms)
 
     def on_peer_down(self, peer_id, now_ms):
         self.lazy.peer_down(peer_id, now_ms)
+        if self.dv is not None:
+            self.dv.peer_down(peer_id, now_ms)
+
+    def on_served(self, node_id):
+        if self.dv is not None:
+            self.dv.on_served(node_id)
 
     def next_deadline(self):
-        return self.lazy.next_deadline()
+        a = self.lazy.next_deadline()
+        b = None if self.dv is None else self.dv.next_deadline()
+        return b if a is None else (a if b is None or a < b else b)
 
     def handle_timer(self, now_ms):
-        return self.lazy.handle_timer(now_ms)
+        out = self.lazy.handle_timer(now_ms)
+        if self.dv is not None:
+            out = out + self.dv.handle_timer(now_ms)
+        return out
 
     def peer_flags(self, peer_id):
         return {"eager": peer_id in self.lazy.eager}
 
     def describe(self):
         return {"routes": len(self.t.routes), "max_hops": self.t.max_hops,
+                "announced": 0 if self.dv is None else len(self.dv.table),
                 "missing": len(self.lazy.missing), "cached": len(self.lazy.cache)}
 
 

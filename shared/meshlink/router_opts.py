@@ -30,6 +30,10 @@ DEFAULTS = {
     "cache_max": 16 if _SMALL else 1024,  # ... at most this many
     "missing_max": 16 if _SMALL else 512,
     "max_pending": 16 if _SMALL else 1024,  # our unacknowledged messages
+    "announce_ms": 0 if _SMALL else 300000,  # destination announcements: own seq period (0 = off)
+    "announce_flush_ms": 3000,  # ... changed routes are sent in batches this often
+    "announce_slack": 2,  # ... a route may be up to this many hops longer than announced before
+    "announce_seq0": 0,  # ... first sequence number (a runtime passes wall-clock seconds)
 }
 
 

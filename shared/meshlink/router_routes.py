@@ -168,6 +168,11 @@ class RouteTable:
         return min(MAX_TTL, max(self.r.default_ttl, self.max_hops + self.o["ttl_margin"]))
 
     def broadcast_ttl(self):
+        """Twice the extent + margin; MAX_TTL while the extent is unknown (a
+        node that just started: broadcasts are deduplicated, so a large TTL
+        costs nothing, and a small one would cut the broadcast short)."""
+        if self.max_hops == 0:
+            return MAX_TTL
         return min(MAX_TTL, max(self.r.default_ttl, 2 * self.max_hops + self.o["ttl_margin"]))
 
     # -- outcomes of our own messages ------------------------------------------

@@ -1,6 +1,6 @@
 # Step checks for router_steps (a separate module so each compiles in a small
 # MicroPython heap). Runs on CPython and MicroPython.
-from router_steps import _ids, make_msg, uid
+from router_steps import _ids, make_msg, routes, uid
 
 
 def check_out(where, got, want):
@@ -19,6 +19,8 @@ def check_out(where, got, want):
             assert msg.path == _ids(spec["path"]), "%s: path %s" % (where, msg.path)
         if "ids" in spec:
             assert msg.ids == _ids(spec["ids"]), "%s: ids %s" % (where, msg.ids)
+        if "routes" in spec:
+            assert msg.routes == routes(spec["routes"]), "%s: routes %s" % (where, msg.routes)
         if "id" in spec:
             assert msg.message_id == uid(spec["id"]), where
 

@@ -8,7 +8,7 @@ import gc
 import json
 
 gc.collect()
-from meshlink.messages import Ack, Graft, IHave, MeshMessage, Prune  # noqa: E402
+from meshlink.messages import Ack, Graft, IHave, MeshMessage, Prune, Routes  # noqa: E402
 
 gc.collect()
 from meshlink.router import Router  # noqa: E402
@@ -29,6 +29,11 @@ def _ids(names):
     return [uid(n) for n in names]
 
 
+def routes(entries):
+    """[["A", seq, hops], ...] -> the same with UUIDs."""
+    return [[uid(n), seq, hops] for n, seq, hops in entries]
+
+
 def make_msg(spec):
     t = spec["type"]
     if t == "mesh":
@@ -43,10 +48,13 @@ def make_msg(spec):
         return IHave(ids=_ids(spec["ids"]))
     if t == "graft":
         return Graft(ids=_ids(spec["ids"]))
+    if t == "routes":
+        return Routes(routes=routes(spec["routes"]))
     return Prune()
 
 
 def new_router(case):
+    gc.collect()
     return Router(uid(case["node"]), case["strategy"], rng=case.get("rng", 1),
                   default_ttl=case.get("default_ttl", 8), options=case.get("options"),
                   dedup_window_ms=case.get("dedup_window_ms", 60000))

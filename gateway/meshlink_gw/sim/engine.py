@@ -26,7 +26,7 @@ import math
 import random
 import time
 
-from meshlink.messages import Ack, MeshMessage
+from meshlink.messages import Ack, MeshMessage, Routes
 from meshlink.router import Router
 
 from . import oracle as oracle_mod
@@ -40,6 +40,7 @@ GE = (0.01, 0.1, 0.01, 0.5)
 # Rough wire sizes in bytes (canonical JSON + 4-byte frame + AEAD tag) for the
 # overhead estimate.
 SZ_MESH, SZ_ACK, SZ_PER_HOP, SZ_IDS, SZ_PRUNE, SZ_PROBE = 190, 230, 39, 60, 45, 90
+SZ_ROUTE = 54  # one [dst, seq, hops] entry of a Routes message
 
 
 def _uuid(i, salt):
@@ -101,8 +102,8 @@ class Sim:
         self.attempts = [0] * nk
         self.src_gen = [0] * nk
         self.reach: dict = {}  # k -> {node: time} for broadcasts
-        self.tx = {"data": 0, "ack": 0, "bcast": 0, "ctrl": 0}
-        self.bytes = {"data": 0, "ctrl": 0}
+        self.tx = {"data": 0, "ack": 0, "bcast": 0, "ctrl": 0, "announce": 0}
+        self.bytes = {"data": 0, "ctrl": 0, "announce": 0}
         self.chosen = bytearray(n)
         self.queue_drops = 0
         self.link_fail = 0
@@ -121,7 +122,11 @@ class Sim:
         log = None
         if self.decision_log is not None:
             log = self.decision_log
-        opts = p.get("meshlink_options") if self.strategy == "meshlink" else None
+        opts = None
+        if self.strategy == "meshlink":
+            # as a real node passes wall-clock seconds: a restarted node's
+            # announcements outrank the ones it made before
+            opts = dict(p.get("meshlink_options") or {}, announce_seq0=int(self.now // 1000))
         r = Router(self.ids[i], self.strategy, rng=random.Random(f"{self.seed}:r:{i}"),
                    default_ttl=ttl, log=log, options=opts)
         if self.strategy == "oracle":
@@ -242,6 +247,10 @@ class Sim:
                         self.disc_k[k] = 1
                     cat = "ack" if t is Ack else ("bcast" if msg.dst is None else "data")
                     nb = (SZ_MESH if t is MeshMessage else SZ_ACK) + SZ_PER_HOP * len(msg.path)
+                elif t is Routes:
+                    k = None
+                    cat = "announce"
+                    nb = SZ_IDS + SZ_ROUTE * len(msg.routes)
                 else:
                     k = None
                     cat = "ctrl"
@@ -249,8 +258,8 @@ class Sim:
                     nb = SZ_PRUNE if ids is None else SZ_IDS + SZ_PER_HOP * len(ids)
             if measuring:
                 self.tx[cat] += tries
-                if cat == "ctrl":
-                    self.bytes["ctrl"] += nb * tries
+                if cat == "ctrl" or cat == "announce":
+                    self.bytes[cat] += nb * tries
                 else:
                     self.bytes["data"] += nb * tries
                     self.chosen[v] = 1

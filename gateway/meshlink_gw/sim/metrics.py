@@ -108,9 +108,13 @@ def summarize(sim) -> dict:
         else None,
         "broadcast_tx_per_node": b_tx / b_den if b_den else None,
         "broadcast_ctrl_per_node": sim.tx["ctrl"] / b_den if b_den else None,
-        "control_msgs_per_node_s": (sim.tx["ctrl"] + sim.probe_msgs) / node_s,
-        "control_bytes_per_node_s": (sim.bytes["ctrl"] + sim.probe_bytes) / node_s,
-        "routing_ctrl_msgs_per_node_s": sim.tx["ctrl"] / node_s,
+        "control_msgs_per_node_s": (sim.tx["ctrl"] + sim.tx["announce"] + sim.probe_msgs)
+        / node_s,
+        "control_bytes_per_node_s": (sim.bytes["ctrl"] + sim.bytes["announce"]
+                                     + sim.probe_bytes) / node_s,
+        "routing_ctrl_msgs_per_node_s": (sim.tx["ctrl"] + sim.tx["announce"]) / node_s,
+        "announce_msgs_per_node_s": sim.tx["announce"] / node_s,
+        "announce_bytes_per_node_s": sim.bytes["announce"] / node_s,
         "data_bytes_per_node_s": sim.bytes["data"] / node_s,
         "never_chosen": never / len(alive_sometime) if alive_sometime else None,
         "queue_drops": sim.queue_drops,

@@ -1,0 +1,287 @@
+# Destination announcements for the meshlink strategy: a distance vector
+# with Babel's feasibility condition (RFC 8966 §2.4), so that a node that has
+# never heard from a destination still knows a next hop without flooding a
+# discovery. Rule: sans-I/O; bounded (max_routes destinations, `candidates`
+# neighbours per destination); deterministic given the rng.
+#
+#   every node announces itself (and the IDs it serves) at hop count 0 with
+#   its sequence number, which it raises every announce_ms;
+#   a neighbour's announcement (dst, seq, hops) is a candidate next hop at
+#   hops + 1; the selected route is the feasible candidate with the fewest
+#   hops, feasible meaning seq > FD.seq or (seq == FD.seq and hops < FD.hops)
+#   where FD is the best (seq, hops) we have announced for dst: routes that
+#   could lead back through us are never selected, so announcements cannot
+#   count to infinity;
+#   a change of the selected (seq, hops) is announced to every neighbour,
+#   batched every announce_flush_ms (up to 256 entries per Routes message); a new
+#   neighbour gets the whole table; no feasible candidate -> we announce
+#   hops 255 (retraction) until the destination's next sequence number.
+# The forwarding decision (router_meshlink) compares this next hop with the
+# route learned from traffic and takes the shorter.
+from meshlink.messages import MAX_ROUTES, Routes
+
+INFINITY = 255  # hops of a retraction (unreachable)
+# table entry: [fd_seq, fd_hops, seq, hops, index of the selected candidate or -1,
+#               cand_via, cand_seq, cand_hops, ...]
+FD_SEQ, FD_HOPS, SEQ, HOPS, VIA, CANDS = 0, 1, 2, 3, 4, 5
+
+
+def _drop(e, i):
+    """Remove the candidate at index i, keeping the selected index right."""
+    del e[i:i + 3]
+    if e[VIA] == i:
+        e[VIA] = -1
+    elif e[VIA] > i:
+        e[VIA] -= 3
+
+
+class DistanceVector:
+    def __init__(self, router, opts):
+        self.r = router
+        self.period_ms = opts["announce_ms"]
+        self.flush_ms = opts["announce_flush_ms"]
+        self.max_dsts = opts["max_routes"]
+        self.max_cands = 3 * opts["candidates"]
+        self.seq = opts["announce_seq0"]
+        self.slack = opts["announce_slack"]
+        self.table = {}
+        self.dirty = set()  # destinations whose selected route changed
+        self.full = set()  # new neighbours that need the whole table
+        self.flush_due = None
+        self.urgent = False  # the pending batch holds news that should go soon
+        self.bump_due = None
+        self.refused = 0  # announcements dropped because the table was full
+        self.max_hops = 0  # farthest destination announced to us (the network's extent)
+
+    # -- the forwarding side ---------------------------------------------------
+    def next_hop(self, dst, exclude, path):
+        """(via, hops) towards dst, or None. The selected route if usable here,
+        else the candidate with the fewest hops not in the message's path."""
+        e = self.table.get(dst)
+        if e is None:
+            return None
+        sel = e[VIA]
+        if sel >= 0:
+            via = e[sel]
+            if via != exclude and via not in path:
+                return via, e[HOPS]
+        best = None
+        for i in range(CANDS, len(e), 3):
+            v = e[i]
+            if v != exclude and v not in path and (best is None or e[i + 2] < best[1]):
+                best = (v, e[i + 2])
+        return None if best is None else (best[0], best[1] + 1)
+
+    # -- announcements received ------------------------------------------------
+    def on_routes(self, msg, from_peer, now_ms):
+        """Apply a neighbour's Routes message. The hot loop of a converging mesh:
+        candidate lookup is a C-level `in`/index (next hops are the only
+        strings in an entry)."""
+        if from_peer not in self.r.up_set:
+            return
+        table = self.table
+        get = table.get
+        select = self._select
+        far = self.max_hops - 1
+        full = CANDS + self.max_cands
+        for dst, seq, hops in msg.routes:
+            if far < hops < INFINITY:
+                far = hops
+            e = get(dst)
+            if e is None:
+                if hops >= INFINITY or not self._admit(dst):
+                    continue
+                table[dst] = e = [0, INFINITY, 0, INFINITY, -1, from_peer, seq, hops]
+                select(dst, e)
+            elif from_peer in e:
+                i = e.index(from_peer)
+                if hops >= INFINITY:
+                    _drop(e, i)
+                elif e[i + 1] == seq and e[i + 2] == hops:
+                    continue  # nothing new
+                else:
+                    e[i + 1] = seq
+                    e[i + 2] = hops
+                select(dst, e)
+            elif hops >= INFINITY:
+                continue
+            elif len(e) < full:
+                e.append(from_peer)
+                e.append(seq)
+                e.append(hops)
+                select(dst, e)
+            elif seq > e[SEQ] or hops + 1 < e[HOPS]:
+                w = self._worst(e)
+                if (seq, -hops) > (e[w + 1], -e[w + 2]):
+                    e[w] = from_peer
+                    e[w + 1] = seq
+                    e[w + 2] = hops
+                    select(dst, e)
+        self.max_hops = far + 1
+        self._schedule(now_ms)
+
+    def _admit(self, dst):
+        """A new destination: not us, not served by us, and room in the table."""
+        r = self.r
+        if dst == r.node_id or dst in r.served:
+            return False
+        if len(self.table) >= self.max_dsts:
+            self.refused += 1
+            return False
+        return True
+
+    def _worst(self, e):
+        w = CANDS
+        for i in range(CANDS + 3, len(e), 3):
+            if (e[i + 1], -e[i + 2]) < (e[w + 1], -e[w + 2]):
+                w = i
+        return w
+
+    def _select(self, dst, e):
+        """Pick the feasible candidate with the fewest hops (keep the current
+        one on a tie); mark dst dirty if the announced (seq, hops) changed."""
+        fd_seq = e[FD_SEQ]
+        fd_hops = e[FD_HOPS]
+        slack = self.slack
+        cur = e[e[VIA]] if e[VIA] >= 0 else None
+        best = -1
+        for i in range(CANDS, len(e), 3):
+            s = e[i + 1]
+            h = e[i + 2]
+            if s > fd_seq or (s == fd_seq and h < fd_hops + slack):
+                if best < 0 or h < e[best + 2] or (h == e[best + 2] and e[i] == cur):
+                    best = i
+        if best < 0:
+            e[VIA] = -1
+            if e[HOPS] != INFINITY:
+                e[HOPS] = INFINITY
+                self.dirty.add(dst)
+            return
+        if e[HOPS] == INFINITY:
+            self.urgent = True  # newly reachable (a node that came up): tell soon
+        seq = e[best + 1]
+        hops = e[best + 2] + 1
+        e[VIA] = best
+        if seq > fd_seq:
+            e[FD_SEQ] = seq
+            e[FD_HOPS] = hops
+        elif hops < fd_hops:
+            e[FD_HOPS] = hops
+        if seq != e[SEQ] or hops != e[HOPS]:
+            e[SEQ] = seq
+            e[HOPS] = hops
+            self.dirty.add(dst)
+
+    # -- peers -------------------------------------------------------------------
+    def peer_up(self, peer_id, now_ms):
+        """A new neighbour gets the whole table soon."""
+        self.full.add(peer_id)
+        self.urgent = True
+        self._schedule(now_ms)
+
+    def on_served(self, node_id):
+        """A served ID was added or removed: announce it at the next tick."""
+        self.dirty.add(node_id)
+        self.table.pop(node_id, None)
+        if self.flush_due is None:
+            self.flush_due = 0
+
+    def peer_down(self, peer_id, now_ms):
+        """Forget every candidate through peer_id and reselect."""
+        self.full.discard(peer_id)
+        for dst, e in self.table.items():
+            if peer_id in e:
+                _drop(e, e.index(peer_id))
+                self._select(dst, e)
+        self._schedule(now_ms)
+
+    # -- timers ------------------------------------------------------------------
+    def _schedule(self, now_ms):
+        """Plan the next batch: a tenth of the delay for urgent news, else
+        0.5-1.5 x announce_flush_ms (jittered so neighbours do not synchronise)."""
+        if not (self.dirty or self.full):
+            return
+        if self.urgent:
+            soon = now_ms + self.flush_ms // 10
+            if self.flush_due is None or self.flush_due > soon:
+                self.flush_due = soon
+        elif self.flush_due is None:
+            self.flush_due = now_ms + self.flush_ms // 2 + int(self.r.rng.random() * self.flush_ms)
+
+    def next_deadline(self):
+        if self.bump_due is None:
+            return self.flush_due
+        if self.flush_due is None:
+            return self.bump_due
+        return min(self.flush_due, self.bump_due)
+
+    def handle_timer(self, now_ms):
+        """Raise our sequence number when due; send the batched announcements."""
+        if self.bump_due is None:
+            self.bump_due = now_ms + self.period_ms
+        elif now_ms >= self.bump_due:
+            self.seq += 1
+            self.bump_due = now_ms + self.period_ms
+            self.dirty.add(self.r.node_id)
+            for sid in self.r.served:
+                self.dirty.add(sid)
+            self._expire()
+            self._schedule(now_ms)
+        if self.flush_due is None or now_ms < self.flush_due:
+            return []
+        self.flush_due = None
+        return self._flush()
+
+    def _expire(self):
+        """Drop unreachable destinations without candidates (kept until now so
+        their feasibility distance outlived any stale announcement in flight)."""
+        gone = [d for d, e in self.table.items() if e[HOPS] == INFINITY and len(e) == CANDS]
+        for d in gone:
+            del self.table[d]
+
+    def _flush(self):
+        self.urgent = False
+        out = []
+        up = self.r.up_set
+        full = [p for p in self.full if p in up]
+        self.full = set()
+        if full:
+            whole = self._messages(self._entries(None))
+            for p in sorted(full):
+                for m in whole:
+                    out.append((p, m))
+        if self.dirty:
+            part = self._messages(self._entries(sorted(self.dirty)))
+            self.dirty = set()
+            for p in self.r.up:
+                if p not in full:
+                    for m in part:
+                        out.append((p, m))
+        return out
+
+    def _entries(self, dsts):
+        """[dst, seq, hops] of dsts (None: ourselves and every reachable one)."""
+        r = self.r
+        own = [r.node_id] + sorted(r.served)
+        out = []
+        if dsts is None:
+            for d in own:
+                out.append([d, self.seq, 0])
+            for d, e in self.table.items():
+                if e[HOPS] != INFINITY:
+                    out.append([d, e[SEQ], e[HOPS]])
+            return out
+        for d in dsts:
+            if d in own:
+                out.append([d, self.seq, 0])
+            else:
+                e = self.table.get(d)
+                if e is not None:
+                    out.append([d, e[SEQ], e[HOPS]])
+                else:  # a served ID we let go of
+                    out.append([d, self.seq, INFINITY])
+        return out
+
+    def _messages(self, entries):
+        return [Routes(routes=entries[i:i + MAX_ROUTES])
+                for i in range(0, len(entries), MAX_ROUTES)]
