@@ -385,6 +385,7 @@ class Node:
             "node_id": self.node_id,
             "listen": f"{self.listen_addr[0]}:{self.listen_addr[1]}",
             "router": self.config.router,
+            "routing": self.router.status(),
             "peers": self.peers.describe(scores),
             "pending": len(self.pending),
             "stats": dict(self.stats),

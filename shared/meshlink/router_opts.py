@@ -22,7 +22,7 @@ DEFAULTS = {
     "discover_lazy": 0,  # ... plus this many random lazy peers, on a first attempt
     "retry_lazy": 1,  # ... and on a retry (origin_id != message_id): the widening
     "learn_hops": 8,  # routes from a copy: its origin and last 8 hops, ...
-    "learn_all": 0.0 if _SMALL else 1.0,  # ... or all of them for this share of copies
+    "learn_all": 0.0,  # ... or all of them for this share of copies (announcements cover the rest)
     "lazy_fanout": 4,  # IHave recipients per broadcast
     "ihave_ms": 500,  # IHave batching interval
     "graft_ms": 1000,  # wait after an IHave before asking for the payload

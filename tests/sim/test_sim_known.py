@@ -102,3 +102,23 @@ def test_mean_ci():
     assert m == 2.0 and ci == pytest.approx(4.303 * 1.0 / 3 ** 0.5)
     assert mean_ci([None, 5.0]) == (5.0, None)
     assert mean_ci([]) == (None, None)
+
+
+@pytest.mark.parametrize("announce_ms,discovered", [(300000, False), (0, True)])
+def test_announcements_route_the_first_message(announce_ms, discovered):
+    # 5 x 5 grid, corner to opposite corner (8 hops), the source has never
+    # heard from the destination: with announcements the first copy is
+    # routed on a shortest path (8 hops there, 8 for the Ack); without them
+    # it is a discovery along the broadcast tree, which costs more
+    p = scenario("grid", topology="grid", nodes=25, degree=4.0,
+                 **dict(CLEAN, warmup_s=5.0, duration_s=5.0))
+    p["meshlink_options"] = {"announce_ms": announce_ms}
+    s = _run(p, "meshlink", [(6000.0, 0, 24, 64, None)])
+    assert s["directed_delivery"] == 1.0 and s["directed_opt_per_delivered"] == 16.0
+    assert s["directed_discovery_share"] == (1.0 if discovered else 0.0)
+    if discovered:
+        assert s["directed_tx_per_delivered"] > 16.0
+    else:
+        assert s["directed_tx_per_delivered"] == 16.0
+        # announcing is done in the warm-up: a quiet mesh sends none
+        assert s["announce_msgs_per_node_s"] == 0.0

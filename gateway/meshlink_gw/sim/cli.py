@@ -64,7 +64,8 @@ def configure(p: argparse.ArgumentParser) -> None:
     g.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     g.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     g.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
-                   help="meshlink strategy option (see meshlink.router_opts.DEFAULTS); repeatable")
+                   help="meshlink strategy option, repeatable; meaning of each in "
+                        "docs/PROTOCOL.md §7.4; CPython defaults: " + _option_defaults())
     g.add_argument("--decision-log", metavar="FILE",
                    help="append every routing decision as JSONL to FILE (forces --workers 1; "
                         "meant for small runs)")
@@ -72,6 +73,11 @@ def configure(p: argparse.ArgumentParser) -> None:
     for name, (default, help_text) in KNOBS.items():
         k.add_argument("--" + name.replace("_", "-"), dest=name, type=_knob_type(default),
                        default=None, help=f"{help_text} (default: {default})")
+
+
+def _option_defaults():
+    from meshlink.router_opts import DEFAULTS as ROUTER_DEFAULTS
+    return ", ".join(f"{k}={v}" for k, v in ROUTER_DEFAULTS.items()).replace("%", "%%")
 
 
 def _options(pairs):

@@ -34,7 +34,10 @@ COLUMNS = [
     ("broadcast_coverage", "bcast coverage", "pct"),
     ("broadcast_tx_per_node", "bcast tx/node", "num"),
     ("broadcast_ctrl_per_node", "bcast ctrl/node", "num"),
+    ("directed_discovery_share", "needed discovery", "pct"),
     ("control_msgs_per_node_s", "ctrl msg/node/s", "num"),
+    ("announce_msgs_per_node_s", "of which announce", "num"),
+    ("control_bytes_per_node_s", "ctrl B/node/s", "num"),
     ("never_chosen", "never chosen", "pct"),
     ("recovery_probe_intervals", "recovery (probes)", "num"),
 ]
