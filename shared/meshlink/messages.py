@@ -261,9 +261,10 @@ class MeshMessage(Message):
         """
         if check:
             return Message.encode(self)
-        return (_MESH_FMT % (b64encode(self.data), self.src, self.message_id, self.origin_id,
-                             _id_list(self.path), _opt_id(self.dst), self.ttl,
-                             PROTOCOL_VERSION)).encode()
+        # fields are set by __init__/from_obj through FIELDS, hence the ignores
+        return (_MESH_FMT % (b64encode(self.data), self.src, self.message_id,  # type: ignore
+                             self.origin_id, _id_list(self.path),  # type: ignore
+                             _opt_id(self.dst), self.ttl, PROTOCOL_VERSION)).encode()  # type: ignore
 
 
 class Ack(Message):
@@ -277,8 +278,9 @@ class Ack(Message):
         """Canonical JSON bytes; check=False formats them directly (see MeshMessage)."""
         if check:
             return Message.encode(self)
-        return (_ACK_FMT % (self.ack_for, self.src, self.message_id, _id_list(self.path),
-                            self.dst, self.ttl, PROTOCOL_VERSION)).encode()
+        return (_ACK_FMT % (self.ack_for, self.src, self.message_id,  # type: ignore
+                            _id_list(self.path), self.dst, self.ttl,  # type: ignore
+                            PROTOCOL_VERSION)).encode()
 
 
 class Error(Message):
