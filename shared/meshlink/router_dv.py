@@ -82,6 +82,7 @@ class DistanceVector:
         table = self.table
         get = table.get
         select = self._select
+        consider = self._consider
         far = self.max_hops - 1
         full = CANDS + self.max_cands
         for dst, seq, hops in msg.routes:
@@ -96,27 +97,35 @@ class DistanceVector:
             elif from_peer in e:
                 i = e.index(from_peer)
                 if hops >= INFINITY:
-                    _drop(e, i)
+                    _drop(e, i)  # unselects it if it was the selected one
+                    if e[VIA] < 0:
+                        select(dst, e)
                 elif e[i + 1] == seq and e[i + 2] == hops:
                     continue  # nothing new
                 else:
                     e[i + 1] = seq
                     e[i + 2] = hops
-                select(dst, e)
+                    if i == e[VIA]:
+                        select(dst, e)  # the route in use changed: look at all
+                    else:
+                        consider(dst, e, i)
             elif hops >= INFINITY:
                 continue
             elif len(e) < full:
                 e.append(from_peer)
                 e.append(seq)
                 e.append(hops)
-                select(dst, e)
+                consider(dst, e, len(e) - 3)
             elif seq > e[SEQ] or hops + 1 < e[HOPS]:
                 w = self._worst(e)
                 if (seq, -hops) > (e[w + 1], -e[w + 2]):
                     e[w] = from_peer
                     e[w + 1] = seq
                     e[w + 2] = hops
-                    select(dst, e)
+                    if w == e[VIA]:
+                        select(dst, e)
+                    else:
+                        consider(dst, e, w)
         self.max_hops = far + 1
         self._schedule(now_ms)
 
@@ -136,6 +145,31 @@ class DistanceVector:
             if (e[i + 1], -e[i + 2]) < (e[w + 1], -e[w + 2]):
                 w = i
         return w
+
+    def _consider(self, dst, e, i):
+        """Candidate i is new or changed and is not the selected one: it wins
+        only if feasible with fewer hops than the selected route (the same
+        answer as _select, which the current selection already is for the
+        other candidates; a tie keeps the current one)."""
+        sel = e[VIA]
+        if sel < 0:
+            self._select(dst, e)
+            return
+        s = e[i + 1]
+        h = e[i + 2]
+        fd_seq = e[FD_SEQ]
+        if h + 1 >= e[HOPS] or not (s > fd_seq or (s == fd_seq and h < e[FD_HOPS] + self.slack)):
+            return
+        hops = h + 1
+        e[VIA] = i
+        if s > fd_seq:
+            e[FD_SEQ] = s
+            e[FD_HOPS] = hops
+        elif hops < e[FD_HOPS]:
+            e[FD_HOPS] = hops
+        e[SEQ] = s
+        e[HOPS] = hops
+        self.dirty.add(dst)
 
     def _select(self, dst, e):
         """Pick the feasible candidate with the fewest hops (keep the current
