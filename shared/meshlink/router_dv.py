@@ -296,17 +296,18 @@ class DistanceVector:
     def _entries(self, dsts):
         """[dst, seq, hops] of dsts (None: ourselves and every reachable one)."""
         r = self.r
-        own = [r.node_id] + sorted(r.served)
         out = []
         if dsts is None:
-            for d in own:
+            for d in [r.node_id] + sorted(r.served):
                 out.append([d, self.seq, 0])
             for d, e in self.table.items():
                 if e[HOPS] != INFINITY:
                     out.append([d, e[SEQ], e[HOPS]])
             return out
+        me = r.node_id
+        served = r.served
         for d in dsts:
-            if d in own:
+            if d == me or d in served:
                 out.append([d, self.seq, 0])
             else:
                 e = self.table.get(d)

@@ -65,3 +65,4 @@ def test_peers_report_scores_and_eager_flag():
     p = r.peers(3000)[0]
     assert p["peer_id"] == uid("A") and p["rtt_ms"] == 40 and p["eager"] is True
     assert p["up"] is True and 0.0 < p["score"] < 1.0 and p["reliability"] < 1.0
+
