@@ -29,6 +29,18 @@ class World:
         self.version += 1
         self._cache = {}
 
+    def etx_table(self):
+        """u -> {v: etx(u, v)} for the current cut (only a partition changes
+        it; liveness is checked by the Dijkstra): one dict lookup per edge
+        instead of a call."""
+        cut = self.sim.cut
+        key = (id(cut), len(cut))
+        if getattr(self, "_etx_key", None) != key:
+            self._etx_key = key
+            adj = self.sim.topo.adj
+            self._etx = [{v: self.etx(u, v) for v in adj[u]} for u in range(self.sim.n)]
+        return self._etx
+
     def etx(self, u, v, cut=None):
         sim = self.sim
         if (u, v) in (sim.cut if cut is None else cut):
@@ -54,15 +66,20 @@ class World:
         h = [(0.0, root)]
         pop = heapq.heappop
         push = heapq.heappush
+        table = self.etx_table() if weight == self.etx else None
         while h:
             d, u = pop(h)
             if done[u]:
                 continue
             done[u] = 1
+            wu = None if table is None else table[u]
             for v in adj[u]:
                 if done[v] or not alive[v]:
                     continue
-                w = weight(v, u) if reverse else weight(u, v)
+                if wu is not None:
+                    w = table[v][u] if reverse else wu[v]
+                else:
+                    w = weight(v, u) if reverse else weight(u, v)
                 nd = d + w
                 if nd < dist[v]:
                     dist[v] = nd
