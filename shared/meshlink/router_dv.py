@@ -12,12 +12,10 @@
 #   where FD is the best (seq, hops) we have announced for dst: routes that
 #   could lead back through us are never selected, so announcements cannot
 #   count to infinity;
-#   a change of the selected (seq, hops) is announced to every neighbour
-#   but the one it names and the one the route goes through (split
-#   horizon), batched every announce_flush_ms (up to 256 entries per Routes
-#   message); a new neighbour gets the whole table; no feasible candidate ->
-#   we announce hops 255 (retraction) until the destination's next sequence
-#   number.
+#   a change of the selected (seq, hops) is announced to every neighbour,
+#   batched every announce_flush_ms (up to 256 entries per Routes message); a new
+#   neighbour gets the whole table; no feasible candidate -> we announce
+#   hops 255 (retraction) until the destination's next sequence number.
 # The forwarding decision (router_meshlink) compares this next hop with the
 # route learned from traffic and takes the shorter.
 from meshlink.messages import MAX_ROUTES, Routes
@@ -276,35 +274,23 @@ class DistanceVector:
             del self.table[d]
 
     def _flush(self):
-        """The batch: the whole table to new neighbours, the changed entries
-        to the others; with split horizon (an entry is not sent to the
-        neighbour it names, nor to the neighbour its route goes through,
-        which is closer and would only learn a way back through itself)."""
         self.urgent = False
-        r = self.r
-        todo = {}
-        full = [p for p in self.full if p in r.up_set]
+        out = []
+        up = self.r.up_set
+        full = [p for p in self.full if p in up]
         self.full = set()
         if full:
-            whole = self._entries(None)
-            for p in full:
-                todo[p] = whole
+            whole = self._messages(self._entries(None))
+            for p in sorted(full):
+                for m in whole:
+                    out.append((p, m))
         if self.dirty:
-            part = self._entries(sorted(self.dirty))
+            part = self._messages(self._entries(sorted(self.dirty)))
             self.dirty = set()
-            for p in r.up:
-                if p not in todo:
-                    todo[p] = part
-        out = []
-        table = self.table
-        for p in sorted(todo):
-            mine = []
-            for x in todo[p]:
-                e = table.get(x[0])
-                if x[0] != p and (e is None or e[VIA] < 0 or e[e[VIA]] != p):
-                    mine.append(x)
-            for m in self._messages(mine):
-                out.append((p, m))
+            for p in self.r.up:
+                if p not in full:
+                    for m in part:
+                        out.append((p, m))
         return out
 
     def _entries(self, dsts):

@@ -21,8 +21,7 @@ def test_served_ids_are_announced_and_withdrawn():
     r.receive(Routes(routes=[[uid("b1"), 9, 1], [uid("Z"), 3, 1]]), uid("A"), 320)
     assert r.strategy.dv.next_hop(uid("b1"), None, []) is None
     assert r.strategy.dv.next_hop(uid("Z"), None, []) == (uid("A"), 2)
-    assert r.next_deadline() == 620  # Z is news: a tenth of the batch delay
-    assert r.handle_timer(620) == []  # split horizon: A itself is Z's next hop
+    assert [m.routes for _p, m in r.handle_timer(700)] == [[[uid("Z"), 3, 2]]]
     r.unserve(uid("b1"))
     out = r.handle_timer(4000)
     assert [(p, m.routes) for p, m in out] == [(uid("A"), [[uid("b1"), 7, 255]])]
