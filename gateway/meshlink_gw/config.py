@@ -149,6 +149,9 @@ def build_config(file_values: dict[str, Any], overrides: dict[str, Any]) -> Node
     return cfg
 
 
+MIN_FRAME_BYTES = 16384
+
+
 def _check_ranges(cfg: NodeConfig) -> None:
     from meshlink.router import STRATEGIES
 
@@ -156,8 +159,10 @@ def _check_ranges(cfg: NodeConfig) -> None:
         raise ConfigError(f"router: unknown strategy {cfg.router!r}; known: {sorted(STRATEGIES)}")
     if not 1 <= cfg.default_ttl <= 255:
         raise ConfigError("default_ttl: must be in 1..255")
-    if cfg.max_frame_bytes < 1024:
-        raise ConfigError("max_frame_bytes: must be at least 1024")
+    if cfg.max_frame_bytes < MIN_FRAME_BYTES:
+        # the largest message a node sends: a full `routes` announcement
+        # (256 entries, ~14.4 KB of JSON); a handshake is ~2.6 KB
+        raise ConfigError(f"max_frame_bytes: must be at least {MIN_FRAME_BYTES}")
     if cfg.ping_interval_ms < 10 or cfg.handshake_timeout_ms < 10:
         raise ConfigError("ping_interval_ms and handshake_timeout_ms must be at least 10")
     if cfg.reconnect_min_ms < 1 or cfg.reconnect_max_ms < cfg.reconnect_min_ms:
