@@ -24,6 +24,8 @@ class World:
         self.sim = sim
         self.version = 0
         self._cache: dict = {}
+        self._etx_key = None  # (id, size) of the cut the ETX table was built for
+        self._etx: list = []
 
     def changed(self):
         self.version += 1
@@ -35,7 +37,7 @@ class World:
         instead of a call."""
         cut = self.sim.cut
         key = (id(cut), len(cut))
-        if getattr(self, "_etx_key", None) != key:
+        if self._etx_key != key:
             self._etx_key = key
             adj = self.sim.topo.adj
             self._etx = [{v: self.etx(u, v) for v in adj[u]} for u in range(self.sim.n)]
