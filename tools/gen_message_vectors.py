@@ -36,6 +36,7 @@ VALID = [
     m.IHave(ids=[MID, MID2]),
     m.Graft(ids=[MID]),
     m.Prune(),
+    m.Routes(routes=[[A, 1764032400, 0], [B, 17, 255]]),
 ]
 
 MESH = VALID[6].to_obj()
@@ -73,19 +74,35 @@ INVALID = [
     ("path with bad id", variant(path=[A, "x"]), "DecodeError"),
     ("path too long", variant(path=[A] * 65), "DecodeError"),
     ("reason too long", '{"type":"close","reason":"%s","v":1}' % ("x" * 257), "DecodeError"),
-    ("deep nesting", "[" * 5000 + "]" * 5000, "DecodeError"),
+    ("routes entry hops above 255", '{"type":"routes","v":1,"routes":[["%s",1,256]]}' % A,
+     "DecodeError"),
+    ("routes entry not a triple", '{"type":"routes","v":1,"routes":[["%s",1]]}' % A,
+     "DecodeError"),
+    ("routes entry id not a uuid", '{"type":"routes","v":1,"routes":[["x",1,2]]}', "DecodeError"),
+    # long inputs are [text, repeat] parts (see main): a short line to read
+    ("routes list longer than 256", [['{"type":"routes","v":1,"routes":[', 1],
+                                     ['["%s",1,2],' % A, m.MAX_ROUTES],
+                                     ['["%s",1,2]]}' % A, 1]], "DecodeError"),
+    ("deep nesting", [["[", 5000], ["]", 5000]], "DecodeError"),
 ]
 
 
+COMMENT = ("valid: canonical JSON bytes (utf-8 text) per message type; invalid: input text "
+           "(\\xff means the raw byte) and the error class decode() raises. One case per "
+           "line so a 96K MicroPython heap parses one case at a time (vectors.iter_lines).")
+
+
 def main() -> None:
-    out = {
-        "comment": "valid: canonical JSON bytes (utf-8 text) per message type; invalid: "
-                   "input text (\\xff means the raw byte) and the error class decode() raises",
-        "valid": [{"type": msg.TYPE, "encoded": msg.encode().decode()} for msg in VALID],
-        "invalid": [{"name": n, "input": i, "error": e} for n, i, e in INVALID],
-    }
+    lines = [{"valid": {"type": msg.TYPE, "encoded": msg.encode().decode()}} for msg in VALID]
+    # "input_parts" [[text, repeat], ...] spells a long input in a short line:
+    # a 96K heap cannot read a 12 KB line and also build the input from it.
+    lines += [{"invalid": {"name": n, ("input" if type(i) is str else "input_parts"): i,
+                           "error": e}} for n, i, e in INVALID]
+    body = ",\n".join(json.dumps(obj, ensure_ascii=False) for obj in lines)
+    text = '{"comment": %s,\n "lines": [\n%s\n]}\n' % (json.dumps(COMMENT), body)
+    json.loads(text)  # the layout is still one JSON document
     path = pathlib.Path(__file__).resolve().parent.parent / "tests/vectors/messages.json"
-    path.write_text(json.dumps(out, indent=1, ensure_ascii=False) + "\n")
+    path.write_text(text)
     print("wrote", path)
 
 

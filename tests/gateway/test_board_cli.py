@@ -240,3 +240,20 @@ def test_board_add_serial_writes_the_serial_link_config(tmp_path):
                 ("--transport", "serial", "--serial-port", "/dev/x", "--gateway", "h:1")):
         out = cli("board", "add", "bad", "--board", "unix", *bad, "--data-dir", data)
         assert out.returncode == 2, (bad, out.stderr)
+
+
+def test_default_file_set_deploys_no_router_module(tmp_path):
+    # a board.json without "files" gets DEFAULT_FILES: shared/meshlink/*.py
+    # minus the router, which runs on the gateway (router.py, router_*.py)
+    root = Path(board_bundle.firmware_root())
+    (tmp_path / "boards" / "bare").mkdir(parents=True)
+    spec = json.loads((root / "boards" / "unix" / "board.json").read_text())
+    del spec["files"]
+    (tmp_path / "boards" / "bare" / "board.json").write_text(json.dumps(spec))
+    for part in ("firmware", "shared"):
+        (tmp_path / part).symlink_to(root / part)
+    dsts = [dst for _src, dst, _c in board_bundle.source_files("bare", tmp_path)]
+    assert "meshlink/boardlink.py" in dsts and "main.py" in dsts
+    shipped = sorted(p.stem for p in (root / "shared" / "meshlink").glob("router*.py"))
+    assert len(shipped) >= 8  # router, router_core, ..., router_dv
+    assert not [d for d in dsts if d.split("/")[-1].startswith("router")]

@@ -5,14 +5,13 @@
 # Test modules import the router through here: collecting garbage between the
 # big imports keeps MicroPython's 96K heap from fragmenting while it compiles.
 import gc
-import json
 
 gc.collect()
 from meshlink.messages import Ack, Graft, IHave, MeshMessage, Prune, Routes  # noqa: E402
 
 gc.collect()
 from meshlink.router import Router  # noqa: E402
-from vectors import VECTOR_DIR  # noqa: E402
+from vectors import iter_lines  # noqa: E402
 
 gc.collect()
 
@@ -58,24 +57,6 @@ def new_router(case):
     return Router(uid(case["node"]), case["strategy"], rng=case.get("rng", 1),
                   default_ttl=case.get("default_ttl", 8), options=case.get("options"),
                   dedup_window_ms=case.get("dedup_window_ms", 60000))
-
-
-def iter_lines(name):
-    """Yield the objects of tests/vectors/<name>.json's "lines", one line at a time."""
-    with open(VECTOR_DIR + "/" + name + ".json") as f:
-        while True:
-            gc.collect()
-            line = f.readline()
-            if not line:
-                return
-            if not line.startswith('{"case"') and not line.startswith('{"step"'):
-                continue
-            line = line.rstrip()
-            if line.endswith(","):
-                line = line[:-1]
-            obj = json.loads(line)
-            line = None
-            yield obj
 
 
 def run_file(name):

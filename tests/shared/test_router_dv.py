@@ -1,11 +1,16 @@
-# Destination announcements (router_dv) beyond the decision vectors: served
-# IDs. Runs on CPython and MicroPython (a module of its own: the 96K heap).
+# Destination announcements (router_dv): the decision vectors
+# (tests/vectors/router_dv.json) and served IDs. Runs on CPython and
+# MicroPython; a module of its own so router_dv compiles on a clean 96K heap.
 import gc
 
 gc.collect()
-from router_steps import Router, uid  # noqa: E402
+from router_steps import Router, run_file, uid  # noqa: E402
 
 gc.collect()
+
+
+def test_dv_vectors():
+    run_file("router_dv")
 
 
 def test_served_ids_are_announced_and_withdrawn():

@@ -1,6 +1,7 @@
-# The MeshLink strategy: decision vectors and unit checks of its bounds.
-# Runs on CPython and MicroPython. The bodies live in router_meshlink_cases:
-# this module stays tiny so the strategy compiles on a clean 96K heap first.
+# The MeshLink strategy's decision vectors (tests/vectors/router_meshlink.json).
+# Runs on CPython and MicroPython. The bounds checks live in
+# test_router_meshlink_bounds and announcements in test_router_dv: one
+# module each, so every one runs on a clean 96K heap.
 import gc
 
 gc.collect()
@@ -9,12 +10,10 @@ from meshlink.router import load_strategy  # noqa: E402
 gc.collect()
 load_strategy("meshlink")
 gc.collect()
+from router_steps import run_file  # noqa: E402
 
-from router_meshlink_cases import (  # noqa: E402, F401
-    test_full_path_keeps_origin_and_drops_oldest_relay,
-    test_meshlink_vectors,
-    test_peers_report_scores_and_eager_flag,
-    test_pending_and_missing_are_bounded,
-    test_route_table_is_bounded,
-    test_unknown_option_and_strategy_refused,
-)
+gc.collect()
+
+
+def test_meshlink_vectors():
+    run_file("router_meshlink")

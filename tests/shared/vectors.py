@@ -12,6 +12,30 @@ def load(name):
         return json.load(f)
 
 
+def iter_lines(name):
+    """Yield the objects of tests/vectors/<name>.json's "lines", one at a time.
+
+    Files in this layout hold one case per line after a one-line header, so a
+    96K MicroPython heap never holds more than one parsed case.
+    """
+    import gc
+    with open(VECTOR_DIR + "/" + name + ".json") as f:
+        f.readline()  # the header: {"comment": ...,
+        while True:
+            gc.collect()
+            line = f.readline()
+            if not line:
+                return
+            if not line.startswith("{"):
+                continue
+            line = line.rstrip()
+            if line.endswith(","):
+                line = line[:-1]
+            obj = json.loads(line)
+            line = None
+            yield obj
+
+
 def unhex(text):
     """Hex text -> bytes (binascii on both interpreters)."""
     import binascii

@@ -39,9 +39,9 @@ from meshlink.errors import ConfigError, TransportError
 REPO_ROOT = Path(__file__).resolve().parents[3]
 HEAPSIZE = "112K"  # an ESP32 without PSRAM (MICROPYTHON.md: budget the app for 112K)
 DEFAULT_FILES = ["firmware/main.py", "firmware/app/*.py", "shared/meshlink/*.py"]
-# Never deployed: the router runs on the gateway, not on boards.
-EXCLUDE_NAMES = ("router", "router_core", "router_lazy", "router_meshlink", "router_seed",
-                 "router_served")
+# Never deployed: the router (router.py and every router_*.py) runs on the
+# gateway, not on boards. A prefix, so a new router module cannot slip in.
+ROUTER_PREFIX = "router"
 _KEEP_SOURCE = ("main.py", "boot.py", "__init__.py")  # stay .py even in an .mpy bundle
 
 
@@ -120,7 +120,7 @@ def source_files(board_type: str, root: Path | None = None) -> list[tuple[Path, 
             path = Path(m)
             if path.is_dir() or path.suffix not in (".py", ".json", ".mpy"):
                 continue
-            if path.stem in EXCLUDE_NAMES and path.parent.name == "meshlink":
+            if path.stem.split("_")[0] == ROUTER_PREFIX and path.parent.name == "meshlink":
                 continue
             dst = _dest_for(path.relative_to(root).as_posix())
             out[dst] = (path, dst.endswith(".py") and Path(dst).name not in _KEEP_SOURCE)
