@@ -94,8 +94,8 @@ class DistanceVector:
                     continue
                 table[dst] = e = [0, INFINITY, 0, INFINITY, -1, from_peer, seq, hops]
                 select(dst, e)
-            elif from_peer in e:
-                i = e.index(from_peer)
+            elif from_peer in e[CANDS::3]:  # the vias only: no str-int compares
+                i = e.index(from_peer, CANDS)
                 if hops >= INFINITY:
                     _drop(e, i)  # unselects it if it was the selected one
                     if e[VIA] < 0:
