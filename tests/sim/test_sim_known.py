@@ -59,6 +59,17 @@ def test_lost_links_cost_etx():
     assert 5.0 < s["directed_tx_per_delivered"] < 11.0  # 4 hops x ETX 2, sampled
 
 
+def test_probe_tries_model_pings_riding_a_retransmitting_link():
+    # half of all attempts lost: single-attempt pings declare live links down
+    # (false downs); pings with 8 attempts per direction, as over TCP, do not
+    p = scenario("line", topology="line", nodes=3, degree=2.0,
+                 **dict(CLEAN, loss=0.5, link_tries=50, probe_ms=1000, duration_s=60.0))
+    single = _run(p, "meshlink", [])
+    riding = _run(dict(p, probe_tries=8), "meshlink", [])
+    assert single["false_downs"] >= 5
+    assert riding["false_downs"] == 0
+
+
 def test_central_failure_recovery_on_a_grid():
     # 5 x 5 grid, the centre fails; the oracle reroutes at once, meshlink
     # after its next hop's link layer gives up

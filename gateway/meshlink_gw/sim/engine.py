@@ -318,23 +318,36 @@ class Sim:
         self._push(now + self.rng.random() * self.p["probe_ms"], EV_PROBE, v, self.gen[v])
         self.world.changed()
 
+    def _probe_ok(self, u, v):
+        """Ping u->v and pong v->u each get through in one of probe_tries attempts."""
+        rnd = self.rng.random
+        loss = self.topo.loss
+        tries = self.p["probe_tries"]
+        for a, b in ((u, v), (v, u)):
+            p = loss[a][b]
+            for _ in range(tries):
+                if rnd() >= p:
+                    break
+            else:
+                return False
+        return True
+
     def probe(self, u, now):
-        """One probe round of node u: a Ping/Pong per neighbour (sampled)."""
+        """One probe round of node u: a Ping/Pong per neighbour (sampled;
+        counted as one ping and one pong whatever probe_tries is)."""
         r = self.routers[u]
         ids = self.ids
         alive = self.alive
         upv = self.upv[u]
         lossrun = self.lossrun[u]
         lat = self.topo.lat
-        loss = self.topo.loss
-        rnd = self.rng.random
         down_after = self.p["down_after"]
         cut = self.cut
         measuring = now >= self.warm
         for v in self.topo.adj[u]:
             if measuring:
                 self.probe_msgs += 2
-            if alive[v] and (u, v) not in cut and rnd() >= loss[u][v] and rnd() >= loss[v][u]:
+            if alive[v] and (u, v) not in cut and self._probe_ok(u, v):
                 if v not in upv:
                     r.peer_up(ids[v], now)
                     upv.add(v)

@@ -20,6 +20,8 @@ KNOBS = {
     "queue_cap": (64, "per-node output queue capacity in messages (overflow drops)"),
     "probe_ms": (5000, "ping interval per link (feeds record_rtt / record_ping_lost)"),
     "down_after": (3, "consecutive lost pings before the runtime calls peer_down"),
+    "probe_tries": (1, "attempts per ping and per pong (1: one lost attempt loses the probe; "
+                       "more models pings riding a retransmitting link, as over TCP)"),
     "duration_s": (120.0, "measured time after the warm-up, in seconds"),
     "warmup_s": (60.0, "warm-up time (traffic flows, metrics ignore it), in seconds"),
     "drain_s": (10.0, "time after the end to let messages and retries finish"),
