@@ -341,13 +341,18 @@ class Sim:
         upv = self.upv[u]
         lossrun = self.lossrun[u]
         lat = self.topo.lat
+        loss = self.topo.loss
+        rnd = self.rng.random
+        single = self.p["probe_tries"] == 1  # the hot default, inlined
         down_after = self.p["down_after"]
         cut = self.cut
         measuring = now >= self.warm
         for v in self.topo.adj[u]:
             if measuring:
                 self.probe_msgs += 2
-            if alive[v] and (u, v) not in cut and self._probe_ok(u, v):
+            if alive[v] and (u, v) not in cut and (
+                    rnd() >= loss[u][v] and rnd() >= loss[v][u] if single
+                    else self._probe_ok(u, v)):
                 if v not in upv:
                     r.peer_up(ids[v], now)
                     upv.add(v)
