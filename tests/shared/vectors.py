@@ -1,5 +1,6 @@
 # Loads the JSON test vectors shared by pytest and the MicroPython runner.
 # Works on both interpreters: no os.path, no pathlib.
+import gc
 import json
 
 _here = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
@@ -18,7 +19,6 @@ def iter_lines(name):
     Files in this layout hold one case per line after a one-line header, so a
     96K MicroPython heap never holds more than one parsed case.
     """
-    import gc
     with open(VECTOR_DIR + "/" + name + ".json") as f:
         f.readline()  # the header: {"comment": ...,
         while True:
