@@ -290,16 +290,23 @@ class FakeGateway:
             conn, _ = self.tcp.accept()
             self._conns[conn] = Deframer()
         else:
-            try:
-                data = s.recv(4096)
-            except OSError:
-                data = b""
-            if not data:
-                del self._conns[s]
-                s.close()
-                return
-            for msg in self._conns[s].feed(data):
-                self._on_message(msg, s)
+            data = self._recv_or_close(s)
+            if data is not None:
+                for msg in self._conns[s].feed(data):
+                    self._on_message(msg, s)
+
+    def _recv_or_close(self, s):
+        """Bytes from the stream connection s, or None once it ended or failed
+        (then it is closed and forgotten)."""
+        try:
+            data = s.recv(4096)
+        except OSError:
+            data = b""
+        if not data:
+            del self._conns[s]
+            s.close()
+            return None
+        return data
 
     # -- test API
     def wait_event(self, kind: str, timeout: float = 10.0):

@@ -48,13 +48,8 @@ class BleFakeGateway(FakeGateway):
             self._conns[conn] = bytearray()  # bytes not yet split into fragments
             self._ble[conn] = (blefrag.Reassembler(), blefrag.Fragmenter(self.att))
             return
-        try:
-            data = s.recv(4096)
-        except OSError:
-            data = b""
-        if not data:
-            del self._conns[s]
-            s.close()
+        data = self._recv_or_close(s)
+        if data is None:
             return
         reassembler, _ = self._ble[s]
         buf = self._conns[s]
