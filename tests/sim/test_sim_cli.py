@@ -71,3 +71,19 @@ def test_plots_from_an_aggregate(tmp_path):
                          "delivery_vs_loss.png", "overhead_vs_loss.png"}
     for f in made:
         assert (tmp_path / f).stat().st_size > 1000
+
+
+def test_bench_default_workload_is_what_sim_runs_without_options():
+    """`make bench` labels its first workload "the default": keep that true."""
+    from meshlink_gw.sim import bench
+
+    ap = argparse.ArgumentParser()
+    cli.configure(ap)
+    args = ap.parse_args([])
+    (p,) = cli.build_scenarios(args)
+    want = bench.default_scenario()
+    per_seed = ("name", "seeds")  # the bench runs seeds 1..RUNS one at a time
+    assert {k: v for k, v in p.items() if k not in per_seed} == \
+        {k: v for k, v in want.items() if k not in per_seed}
+    assert p["seeds"] == bench.RUNS
+    assert [s.strip() for s in args.strategies.split(",")] == list(bench.STRATEGIES)
