@@ -87,3 +87,18 @@ def test_bench_default_workload_is_what_sim_runs_without_options():
         {k: v for k, v in want.items() if k not in per_seed}
     assert p["seeds"] == bench.RUNS
     assert [s.strip() for s in args.strategies.split(",")] == list(bench.STRATEGIES)
+
+
+def test_bench_rows_report_every_strategy_and_all_four():
+    """The make-bench section on a tiny grid (no timing asserts)."""
+    from meshlink_gw.sim import bench
+    from meshlink_gw.sim.scenarios import scenario
+
+    tiny = scenario("tiny", topology="grid", nodes=16, degree=4, warmup_s=2.0,
+                    duration_s=4.0, seeds=1)
+    rows, walls = bench._rows("tiny", tiny, 2)
+    assert [name for name, _v, _u in rows] == \
+        [f"sim events/s, tiny, {s} (median of 2)" for s in bench.STRATEGIES] + \
+        ["sim events/s, tiny, all four (median of 2)"]
+    assert all(v > 0 and unit == "events/s" for _n, v, unit in rows)
+    assert len(walls) == 2 and all(w > 0 for w in walls)

@@ -32,9 +32,9 @@ def bench_scenario():
                     churn="sessions", churn_frac=0.1, session_down_s=60.0)
 
 
-def _rates(p, runs):
-    """Per strategy and overall: lists of events/s (one per seed), and the
-    wall time of each seed's four runs."""
+def _rows(label, p, runs):
+    """Median events/s rows per strategy and for all four on scenario p, and
+    the wall time of each seed's four runs."""
     rates: dict[str, list[float]] = {s: [] for s in STRATEGIES}
     overall = []
     walls = []
@@ -49,20 +49,19 @@ def _rates(p, runs):
             rates[strat].append(s["events_per_s"])
         walls.append(time.perf_counter() - t0)
         overall.append(events / loop_s)
-    return rates, overall, walls
+    rows = [(f"sim events/s, {label}, {s} (median of {runs})",
+             statistics.median(rates[s]), "events/s") for s in STRATEGIES]
+    rows.append((f"sim events/s, {label}, all four (median of {runs})",
+                 statistics.median(overall), "events/s"))
+    return rows, walls
 
 
 def bench(runs: int = RUNS) -> list:
     """[(name, value, unit)]: median events/s per strategy and overall on both
     workloads, and the median wall time of one 1000-node seed, four strategies."""
-    rows = []
-    for label, p in (("200-node RGG (default)", default_scenario()),
-                     ("1000-node RGG, churn", bench_scenario())):
-        rates, overall, walls = _rates(p, runs)
-        rows += [(f"sim events/s, {label}, {s} (median of {runs})",
-                  statistics.median(rates[s]), "events/s") for s in STRATEGIES]
-        rows.append((f"sim events/s, {label}, all four (median of {runs})",
-                     statistics.median(overall), "events/s"))
+    rows, _ = _rows("200-node RGG (default)", default_scenario(), runs)
+    big, walls = _rows("1000-node RGG, churn", bench_scenario(), runs)
+    rows += big
     rows.append(("sim 1000-node target run, 1 seed, 4 strategies (wall, median)",
                  statistics.median(walls), "s"))
     return rows
