@@ -15,9 +15,9 @@ import statistics
 import time
 
 from .runner import run_one
+from .scenarios import STRATEGY_ORDER as STRATEGIES
 from .scenarios import TARGET, scenario
 
-STRATEGIES = ("meshlink", "seed", "flood", "oracle")
 RUNS = 3
 
 
