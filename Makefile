@@ -39,6 +39,8 @@ test-mpy: setup
 
 lint: setup
 	$(VENV)/bin/ruff check shared gateway firmware tests tools boards
+	@# gateway/ (CPython) with the [tool.mypy] settings in pyproject.toml
+	$(VENV)/bin/mypy
 	@# firmware/ and shared/ against micropython-esp32-stubs: a call the board lacks fails here
 	bash tools/lint_firmware.sh
 

@@ -1,6 +1,11 @@
-"""python -m meshlink_gw.sim: the `meshlink sim` command."""
+"""python -m meshlink_gw.sim: the `meshlink sim` command (make sim).
+
+The command line itself lives in meshlink_gw/cli/sim.py, where cli/main.py
+turns its errors into exit codes; this entry point is the only file of the
+simulator that imports the CLI, and nothing imports it.
+"""
 import sys
 
-from .cli import main
+from meshlink_gw.cli.main import main
 
-sys.exit(main())
+sys.exit(main(["sim", *sys.argv[1:]]))

@@ -26,10 +26,12 @@ import math
 import random
 import time
 
+from meshlink.errors import ConfigError
 from meshlink.messages import Ack, MeshMessage, Routes
-from meshlink.router import Router
+from meshlink.router import STRATEGIES, Router, load_strategy
 
 from . import oracle as oracle_mod
+from .scenarios import check as check_scenario
 from .topology import bfs_dist, build
 from .traffic import make_traffic
 
@@ -51,6 +53,11 @@ class Sim:
     """One run: a scenario (dict of knobs), one strategy, one seed."""
 
     def __init__(self, p: dict, strategy: str, seed: int, decision_log=None, traffic=None):
+        """Raises ConfigError: a bad knob in p (scenarios.check) or an unknown strategy."""
+        check_scenario(p)
+        if load_strategy(strategy) is None:
+            raise ConfigError(f"--strategies: unknown routing strategy {strategy!r} "
+                              f"(known: {', '.join(sorted(STRATEGIES))})")
         self.p = p
         self.strategy = strategy
         self.seed = seed
@@ -68,8 +75,8 @@ class Sim:
         self.ge_bad: dict = {}
         self.routers: list = [None] * n
         self.gen = [0] * n
-        self.upv = [set() for _ in range(n)]
-        self.lossrun = [dict() for _ in range(n)]
+        self.upv: list[set[int]] = [set() for _ in range(n)]
+        self.lossrun: list[dict[int, int]] = [dict() for _ in range(n)]
         self.busy = [0.0] * n
         self.tdue: list = [None] * n
         self.heap: list = []
@@ -168,7 +175,7 @@ class Sim:
                     up = not up
                     ev.append((t, "up" if up else "down", v))
         elif kind != "none":
-            raise ValueError(f"unknown churn {kind!r}")
+            raise ConfigError(f"--churn {kind!r}: unknown")
         return ev
 
     def new_mid(self):

@@ -10,6 +10,7 @@ against. Registered by importing this module.
 from __future__ import annotations
 
 import heapq
+from typing import Any
 
 from meshlink.router import Strategy, register_strategy
 from meshlink.router_core import Decision
@@ -68,7 +69,8 @@ class World:
         h = [(0.0, root)]
         pop = heapq.heappop
         push = heapq.heappush
-        table = self.etx_table() if weight == self.etx else None
+        # the cached ETX table, or None: weight() per link
+        table: Any = self.etx_table() if weight == self.etx else None
         while h:
             d, u = pop(h)
             if done[u]:
@@ -141,7 +143,7 @@ class World:
 class OracleStrategy(Strategy):
     name = "oracle"
     truncate_path = True
-    world = None  # set by the simulator
+    world: World = None  # type: ignore[assignment]  # set by the simulator
     me = None
 
     def originate(self, msg, now_ms):

@@ -1,6 +1,17 @@
-"""Scenario knobs, their defaults, and the named presets (`--preset`)."""
+"""Scenario knobs, their defaults, their valid values, and the named presets (`--preset`).
+
+Rule: a bad knob raises meshlink.errors.ConfigError naming it as the command
+line spells it (`--nodes -3: ...`), here, before any run starts.
+"""
 
 from __future__ import annotations
+
+import math
+from typing import Any
+
+from meshlink.errors import ConfigError
+
+from .topology import KINDS
 
 STRATEGY_ORDER = ("meshlink", "seed", "flood", "oracle")
 
@@ -47,14 +58,122 @@ KNOBS = {
 
 DEFAULTS = {k: v[0] for k, v in KNOBS.items()}
 
+# Knobs with a fixed set of values.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "topology": KINDS,
+    "loss_model": ("uniform", "distance", "burst"),
+    "flow_mode": ("random", "central"),
+    "churn": ("none", "central", "mass", "partition", "sessions"),
+}
+
+# Numeric knobs: (lowest, highest, lowest allowed itself?); None: unbounded.
+# Every numeric knob is listed, so a new knob without a range fails the tests.
+RANGES: dict[str, tuple[float | None, float | None, bool]] = {
+    "nodes": (2, None, True),
+    "degree": (0, None, False),
+    "oneway": (0, 1, True),
+    "loss": (0, 1, True),
+    "latency_ms": (0, None, True),
+    "latency_sigma": (0, None, True),
+    "link_tries": (1, None, True),
+    "tx_ms": (0, None, True),
+    "queue_cap": (1, None, True),
+    "probe_ms": (1, None, True),
+    "down_after": (1, None, True),
+    "probe_tries": (1, None, True),
+    "duration_s": (0, None, False),
+    "warmup_s": (0, None, True),
+    "drain_s": (0, None, True),
+    "rate": (0, None, True),
+    "bcast_frac": (0, 1, True),
+    "zipf": (0, None, True),
+    "flows": (0, None, True),
+    "flow_ms": (1, None, True),
+    "ack_timeout_ms": (1, None, True),
+    "retries": (0, None, True),
+    "bcast_deadline_ms": (1, None, True),
+    "churn_at_s": (0, None, True),
+    "heal_at_s": (0, None, True),
+    "churn_frac": (0, 1, True),
+    "session_down_s": (0, None, False),
+    "ttl": (1, 255, True),
+    "flood_ttl": (0, 255, True),
+    "seeds": (1, None, True),
+}
+
+
+def flag(knob: str) -> str:
+    """The command-line spelling of a knob: loss_model -> --loss-model."""
+    return "--" + knob.replace("_", "-")
+
+
+def _check_type(k: str, v: Any) -> None:
+    default = DEFAULTS[k]
+    if isinstance(default, bool):
+        ok = isinstance(v, bool)
+    elif isinstance(default, int):
+        ok = isinstance(v, int) and not isinstance(v, bool)
+    elif isinstance(default, float):
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+    else:
+        ok = isinstance(v, str)
+    if not ok:
+        kind = "a finite number" if isinstance(default, float) else type(default).__name__
+        raise ConfigError(f"{flag(k)} {v!r}: expected {kind}")
+
+
+def _check_range(k: str, v: float) -> None:
+    lo, hi, lo_ok = RANGES[k]
+    if lo is not None and not (v >= lo if lo_ok else v > lo):
+        raise ConfigError(f"{flag(k)} {v!r}: must be {'at least' if lo_ok else 'more than'} "
+                          f"{lo}")
+    if hi is not None and not v <= hi:
+        raise ConfigError(f"{flag(k)} {v!r}: must be at most {hi}")
+
+
+def check(p: dict) -> None:
+    """Check every knob of scenario p (types, ranges, choices, combinations).
+
+    Raises:
+        ConfigError: naming the first bad knob, as the command line spells it.
+    """
+    for k in KNOBS:
+        if k not in p:
+            raise ConfigError(f"scenario {p.get('name', '?')!r} has no {k} knob")
+        v = p[k]
+        _check_type(k, v)
+        if k in CHOICES and v not in CHOICES[k]:
+            raise ConfigError(f"{flag(k)} {v!r}: expected one of {', '.join(CHOICES[k])}")
+        if k in RANGES:
+            _check_range(k, v)
+    if p["topology"] == "regular":
+        # the pairing model needs an even n*d and d < n (no loops, no double links)
+        d = int(p["degree"])
+        d += (p["nodes"] * d) % 2
+        if not 1 <= d < p["nodes"]:
+            raise ConfigError(f"--topology regular: needs a --degree of at least 1 and more "
+                              f"--nodes than the degree {d} (got --nodes {p['nodes']}, "
+                              f"--degree {p['degree']})")
+    if p["churn"] == "sessions" and not 0 < p["churn_frac"] < 1:
+        raise ConfigError(f"--churn-frac {p['churn_frac']!r}: --churn sessions needs a share "
+                          "strictly between 0 and 1")
+    if p["churn"] == "partition" and not p["heal_at_s"] > p["churn_at_s"]:
+        raise ConfigError(f"--heal-at-s {p['heal_at_s']!r}: the partition must heal after "
+                          f"it is cut (--churn-at-s {p['churn_at_s']!r})")
+    opts = p.get("meshlink_options")
+    if opts is not None and not isinstance(opts, dict):
+        raise ConfigError(f"meshlink_options {opts!r}: expected a dict of --option values")
+
 
 def scenario(name, **kw):
+    """A checked scenario: DEFAULTS overridden by kw. Raises ConfigError."""
     p = dict(DEFAULTS)
     for k, v in kw.items():
         if k not in p and k != "meshlink_options":
-            raise KeyError(f"unknown knob {k}")
+            raise ConfigError(f"unknown scenario knob {k!r} (known: {', '.join(KNOBS)})")
         p[k] = v
     p["name"] = name
+    check(p)
     return p
 
 
@@ -132,6 +251,7 @@ PRESETS = {
 
 
 def preset(name):
+    """The scenarios of a named preset. Raises ConfigError for an unknown name."""
     if name not in PRESETS:
-        raise KeyError(f"unknown preset {name!r}; known: {', '.join(sorted(PRESETS))}")
+        raise ConfigError(f"--preset {name!r}: expected one of {', '.join(sorted(PRESETS))}")
     return PRESETS[name][1]()

@@ -13,6 +13,8 @@ import math
 import random
 from collections import deque
 
+from meshlink.errors import ConfigError
+
 KINDS = ("rgg", "grid", "line", "star", "regular", "ba")
 
 
@@ -31,6 +33,7 @@ class Topology:
         self.lat: list[dict] = [{} for _ in range(n)]
         self.loss: list[dict] = [{} for _ in range(n)]
         self.oneway = 0
+        self.radius: float | None = None  # rgg: the connection radius
 
     def edges(self):
         for a in range(self.n):
@@ -53,7 +56,7 @@ class Topology:
         start = 0
         for _ in range(samples):
             d = bfs_dist(self.adj, start)
-            far = max(d, key=d.get)
+            far = max(d, key=lambda v: d[v])
             best = max(best, d[far])
             start = far if _ % 2 == 0 else rng.randrange(self.n)
         return best
@@ -99,20 +102,21 @@ def _connect(n, pos, edges):
         comps.sort(key=len)
         small = comps[0]
         others = [i for c in comps[1:] for i in c]
-        best = None
+        best: tuple[float, int, int] | None = None
         for a in small:
             ax, ay = pos[a]
             for b in others:
                 d = (pos[b][0] - ax) ** 2 + (pos[b][1] - ay) ** 2
                 if best is None or d < best[0]:
                     best = (d, a, b)
+        assert best is not None  # small and others are non-empty while comps > 1
         edges.add((min(best[1], best[2]), max(best[1], best[2])))
         comps = _components(n, edges)
     return edges
 
 
 def _rgg_edges(pos, r):
-    cell = {}
+    cell: dict[tuple[int, int], list[int]] = {}
     for i, (x, y) in enumerate(pos):
         cell.setdefault((int(x / r), int(y / r)), []).append(i)
     r2 = r * r
@@ -208,7 +212,8 @@ def regular(n, degree, rng):
         if ok and len(_components(n, edges)) == 1:
             break
     else:
-        raise ValueError(f"could not build a connected {d}-regular graph on {n} nodes")
+        raise ConfigError(f"--topology regular: could not build a connected {d}-regular "
+                          f"graph on {n} nodes (try a lower --degree or more --nodes)")
     pos = [(rng.random(), rng.random()) for _ in range(n)]
     return Topology("regular", n, pos, edges)
 
@@ -220,7 +225,7 @@ def ba(n, degree, rng):
     targets = list(range(m))
     repeated: list = []
     for v in range(m, n):
-        chosen = set()
+        chosen: set[int] = set()
         while len(chosen) < m:
             chosen.add(rng.choice(repeated) if repeated else rng.choice(targets))
         for u in chosen:
@@ -241,9 +246,13 @@ def build(kind, n, degree, rng, *, loss=0.05, loss_model="uniform", latency_ms=2
     link, symmetric) and loss (uniform p, or distance-based 2 %..2p for rgg), and
     a fraction oneway of links made one-way (loss 1.0 in a random direction)."""
     if kind not in GENERATORS:
-        raise ValueError(f"unknown topology {kind!r}; known: {', '.join(KINDS)}")
+        raise ConfigError(f"--topology {kind!r}: expected one of {', '.join(KINDS)}")
+    if type(n) is not int or n < 2:
+        raise ConfigError(f"--nodes {n!r}: must be an integer, at least 2")
+    if not isinstance(degree, (int, float)) or not degree > 0:
+        raise ConfigError(f"--degree {degree!r}: must be more than 0")
     t = GENERATORS[kind](n, degree, rng)
-    rad = getattr(t, "radius", None)
+    rad = t.radius
     for a, b in list(t.edges()):
         lat = latency_ms * math.exp(latency_sigma * rng.gauss(0.0, 1.0)) if latency_sigma \
             else latency_ms

@@ -32,7 +32,7 @@ def _zipf_sampler(n, s, rng):
 
 def flow_pairs(topo, count, rng, central=None):
     n = topo.n
-    pairs = []
+    pairs: list[tuple[int, int]] = []
     through = count // 2 if central is not None else 0
     if through:
         dc = bfs_dist(topo.adj, central)
@@ -56,7 +56,8 @@ def flow_pairs(topo, count, rng, central=None):
 def make_traffic(p, topo, seed, warm_ms, end_ms, central=None):
     rng = random.Random(f"{seed}:traffic")
     n = topo.n
-    out = []
+    # (t_ms, src, dst or None: broadcast, bytes, flow or None)
+    out: list[tuple[float, int, int | None, int, int | None]] = []
     rate = p["rate"]
     if rate > 0 and n > 1:
         draw = _zipf_sampler(n, p["zipf"], rng)

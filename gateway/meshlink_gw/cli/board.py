@@ -1,8 +1,8 @@
-"""`meshlink gateway` and `meshlink board ...` (loaded by meshlink_gw.cli).
+"""`meshlink board add | bundle | list | revoke | flash | run`: provision boards.
 
 Rule: argument parsing and human output only; the work is in meshlink_gw.boards
-(service, registry, bundle). Errors are typed (ConfigError -> exit 2,
-other MeshLinkError -> exit 1, handled by cli.main).
+(registry, bundle). Errors are raised typed and turned into exit codes by
+cli/main.py (ConfigError -> 2, other MeshLinkError -> 1).
 """
 
 from __future__ import annotations
@@ -10,9 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import logging
 import os
-import signal
 import sys
 import time
 from typing import Any
@@ -23,94 +21,14 @@ from meshlink.nodeid import is_id
 from meshlink_gw import control
 from meshlink_gw.boards import bundle as board_bundle
 from meshlink_gw.boards.registry import BOARD_TYPES, BoardRegistry
-from meshlink_gw.cli import _data_dir, _data_dir_arg, _node_args, node_config_from_args
-from meshlink_gw.config import load_toml, parse_hostport
-
-log = logging.getLogger("meshlink.cli")
-
-
-# -- meshlink gateway -----------------------------------------------------------------
-def _gateway_args(p: argparse.ArgumentParser) -> None:
-    _node_args(p)
-    p.add_argument("--board-udp", metavar="HOST:PORT",
-                   help="UDP address boards reach (default 0.0.0.0:7410; 'off' disables)")
-    p.add_argument("--board-tcp", metavar="HOST:PORT",
-                   help="TCP address boards reach (default 0.0.0.0:7411; 'off' disables)")
-    p.add_argument("--no-beacon", dest="beacon", action="store_const", const=False,
-                   default=None, help="do not broadcast the GatewayBeacon for boards")
-    p.add_argument("--beacon-port", type=int, help="UDP port of the GatewayBeacon (7399)")
-    p.add_argument("--beacon-broadcast", metavar="ADDR",
-                   help="broadcast address of the GatewayBeacon (255.255.255.255)")
-
-
-def gateway_configs_from_args(args: argparse.Namespace):
-    """(NodeConfig, GatewayConfig) from --config plus flags. Raises ConfigError."""
-    from meshlink_gw.boards.config import build_gateway_config
-
-    node_cfg = node_config_from_args(args)
-    file_values = load_toml(args.config) if args.config else {}
-    gw_cfg = build_gateway_config(file_values, {
-        "board_udp": args.board_udp, "board_tcp": args.board_tcp, "beacon": args.beacon,
-        "beacon_port": args.beacon_port, "beacon_broadcast": args.beacon_broadcast})
-    return node_cfg, gw_cfg
-
-
-async def run_gateway(node_cfg, gw_cfg, stop: asyncio.Event | None = None) -> None:
-    """Run a gateway (full node + board service + wired boards + MQTT bridge +
-    control socket) until stop or a signal."""
-    from meshlink_gw.boards.service import BoardService
-    from meshlink_gw.crypto.identity import Identity
-    from meshlink_gw.node import Node
-
-    ident = Identity.load_or_create(node_cfg.data_dir)
-    node = Node(node_cfg, ident)
-    registry = BoardRegistry(node_cfg.data_dir)
-    service = BoardService(node, gw_cfg, registry)
-    ctl = control.ControlServer(node_cfg.control_socket())
-    control.attach_node_commands(ctl, node)
-    service.attach_control(ctl)
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    bridge = None
-    try:
-        await node.start()
-        await service.start()
-        if gw_cfg.mqtt is not None:
-            from meshlink_gw.bridges.gateway_port import start_bridge
-
-            bridge = await start_bridge(gw_cfg.mqtt, node, service)
-        await ctl.start()
-        st = service.status()
-        print(json.dumps({"event": "started", "node_id": node.node_id,
-                          "listen": "%s:%d" % node.listen_addr, "board_udp": st["udp"],
-                          "board_tcp": st["tcp"], "boards": st["boards"],
-                          "links": [link["link"] for link in st["links"]],
-                          "mqtt": st.get("mqtt", {}).get("broker")}), flush=True)
-        await stop.wait()
-    finally:
-        log.info("stopping")
-        await ctl.close()
-        if bridge is not None:
-            await bridge.stop()  # "offline" on the gateway's status topic
-        await service.stop()
-        await node.stop()
-        registry.close()
-
-
-def cmd_gateway(args: argparse.Namespace) -> int:
-    from meshlink_gw.cli import run_loop
-
-    node_cfg, gw_cfg = gateway_configs_from_args(args)
-    run_loop(node_cfg, run_gateway(node_cfg, gw_cfg))
-    return 0
+from meshlink_gw.cli.common import data_dir, data_dir_arg
+from meshlink_gw.config import parse_hostport
 
 
 # -- meshlink board ... -----------------------------------------------------------------
 def _control(args: argparse.Namespace, req: dict, timeout_s: float = 10.0) -> Any | None:
     """Ask a running gateway; None if none runs on this data directory."""
-    sock = _data_dir(args) / "control.sock"
+    sock = data_dir(args) / "control.sock"
     if not sock.exists():
         return None
     try:
@@ -231,12 +149,12 @@ def _progress(i: int, n: int, what: str) -> None:
 def cmd_board_add(args: argparse.Namespace) -> int:
     from meshlink_gw.crypto.identity import Identity
 
-    data_dir = _data_dir(args)
+    ddir = data_dir(args)
     if args.board not in BOARD_TYPES:
         raise ConfigError(f"--board: expected one of {', '.join(BOARD_TYPES)}")
     if (args.wifi_password is not None) and args.wifi_ssid is None:
         raise ConfigError("--wifi-password needs --wifi-ssid")
-    registry = BoardRegistry(data_dir)
+    registry = BoardRegistry(ddir)
     try:
         if registry.get(args.name) is not None:
             raise ConfigError(f"a board named {args.name!r} already exists")
@@ -254,7 +172,7 @@ def cmd_board_add(args: argparse.Namespace) -> int:
                            board_id=board_id, identity=ident)
         try:
             print(f"building the bundle for {rec.name} ({args.board})", flush=True)
-            out = board_bundle.build(data_dir, rec.name, args.board, cfg,
+            out = board_bundle.build(ddir, rec.name, args.board, cfg,
                                      progress=None if args.json else _progress)
         except BaseException:
             registry.remove(rec.name)
@@ -276,17 +194,17 @@ def cmd_board_add(args: argparse.Namespace) -> int:
 
 
 def cmd_board_bundle(args: argparse.Namespace) -> int:
-    data_dir = _data_dir(args)
-    registry = BoardRegistry(data_dir)
+    ddir = data_dir(args)
+    registry = BoardRegistry(ddir)
     try:
         rec = registry.get(args.name)
     finally:
         registry.close()
     if rec is None:
         raise ConfigError(f"no board named {args.name!r}")
-    cfg = board_bundle.load_config(data_dir, args.name)
+    cfg = board_bundle.load_config(ddir, args.name)
     _apply_config_options(cfg, args)
-    out = board_bundle.build(data_dir, rec.name, rec.board_type, cfg, progress=_progress)
+    out = board_bundle.build(ddir, rec.name, rec.board_type, cfg, progress=_progress)
     print(f"bundle for {rec.name} rebuilt in {out}")
     return 0
 
@@ -303,7 +221,7 @@ def cmd_board_list(args: argparse.Namespace) -> int:
     rows = _control(args, {"cmd": "board_list"})
     running = rows is not None
     if rows is None:
-        registry = BoardRegistry(_data_dir(args))
+        registry = BoardRegistry(data_dir(args))
         try:
             counts = registry.queue_counts()
             rows = [dict(r.public(), online=False, queued=counts.get(r.name, 0), session=None)
@@ -330,7 +248,7 @@ def cmd_board_list(args: argparse.Namespace) -> int:
 def cmd_board_revoke(args: argparse.Namespace) -> int:
     res = _control(args, {"cmd": "board_revoke", "name": args.name})
     if res is None:
-        registry = BoardRegistry(_data_dir(args))
+        registry = BoardRegistry(data_dir(args))
         try:
             registry.revoke(args.name)
             dropped = registry.drop_queue(args.name)
@@ -345,8 +263,8 @@ def cmd_board_revoke(args: argparse.Namespace) -> int:
 
 
 def cmd_board_flash(args: argparse.Namespace) -> int:
-    data_dir = _data_dir(args)
-    bundle = board_bundle.bundle_dir(data_dir, args.name)
+    ddir = data_dir(args)
+    bundle = board_bundle.bundle_dir(ddir, args.name)
     if not (bundle / "main.py").exists():
         raise ConfigError(f"board {args.name!r} has no bundle in {bundle}")
     board_bundle.flash(bundle, args.port, mpremote=args.mpremote,
@@ -355,7 +273,7 @@ def cmd_board_flash(args: argparse.Namespace) -> int:
 
 
 def cmd_board_run(args: argparse.Namespace) -> int:
-    argv, cwd, env = board_bundle.run_command(_data_dir(args), args.name, cpython=args.cpython,
+    argv, cwd, env = board_bundle.run_command(data_dir(args), args.name, cpython=args.cpython,
                                               micropython=args.micropython,
                                               heapsize=args.heapsize)
     sys.stdout.flush()
@@ -367,12 +285,8 @@ def cmd_board_run(args: argparse.Namespace) -> int:
     return 1
 
 
-def add_parser(sub) -> None:
-    """Add `gateway` and `board` to the meshlink command line."""
-    p = sub.add_parser("gateway", help="run a gateway: a full node plus the board service")
-    _gateway_args(p)
-    p.set_defaults(func=cmd_gateway)
-
+def add_parser(sub: Any) -> None:
+    """Add `board` and its subcommands to the meshlink command line."""
     board = sub.add_parser("board", help="provision, list, revoke, flash and simulate boards")
     bsub = board.add_subparsers(dest="board_command", required=True)
 
@@ -381,7 +295,7 @@ def add_parser(sub) -> None:
     p.add_argument("name")
     p.add_argument("--board", required=True, choices=BOARD_TYPES)
     _config_options(p)
-    _data_dir_arg(p)
+    data_dir_arg(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_board_add)
 
@@ -389,17 +303,17 @@ def add_parser(sub) -> None:
                         "or with changed settings)")
     p.add_argument("name")
     _config_options(p)
-    _data_dir_arg(p)
+    data_dir_arg(p)
     p.set_defaults(func=cmd_board_bundle)
 
     p = bsub.add_parser("list", help="name, board ID, node ID, transport, online, last seen")
-    _data_dir_arg(p)
+    data_dir_arg(p)
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_board_list)
 
     p = bsub.add_parser("revoke", help="cut the board's session and refuse new ones")
     p.add_argument("name")
-    _data_dir_arg(p)
+    data_dir_arg(p)
     p.set_defaults(func=cmd_board_revoke)
 
     p = bsub.add_parser("flash", help="copy the bundle to a real board with mpremote and "
@@ -407,7 +321,7 @@ def add_parser(sub) -> None:
     p.add_argument("name")
     p.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0")
     p.add_argument("--mpremote", help="mpremote executable (default: from PATH)")
-    _data_dir_arg(p)
+    data_dir_arg(p)
     p.set_defaults(func=cmd_board_flash)
 
     p = bsub.add_parser("run", help="run the board's bundle as a simulated board on the "
@@ -417,6 +331,6 @@ def add_parser(sub) -> None:
                    help="run on CPython through a small shim (no MicroPython, e.g. aarch64)")
     p.add_argument("--micropython", help="micropython executable (default: the venv's)")
     p.add_argument("--heapsize", default=board_bundle.HEAPSIZE)
-    _data_dir_arg(p)
+    data_dir_arg(p)
     p.set_defaults(func=cmd_board_run)
 

@@ -1,7 +1,12 @@
-"""`meshlink sim`: run the routing simulator and write the report.
+"""`meshlink sim` (also `python -m meshlink_gw.sim`): run the routing simulator
+and write the report.
 
-    python -m meshlink_gw.sim --preset report --out sim-results   # make sim
-    python -m meshlink_gw.sim --topology grid --nodes 100 --seeds 3
+    meshlink sim --preset report --out sim-results   # make sim
+    meshlink sim --topology grid --nodes 100 --seeds 3
+
+Rule: argument parsing and human output only; the simulator is meshlink_gw.sim.
+Bad input raises ConfigError naming the option (cli/main.py: exit 2) before
+any run starts.
 """
 
 from __future__ import annotations
@@ -9,10 +14,19 @@ from __future__ import annotations
 import argparse
 import ast
 import os
+import shlex
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
-from .scenarios import DEFAULTS, KNOBS, PRESETS, STRATEGY_ORDER, preset, scenario
+from meshlink.errors import ConfigError
+from meshlink.router import STRATEGIES, load_strategy
+from meshlink.router_opts import DEFAULTS as ROUTER_DEFAULTS
+from meshlink.router_opts import parse_options
+
+from meshlink_gw.sim import oracle  # noqa: F401  (registers the oracle strategy)
+from meshlink_gw.sim.scenarios import KNOBS, PRESETS, STRATEGY_ORDER, flag, preset, scenario
 
 DESCRIPTION = """Discrete-event simulation of MeshLink routing strategies (the shared
 router code itself, in virtual time). Runs a preset, or one scenario built from
@@ -29,9 +43,18 @@ message only if the live graph could deliver it.
 """
 
 
-def _knob_type(default):
+def _bool(text: str) -> bool:
+    low = text.lower()
+    if low in ("1", "true", "yes"):
+        return True
+    if low in ("0", "false", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _knob_type(default: Any) -> Callable[[str], Any]:
     if isinstance(default, bool):
-        return lambda s: s.lower() in ("1", "true", "yes")
+        return _bool
     if isinstance(default, int):
         return int
     if isinstance(default, float):
@@ -39,7 +62,7 @@ def _knob_type(default):
     return str
 
 
-def add_parser(subparsers) -> argparse.ArgumentParser:
+def add_parser(subparsers: Any) -> argparse.ArgumentParser:
     """Add the `sim` subcommand to an argparse subparsers object."""
     p = subparsers.add_parser("sim", help="run the routing simulator",
                               description=DESCRIPTION, epilog=EPILOG,
@@ -52,8 +75,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def configure(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("run")
     g.add_argument("--preset", choices=sorted(PRESETS),
-                   help="run a named set of scenarios (knobs below then only override "
-                        "--seeds/--strategies)")
+                   help="run a named set of scenarios (of the knobs below, only --seeds "
+                        "applies to a preset)")
     g.add_argument("--name", default="custom", help="scenario name when no preset is given")
     g.add_argument("--strategies", default=",".join(STRATEGY_ORDER),
                    help="comma-separated routing strategies (default: %(default)s)")
@@ -71,31 +94,63 @@ def configure(p: argparse.ArgumentParser) -> None:
                         "meant for small runs)")
     k = p.add_argument_group("scenario knobs (a single custom scenario)")
     for name, (default, help_text) in KNOBS.items():
-        k.add_argument("--" + name.replace("_", "-"), dest=name, type=_knob_type(default),
+        k.add_argument(flag(name), dest=name, type=_knob_type(default),
                        default=None, help=f"{help_text} (default: {default})")
 
 
-def _option_defaults():
-    from meshlink.router_opts import DEFAULTS as ROUTER_DEFAULTS
+def _option_defaults() -> str:
     return ", ".join(f"{k}={v}" for k, v in ROUTER_DEFAULTS.items()).replace("%", "%%")
 
 
-def _options(pairs):
-    out = {}
+def _options(pairs: list[str]) -> dict[str, Any]:
+    """--option KEY=VALUE pairs -> meshlink strategy options. Raises ConfigError."""
+    out: dict[str, Any] = {}
     for item in pairs:
         key, sep, val = item.partition("=")
-        if not sep:
-            raise SystemExit(f"--option needs KEY=VALUE, got {item!r}")
+        if not sep or not key:
+            raise ConfigError(f"--option {item!r}: expected KEY=VALUE")
         try:
             out[key] = ast.literal_eval(val)
         except (ValueError, SyntaxError):
             out[key] = val
+    try:
+        parse_options(out)  # unknown keys
+    except ConfigError as e:
+        raise ConfigError(f"--option: {e} (known: {', '.join(ROUTER_DEFAULTS)})")
+    for key, val in out.items():
+        default = ROUTER_DEFAULTS[key]
+        if isinstance(default, (int, float)) and not isinstance(default, bool):
+            ok = isinstance(val, (int, float)) and not isinstance(val, bool)
+            if isinstance(default, int) and not isinstance(default, bool):
+                ok = ok and isinstance(val, int)
+        else:
+            ok = isinstance(val, type(default))
+        if not ok:
+            raise ConfigError(f"--option {key}={val!r}: expected {type(default).__name__} "
+                              f"(default {default!r})")
     return out
 
 
-def build_scenarios(args) -> list:
+def _strategies(text: str) -> list[str]:
+    """--strategies a,b -> [a, b], each a known strategy. Raises ConfigError."""
+    names = [s.strip() for s in text.split(",") if s.strip()]
+    if not names:
+        raise ConfigError("--strategies: give at least one routing strategy")
+    for s in names:
+        if load_strategy(s) is None:
+            raise ConfigError(f"--strategies: unknown routing strategy {s!r} "
+                              f"(known: {', '.join(sorted(STRATEGIES))})")
+    return names
+
+
+def build_scenarios(args: argparse.Namespace) -> list[dict]:
+    """The checked scenarios args describe. Raises ConfigError."""
     knobs = {k: getattr(args, k) for k in KNOBS if getattr(args, k, None) is not None}
     if args.preset:
+        ignored = [flag(k) for k in knobs if k != "seeds"]
+        if ignored:
+            raise ConfigError(f"--preset {args.preset}: only --seeds applies to a preset, "
+                              f"not {', '.join(ignored)}")
         scens = preset(args.preset)
         if "seeds" in knobs:
             for s in scens:
@@ -109,33 +164,33 @@ def build_scenarios(args) -> list:
     return scens
 
 
-def run(args) -> int:
-    """Run the simulations args describe; write the outputs. Returns an exit code."""
-    from .metrics import aggregate
-    from .report import meta_info, write
-    from .runner import run_jobs
+def run(args: argparse.Namespace) -> int:
+    """Run the simulations args describe; write the outputs. Returns an exit code.
 
-    strategies = [s.strip() for s in args.strategies.split(",") if s.strip()]
-    from meshlink.router import load_strategy
+    Raises:
+        ConfigError: a bad option, knob or strategy (checked before any run).
+    """
+    from meshlink_gw.sim.metrics import aggregate
+    from meshlink_gw.sim.report import meta_info, write
+    from meshlink_gw.sim.runner import run_jobs
+    from meshlink_gw.sim.scenarios import check
 
-    from . import oracle  # noqa: F401
-    for s in strategies:
-        if load_strategy(s) is None:
-            print(f"meshlink sim: unknown strategy {s!r}", file=sys.stderr)
-            return 2
-    try:
-        scens = build_scenarios(args)
-    except KeyError as e:
-        print(f"meshlink sim: {e.args[0]}", file=sys.stderr)
-        return 2
-    workers = 1 if args.decision_log else max(1, args.workers)
+    strategies = _strategies(args.strategies)
+    scens = build_scenarios(args)
+    for s in scens:
+        check(s)  # a preset's scenarios with --seeds applied
+    if args.workers < 1:
+        raise ConfigError(f"--workers {args.workers}: must be at least 1")
+    workers = 1 if args.decision_log else args.workers
     jobs = [(s, strat, seed, args.decision_log) for s in scens for strat in strategies
             for seed in range(1, int(s["seeds"]) + 1)]
     t0 = time.perf_counter()
     runs = run_jobs(jobs, workers=workers, progress=not args.no_progress)
     wall = time.perf_counter() - t0
     agg = aggregate(runs)
-    cmd = "meshlink sim " + " ".join(sys.argv[1:]) if sys.argv else "meshlink sim"
+    argv = getattr(args, "argv", None)
+    cmd = "meshlink " + shlex.join(argv) if argv is not None else \
+        "meshlink sim " + shlex.join(sys.argv[1:])
     meta = meta_info(cmd, runs, wall, workers)
     results = write(args.out, scens, runs, agg, meta, make_plots=not args.no_plots)
     print(f"{len(runs)} runs, {meta['events']:,} events, {wall:.0f} s "
@@ -147,13 +202,3 @@ def run(args) -> int:
         print(f"  target {t['target']} {t['threshold']}: meshlink "
               f"{m.get('mean')} -> {state}", file=sys.stderr)
     return 0
-
-
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="meshlink sim", description=DESCRIPTION, epilog=EPILOG,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    configure(p)
-    return run(p.parse_args(argv))
-
-
-__all__ = ["add_parser", "run", "main", "DEFAULTS"]

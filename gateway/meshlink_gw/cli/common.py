@@ -1,0 +1,79 @@
+"""What every `meshlink` subcommand module shares: argument helpers, the data
+directory, the node config built from flags, logging and the event loop.
+
+Rule: main.py and the subcommand modules import this; it imports none of them
+(so no import runs back up from a subcommand to main).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any
+
+from meshlink.errors import ConfigError
+
+from meshlink_gw.config import NodeConfig, build_config, default_data_dir, load_toml
+
+
+def setup_logging(verbose: int = 0) -> None:
+    level = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def data_dir_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", type=Path, default=None,
+                   help=f"data directory (default {default_data_dir()})")
+
+
+def node_args(p: argparse.ArgumentParser) -> None:
+    """The flags of `meshlink node` (and of `meshlink gateway`, which runs a node)."""
+    data_dir_arg(p)
+    p.add_argument("--listen", metavar="HOST:PORT", help="TCP address to listen on "
+                   "(default 127.0.0.1:7400; port 0 picks a free one)")
+    p.add_argument("--peer", action="append", default=[], metavar="HOST:PORT",
+                   help="static peer to keep a link to (repeatable)")
+    p.add_argument("--config", type=Path, help="TOML config file ([node] table)")
+    p.add_argument("--router", help="routing strategy: meshlink (default), seed, flood")
+    p.add_argument("--discovery", action="store_true", default=None,
+                   help="find peers on the LAN by UDP broadcast beacons")
+    p.add_argument("--network-key", metavar="HEX", help="optional 32-byte network key (hex)")
+    p.add_argument("--routing-log", type=Path, help="write every routing decision as JSONL here")
+    p.add_argument("--uvloop", action="store_const", const="uvloop", dest="event_loop",
+                   help="run on uvloop instead of the standard asyncio loop")
+    p.add_argument("-v", "--verbose", action="count", default=1)
+
+
+def data_dir(args: argparse.Namespace) -> Path:
+    return args.data_dir or default_data_dir()
+
+
+def node_config_from_args(args: argparse.Namespace) -> NodeConfig:
+    """Build the validated NodeConfig from --config plus flags. Raises ConfigError."""
+    file_values = load_toml(args.config) if args.config else {}
+    overrides = {"data_dir": args.data_dir, "listen": args.listen,
+                 "peers": args.peer or None, "router": args.router,
+                 "discovery": args.discovery, "network_key": args.network_key,
+                 "routing_log": args.routing_log, "event_loop": args.event_loop}
+    cfg = build_config(file_values, overrides)
+    if args.peer and file_values.get("node", {}).get("peers"):
+        cfg.peers = build_config(file_values, {}).peers + cfg.peers
+    return cfg
+
+
+def run_loop(cfg: NodeConfig, coro: Coroutine[Any, Any, None]) -> None:
+    """Run coro on the configured event loop (asyncio, or uvloop if chosen)."""
+    if cfg.event_loop == "uvloop":
+        try:
+            import uvloop
+        except ImportError:
+            coro.close()  # never awaited: close it so Python does not warn
+            raise ConfigError("event_loop = 'uvloop' but uvloop is not installed")
+        uvloop.run(coro)
+    else:
+        asyncio.run(coro)
