@@ -172,6 +172,18 @@ def test_bad_input_through_the_installed_entry_points(argv, tmp_path):
             out.stderr.count("\n") == 1, out.stderr
 
 
+def test_unwritable_outputs_are_refused_before_the_runs(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    rc = main(["sim", "--out", str(blocker / "out"), "--no-progress"])
+    assert rc == 2 and capsys.readouterr().err.startswith(
+        f"meshlink: error: --out {blocker / 'out'}: cannot create the directory (")
+    rc = main(["sim", "--out", str(tmp_path / "o"), "--decision-log", str(blocker / "log"),
+               "--no-progress"])
+    assert rc == 2 and capsys.readouterr().err.startswith(
+        f"meshlink: error: --decision-log {blocker / 'log'}: cannot write (")
+
+
 def test_a_bad_knob_value_type_is_an_argparse_usage_error(capsys):
     with pytest.raises(SystemExit) as e:
         main(["sim", "--nodes", "abc"])
@@ -208,3 +220,50 @@ def test_library_calls_raise_config_error_too():
         run_one(p, "nope", 1)
     with pytest.raises(ConfigError, match="has no ttl knob"):
         run_one({k: v for k, v in p.items() if k != "ttl"}, "meshlink", 1)
+
+
+def _children(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/task/{pid}/children") as f:
+        return f.read().split()
+
+
+def _ignores_sigint(pid: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            ign = next(line for line in f if line.startswith("SigIgn:"))
+    except (OSError, StopIteration):
+        return False
+    return bool(int(ign.split()[1], 16) & (1 << (2 - 1)))  # bit of signal 2, SIGINT
+
+
+def test_ctrl_c_stops_the_pool_quietly_with_exit_130(tmp_path):
+    """SIGINT to the process group (a terminal's Ctrl-C) while workers run."""
+    import os
+    import signal
+    import time
+
+    try:
+        _children(os.getpid())
+    except OSError:
+        pytest.skip("needs /proc/<pid>/task/<pid>/children (Linux)")
+    proc = subprocess.Popen([sys.executable, "-m", "meshlink_gw.cli", "sim", "--nodes", "300",
+                             "--seeds", "4", "--workers", "2", "--no-progress", "--no-plots",
+                             "--out", str(tmp_path)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 60
+        while proc.poll() is None:  # until both workers run (and ignore SIGINT)
+            kids = _children(proc.pid)
+            if len(kids) >= 2 and all(_ignores_sigint(k) for k in kids):
+                break
+            assert time.monotonic() < deadline, "the worker pool never started"
+            time.sleep(0.05)
+        assert proc.poll() is None, "the runs ended before the test could interrupt them"
+        os.killpg(proc.pid, signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert err == b"" and out == b""

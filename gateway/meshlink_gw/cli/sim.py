@@ -26,7 +26,15 @@ from meshlink.router_opts import DEFAULTS as ROUTER_DEFAULTS
 from meshlink.router_opts import parse_options
 
 from meshlink_gw.sim import oracle  # noqa: F401  (registers the oracle strategy)
-from meshlink_gw.sim.scenarios import KNOBS, PRESETS, STRATEGY_ORDER, flag, preset, scenario
+from meshlink_gw.sim.scenarios import (
+    KNOBS,
+    PRESETS,
+    STRATEGY_ORDER,
+    check,
+    flag,
+    preset,
+    scenario,
+)
 
 DESCRIPTION = """Discrete-event simulation of MeshLink routing strategies (the shared
 router code itself, in virtual time). Runs a preset, or one scenario built from
@@ -164,6 +172,20 @@ def build_scenarios(args: argparse.Namespace) -> list[dict]:
     return scens
 
 
+def _check_writable(args: argparse.Namespace) -> None:
+    """Fail on --out and --decision-log before the runs, not after them."""
+    try:
+        os.makedirs(args.out, exist_ok=True)
+    except OSError as e:
+        raise ConfigError(f"--out {args.out}: cannot create the directory ({e.strerror})")
+    if args.decision_log:
+        try:
+            with open(args.decision_log, "a", encoding="utf-8"):
+                pass
+        except OSError as e:
+            raise ConfigError(f"--decision-log {args.decision_log}: cannot write ({e.strerror})")
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the simulations args describe; write the outputs. Returns an exit code.
 
@@ -173,7 +195,6 @@ def run(args: argparse.Namespace) -> int:
     from meshlink_gw.sim.metrics import aggregate
     from meshlink_gw.sim.report import meta_info, write
     from meshlink_gw.sim.runner import run_jobs
-    from meshlink_gw.sim.scenarios import check
 
     strategies = _strategies(args.strategies)
     scens = build_scenarios(args)
@@ -182,6 +203,7 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise ConfigError(f"--workers {args.workers}: must be at least 1")
     workers = 1 if args.decision_log else args.workers
+    _check_writable(args)
     jobs = [(s, strat, seed, args.decision_log) for s in scens for strat in strategies
             for seed in range(1, int(s["seeds"]) + 1)]
     t0 = time.perf_counter()

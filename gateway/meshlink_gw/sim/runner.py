@@ -6,6 +6,7 @@ import gc
 import json
 import multiprocessing as mp
 import os
+import signal
 import sys
 import time
 
@@ -93,13 +94,19 @@ def run_jobs(jobs: list, workers: int = 2, progress: bool = True, stream=None) -
                      r["summary"]["events"])
         return results
     ctx = mp.get_context("fork" if hasattr(os, "fork") else "spawn")
-    with ctx.Pool(workers) as pool:
+    # Ctrl-C reaches the whole process group: only this process handles it
+    # (the pool is terminated on the way out), so no worker prints a traceback.
+    with ctx.Pool(workers, initializer=_ignore_sigint) as pool:
         it = pool.imap_unordered(_indexed, [(i, jobs[i]) for i in order])
         for i, r in it:
             results[i] = r
             bar.step(f"{r['scenario']} {r['strategy']} s{r['seed']}",
                      r["summary"]["events"])
     return results
+
+
+def _ignore_sigint():
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def _indexed(arg):
