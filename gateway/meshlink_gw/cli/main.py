@@ -115,10 +115,7 @@ def _quiet_stdout() -> None:
 def main(argv: list[str] | None = None) -> int:
     """Run one meshlink command; returns its exit code (see the module docstring)."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        args = build_parser().parse_args(argv)
-    except KeyboardInterrupt:
-        return 130
+    args = build_parser().parse_args(argv)
     args.argv = argv  # the command as typed (the simulator records it in its report)
     setup_logging(getattr(args, "verbose", 0))
     try:

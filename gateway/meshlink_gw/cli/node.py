@@ -110,6 +110,8 @@ def cmd_recv(args: argparse.Namespace) -> int:
     ddir = data_dir(args)
     if not args.follow and not (ddir / "control.sock").exists():
         # no node running: read the inbox directly
+        if ddir.exists() and not ddir.is_dir():
+            raise ConfigError(f"--data-dir {ddir}: not a directory")
         if not ddir.is_dir():
             raise ConfigError(f"no data directory {ddir}: no node has run there "
                               "(start one with `meshlink node`, or give --data-dir)")
