@@ -38,7 +38,6 @@ from meshlink.errors import MeshLinkError
 from meshlink.nodeid import new_message_id
 
 from meshlink_gw.boards import control, records
-from meshlink_gw.boards.config import GatewayConfig
 from meshlink_gw.boards.events import Announcer, BoardEvents
 from meshlink_gw.boards.links import BoardLinkRunner, ble_runner, serial_runner
 from meshlink_gw.boards.queue import BoardQueue
@@ -47,6 +46,7 @@ from meshlink_gw.boards.registry import BoardRecord, BoardRegistry, unix_ms
 from meshlink_gw.boards.sessions import BoardLink, BoardSessions
 from meshlink_gw.boards.tcp import TcpListener
 from meshlink_gw.boards.udp import UdpProtocol, beacon_loop, open_udp
+from meshlink_gw.config import GatewayConfig
 from meshlink_gw.tasks import TaskSet
 
 log = logging.getLogger("meshlink.gateway")

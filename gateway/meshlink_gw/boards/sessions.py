@@ -33,8 +33,8 @@ from meshlink.errors import (
     VersionError,
 )
 
-from meshlink_gw.boards.config import GatewayConfig
 from meshlink_gw.boards.registry import BoardRecord, Queued
+from meshlink_gw.config import GatewayConfig
 
 log = logging.getLogger("meshlink.gateway")
 

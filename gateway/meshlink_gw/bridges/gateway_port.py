@@ -19,7 +19,7 @@ from meshlink import cjson
 from meshlink.errors import DecodeError
 
 from meshlink_gw.bridges.mqtt import MqttBridge
-from meshlink_gw.bridges.mqtt_config import MqttConfig
+from meshlink_gw.config import MqttConfig
 
 log = logging.getLogger("meshlink.mqtt")
 
