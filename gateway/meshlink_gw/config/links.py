@@ -72,10 +72,12 @@ class BleLinkConfig:
 
 def check_links(serial: tuple[SerialLinkConfig, ...], ble: tuple[BleLinkConfig, ...]) -> None:
     """A port, a BLE board or a board may appear on one link only. Raises ConfigError."""
-    ports = [e.port for e in serial]
-    radios = [e.address or e.name for e in ble]
-    boards = [e.board for e in serial + ble]  # type: ignore[operator]
-    for what, values in (("serial port", ports), ("BLE board", radios), ("board", boards)):
+    groups: dict[str, list[str]] = {
+        "serial port": [e.port for e in serial],
+        "BLE board": [e.address or e.name or "" for e in ble],
+        "board": [e.board for e in serial] + [e.board for e in ble],
+    }
+    for what, values in groups.items():
         dup = {v for v in values if values.count(v) > 1}
         if dup:
             raise ConfigError(f"{what} {sorted(dup)[0]!r} is listed on more than one link")
