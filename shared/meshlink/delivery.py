@@ -76,16 +76,19 @@ class Delivery:
 
     Args:
         new_id: returns a fresh message ID (UUID form) per call.
-        retry_interval_ms, delivery_timeout_ms, max_pending: the retry policy.
+        retry_interval_ms, backoff_max, delivery_timeout_ms, max_pending:
+            the retry policy (the n-th retry waits retry_interval_ms *
+            min(n, backoff_max)).
         default_ttl: TTL of the Acks this node sends.
         seen_max: size of one generation of the duplicate filter.
     """
 
     def __init__(self, new_id, retry_interval_ms=RETRY_INTERVAL_MS,
                  delivery_timeout_ms=DELIVERY_TIMEOUT_MS, max_pending=MAX_PENDING,
-                 default_ttl=8, seen_max=SEEN_MAX):
+                 default_ttl=8, seen_max=SEEN_MAX, backoff_max=RETRY_BACKOFF_MAX):
         self.new_id = new_id
         self.retry_interval_ms = retry_interval_ms
+        self.backoff_max = backoff_max
         self.delivery_timeout_ms = delivery_timeout_ms
         self.max_pending = max_pending
         self.default_ttl = default_ttl
@@ -184,7 +187,7 @@ class Delivery:
         p.attempts += 1
         p.attempt_ids.append(again.message_id)
         self._attempt_origin[again.message_id] = m.origin_id
-        factor = p.attempts if p.attempts < RETRY_BACKOFF_MAX else RETRY_BACKOFF_MAX
+        factor = p.attempts if p.attempts < self.backoff_max else self.backoff_max
         p.retry_ms = now_ms + self.retry_interval_ms * factor
         return again
 
