@@ -141,7 +141,7 @@ class Delivery:
 
     def handle_timer(self, now_ms):
         """Retries and expiries due at now_ms, as a list of Retry / Expired."""
-        out = []
+        out = []  # type: list
         timers = self._timers
         while timers and timers[0][0] <= now_ms:
             due, origin = heapq.heappop(timers)
@@ -182,11 +182,12 @@ class Delivery:
 
     def _next_attempt(self, p, now_ms):
         m = p.msg
-        again = MeshMessage(src=m.src, dst=m.dst, data=m.data, message_id=self.new_id(),
+        mid = self.new_id()
+        again = MeshMessage(src=m.src, dst=m.dst, data=m.data, message_id=mid,
                             origin_id=m.origin_id, ttl=m.ttl, path=[])
         p.attempts += 1
-        p.attempt_ids.append(again.message_id)
-        self._attempt_origin[again.message_id] = m.origin_id
+        p.attempt_ids.append(mid)
+        self._attempt_origin[mid] = m.origin_id
         factor = p.attempts if p.attempts < self.backoff_max else self.backoff_max
         p.retry_ms = now_ms + self.retry_interval_ms * factor
         return again
