@@ -11,7 +11,7 @@ from typing import Any
 
 from meshlink_gw.bridges.localbroker import LocalMosquitto
 from meshlink_gw.bridges.mqtt import MqttBridge
-from meshlink_gw.bridges.mqtt_config import MqttConfig
+from meshlink_gw.config import MqttConfig
 
 
 class FakeMesh:

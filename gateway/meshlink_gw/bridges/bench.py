@@ -19,9 +19,10 @@ import tempfile
 import time
 import uuid
 
+from meshlink_gw.config import MqttConfig
+
 from .localbroker import LocalMosquitto, find_mosquitto
 from .mqtt import MqttBridge
-from .mqtt_config import MqttConfig
 
 BOARDS = 100
 READINGS_PER_BOARD = 100

@@ -19,12 +19,10 @@ from typing import Any
 from meshlink.errors import ConfigError
 
 from meshlink_gw import control
-from meshlink_gw.boards.config import GatewayConfig, build_gateway_config
 from meshlink_gw.boards.registry import BoardRegistry
 from meshlink_gw.boards.service import BoardService
-from meshlink_gw.bridges.mqtt_config import MqttConfig
 from meshlink_gw.cli.common import node_args, node_config_from_args, run_loop
-from meshlink_gw.config import NodeConfig, load_toml
+from meshlink_gw.config import GatewayConfig, MqttConfig, NodeConfig, load_config, override
 from meshlink_gw.crypto.identity import Identity
 from meshlink_gw.node import Node
 
@@ -46,9 +44,9 @@ def _gateway_args(p: argparse.ArgumentParser) -> None:
 
 def gateway_configs_from_args(args: argparse.Namespace) -> tuple[NodeConfig, GatewayConfig]:
     """(NodeConfig, GatewayConfig) from --config plus flags. Raises ConfigError."""
-    node_cfg = node_config_from_args(args)
-    file_values = load_toml(args.config) if args.config else {}
-    gw_cfg = build_gateway_config(file_values, {
+    file = load_config(args.config)
+    node_cfg = node_config_from_args(args, file)
+    gw_cfg = override(file.gateway, {
         "board_udp": args.board_udp, "board_tcp": args.board_tcp, "beacon": args.beacon,
         "beacon_port": args.beacon_port, "beacon_broadcast": args.beacon_broadcast})
     return node_cfg, gw_cfg
