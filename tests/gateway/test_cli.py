@@ -141,32 +141,41 @@ def test_usage_errors_stay_argparse_errors(capsys):
 
 
 # -- optional subcommands ---------------------------------------------------------
-NO_SQLITE = ("import sys; sys.modules['sqlite3'] = None; "
-             "from meshlink_gw.cli import main; sys.exit(main(sys.argv[1:]))")
+# A module only the board (bundle) or gateway (board service) subcommand needs is
+# made unimportable, as a missing optional dependency would make it.
+BLOCKED = ("import sys; "
+           "sys.modules['meshlink_gw.boards.bundle'] = None; "
+           "sys.modules['meshlink_gw.boards.service'] = None; "
+           "from meshlink_gw.cli import main; sys.exit(main(sys.argv[1:]))")
 
 
-def _without_sqlite(*argv: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", NO_SQLITE, *argv], capture_output=True,
+def _blocked(*argv: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", BLOCKED, *argv], capture_output=True,
                           text=True, timeout=60)
 
 
 def test_an_optional_subcommand_that_cannot_import_says_why():
-    """Without sqlite3, `board` and `gateway` are listed and explain themselves."""
-    for argv, module in ((["board", "list", "--json"], "meshlink_gw.cli.board"),
-                         (["board", "--help"], "meshlink_gw.cli.board"),
-                         (["gateway", "--listen", "127.0.0.1:0"], "meshlink_gw.cli.gateway")):
-        out = _without_sqlite(*argv)
+    """`board` and `gateway` are still listed, and running them says what failed."""
+    for argv, module, missing in (
+            (["board", "list", "--json"], "meshlink_gw.cli.board", "boards.bundle"),
+            (["board", "--help"], "meshlink_gw.cli.board", "boards.bundle"),
+            (["gateway", "--listen", "127.0.0.1:0"], "meshlink_gw.cli.gateway",
+             "boards.service")):
+        out = _blocked(*argv)
         assert out.returncode == 1, out.stderr
         msg = one_error_line(out.stderr)
         assert msg.startswith(f"`meshlink {argv[0]}` is unavailable: importing {module} "
-                              "failed (ModuleNotFoundError: import of sqlite3 halted"), msg
-    out = _without_sqlite("--help")
+                              f"failed (ModuleNotFoundError: import of meshlink_gw.{missing} "
+                              "halted"), msg
+    out = _blocked("--help")
     assert out.returncode == 0
     assert "(unavailable: importing meshlink_gw.cli.board failed)" in out.stdout
     assert "invalid choice" not in out.stderr
-    # the core and the simulator do not need sqlite3 to start
-    out = _without_sqlite("sim", "--nodes", "-3")
+    # the core commands and the simulator are unaffected
+    out = _blocked("sim", "--nodes", "-3")
     assert out.returncode == 2 and "--nodes -3" in out.stderr
+    out = _blocked("--version")
+    assert out.returncode == 0 and out.stdout.startswith("meshlink ")
 
 
 def test_every_subcommand_is_registered():
