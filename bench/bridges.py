@@ -19,9 +19,10 @@ import tempfile
 import time
 import uuid
 
-from .localbroker import LocalMosquitto, find_mosquitto
-from .mqtt import MqttBridge
-from .mqtt_config import MqttConfig
+from meshlink_gw.bridges.mqtt import MqttBridge
+from meshlink_gw.bridges.mqtt_config import MqttConfig
+
+from examples.localbroker import LocalMosquitto, find_mosquitto
 
 BOARDS = 100
 READINGS_PER_BOARD = 100

@@ -20,8 +20,9 @@ import sys
 from pathlib import Path
 
 from meshlink_gw.boards.bundle import find_micropython
-from meshlink_gw.boards.proc import BoardProcess, GatewayProcess, meshlink
-from meshlink_gw.proc import NodeProcess
+
+from examples.gateway_proc import BoardProcess, GatewayProcess, meshlink
+from examples.node_proc import NodeProcess
 
 ROOT = Path(".demo")
 BOARD_SETTINGS = ("ping_interval_ms=1000", "link_timeout_ms=5000", "heap_report_ms=0",
