@@ -20,7 +20,7 @@ import time
 import uuid
 
 from meshlink_gw.bridges.mqtt import MqttBridge
-from meshlink_gw.bridges.mqtt_config import MqttConfig
+from meshlink_gw.config import MqttConfig
 
 from examples.localbroker import LocalMosquitto, find_mosquitto
 

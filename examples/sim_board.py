@@ -12,17 +12,13 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
-import time
 from collections.abc import Callable
 
 from meshlink import boardlink, cjson
 from meshlink._compat import b64decode
 from meshlink.errors import MeshLinkError, TransportError
 from meshlink.frames import Deframer, encode_frame
-
-
-def _now_ms() -> int:
-    return int(time.monotonic() * 1000)
+from meshlink_gw.runtime import now_ms
 
 
 class SimBoard:
@@ -106,7 +102,7 @@ class SimBoard:
         finally:
             if unregister:
                 unregister()
-        confirm = self.client.handle_challenge(challenge, _now_ms())
+        confirm = self.client.handle_challenge(challenge, now_ms())
         if shared is not None:
             shared.sessions[self.client.sid] = self
         self.send_raw(confirm)
@@ -124,7 +120,7 @@ class SimBoard:
         """Seal obj (canonical JSON) and send it; returns the record bytes."""
         if self.client is None:
             raise TransportError("not connected")
-        record = self.client.seal(cjson.dumps(obj), _now_ms())
+        record = self.client.seal(cjson.dumps(obj), now_ms())
         self.send_raw(record)
         return record
 
@@ -135,14 +131,14 @@ class SimBoard:
                 self._challenge.set_result(data)
             elif self.client is not None and self.client.state == boardlink.ESTABLISHED:
                 try:
-                    self.send_raw(self.client.handle_challenge(data, _now_ms()))
+                    self.send_raw(self.client.handle_challenge(data, now_ms()))
                 except MeshLinkError:
                     pass
             return
         if t != boardlink.T_RECORD or self.client is None:
             return
         try:
-            obj = cjson.loads(self.client.open(data, _now_ms()))
+            obj = cjson.loads(self.client.open(data, now_ms()))
         except MeshLinkError:
             return
         self.inbox.put_nowait(obj)

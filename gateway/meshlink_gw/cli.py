@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import signal
@@ -17,7 +18,7 @@ from pathlib import Path
 from meshlink.errors import ConfigError, MeshLinkError
 
 from meshlink_gw import control
-from meshlink_gw.config import NodeConfig, build_config, default_data_dir, load_toml
+from meshlink_gw.config import Config, NodeConfig, default_data_dir, load_config, override
 
 log = logging.getLogger("meshlink.cli")
 
@@ -50,16 +51,17 @@ def _node_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("-v", "--verbose", action="count", default=1)
 
 
-def node_config_from_args(args: argparse.Namespace) -> NodeConfig:
-    """Build the validated NodeConfig from --config plus flags. Raises ConfigError."""
-    file_values = load_toml(args.config) if args.config else {}
+def node_config_from_args(args: argparse.Namespace, file: Config | None = None) -> NodeConfig:
+    """The validated NodeConfig from --config (file: already loaded) plus flags;
+    --peer adds to the file's peers. Raises ConfigError."""
+    file = file or load_config(args.config)
     overrides = {"data_dir": args.data_dir, "listen": args.listen,
                  "peers": args.peer or None, "router": args.router,
                  "discovery": args.discovery, "network_key": args.network_key,
                  "routing_log": args.routing_log, "event_loop": args.event_loop}
-    cfg = build_config(file_values, overrides)
-    if args.peer and file_values.get("node", {}).get("peers"):
-        cfg.peers = build_config(file_values, {}).peers + cfg.peers
+    cfg = override(file.node, overrides)
+    if args.peer:
+        cfg = dataclasses.replace(cfg, peers=file.node.peers + cfg.peers)
     return cfg
 
 

@@ -1,17 +1,19 @@
 """One TCP link to a peer: handshake, encrypted session, framed messages.
 
 Rule: this module moves bytes and enforces per-link limits (handshake
-deadline, frame size, idle time, bad-record budget). What a message means is
-the node's business (node.py); the crypto is meshlink_gw.crypto's.
+deadline, frame size, idle time, bad-record budget). It knows nothing of its
+owner: what a message means is decided by the on_message callback that
+read_loop() is given; the crypto is meshlink_gw.crypto's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections import deque
-from typing import TYPE_CHECKING
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
 
 from meshlink import messages
 from meshlink.errors import MeshLinkError, ProtocolError, SessionExpiredError, TransportError
@@ -19,9 +21,7 @@ from meshlink.frames import Deframer, encode_frame
 
 from meshlink_gw.crypto.handshake import Initiator, Responder
 from meshlink_gw.crypto.session import Session
-
-if TYPE_CHECKING:
-    from meshlink_gw.node import Node
+from meshlink_gw.runtime import now_ms
 
 log = logging.getLogger("meshlink.conn")
 
@@ -30,17 +30,25 @@ MAX_BAD_RECORDS = 8  # consecutive records that fail to open before we give up o
 FLUSH_AT_BYTES = 64 * 1024  # write out early once this much is queued in one iteration
 
 
-def now_ms() -> int:
-    return time.monotonic_ns() // 1_000_000
+@dataclass(frozen=True)
+class LinkParams:
+    """What every link of one node needs to run its handshake and framing."""
+
+    identity: Any  # meshlink_gw.crypto.identity.Identity
+    listen_port: int  # announced in the handshake, so the peer can dial us back
+    network_key: bytes | None
+    max_frame_bytes: int
+    handshake_timeout_ms: int
 
 
 class PeerConnection:
     """An established (or establishing) session with one neighbour."""
 
-    def __init__(self, node: Node, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                 *, outbound: bool, dial_addr: tuple[str, int] | None = None,
+    def __init__(self, params: LinkParams, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter, *, outbound: bool,
+                 dial_addr: tuple[str, int] | None = None,
                  expected_node_id: str | None = None) -> None:
-        self.node = node
+        self.params = params
         self.reader = reader
         self.writer = writer
         self.outbound = outbound
@@ -56,7 +64,7 @@ class PeerConnection:
         self.closed = False
         self.bad_records = 0
         self.records_rejected = 0
-        self._deframer = Deframer(node.config.max_frame_bytes)
+        self._deframer = Deframer(params.max_frame_bytes)
         self._pending: deque[bytes] = deque()
         self._out: list[bytes] = []
         self._out_bytes = 0
@@ -78,7 +86,7 @@ class PeerConnection:
         """
         if not self._out:
             asyncio.get_running_loop().call_soon(self._flush)
-        frame = encode_frame(payload, self.node.config.max_frame_bytes)
+        frame = encode_frame(payload, self.params.max_frame_bytes)
         self._out.append(frame)
         self._out_bytes += len(frame)
         if self._out_bytes >= FLUSH_AT_BYTES:  # a caller that never yields still writes
@@ -99,15 +107,15 @@ class PeerConnection:
             TransportError: the socket failed or closed.
             asyncio.TimeoutError: the deadline passed (slowloris, dead peer).
         """
-        timeout_s = self.node.config.handshake_timeout_ms / 1000
+        timeout_s = self.params.handshake_timeout_ms / 1000
         await asyncio.wait_for(self._handshake(), timeout_s)
         self.established_ms = now_ms()
 
     async def _handshake(self) -> None:
-        cfg = self.node.config
-        ident = self.node.identity
+        prm = self.params
         if self.outbound:
-            init = Initiator(ident, listen_port=cfg.listen[1], network_psk=cfg.network_key,
+            init = Initiator(prm.identity, listen_port=prm.listen_port,
+                             network_psk=prm.network_key,
                              expected_node_id=self.expected_node_id)
             self._write_frame(init.start())
             self._flush()
@@ -115,7 +123,8 @@ class PeerConnection:
             self._flush()
             hs: Initiator | Responder = init
         else:
-            resp = Responder(ident, listen_port=cfg.listen[1], network_psk=cfg.network_key)
+            resp = Responder(prm.identity, listen_port=prm.listen_port,
+                             network_psk=prm.network_key)
             self._write_frame(resp.receive_hello(await self._read_frame()))
             self._flush()
             resp.receive_finish(await self._read_frame(), now_ms=now_ms())
@@ -138,8 +147,7 @@ class PeerConnection:
         except SessionExpiredError:
             # The rekey did not happen in time: never exceed the key's budget.
             log.warning("session with %s expired before rekey: closing", self.peer_node_id)
-            self.closed = True
-            self.writer.transport.abort()
+            self.abort()
             return
         self._write_frame(record)
 
@@ -149,16 +157,19 @@ class PeerConnection:
         queued = transport.get_write_buffer_size() if transport is not None else 0
         return queued + self._out_bytes
 
-    async def read_loop(self) -> None:
-        """Open, decode and dispatch records until the link ends."""
+    async def read_loop(self, on_message: Callable[[PeerConnection, messages.Message], None],
+                        on_idle: Callable[[], Awaitable[None]]) -> None:
+        """Open and decode records and hand each message to on_message until
+        the link ends; await on_idle() (backpressure) whenever the read
+        buffer is empty."""
         while not self.closed:
             payload = await self._read_frame()
             self.last_rx_ms = now_ms()
             msg = self._open(payload)
             if msg is not None:
-                self.node.on_message(self, msg)
+                on_message(self, msg)
             if not self._pending:
-                await self.node.relieve_backpressure()
+                await on_idle()
 
     def _open(self, record: bytes) -> messages.Message | None:
         assert self.session is not None
@@ -169,12 +180,21 @@ class PeerConnection:
             self.bad_records += 1
             log.warning("peer=%s dropped record: %s: %s", self.peer_node_id,
                         type(e).__name__, e)
-            self.node.stats["records_rejected"] += 1
             if self.bad_records >= MAX_BAD_RECORDS:
                 raise TransportError(f"{self.bad_records} bad records in a row")
             return None
         self.bad_records = 0
         return msg
+
+    def closed_by_peer(self) -> None:
+        """The peer said Close: stop reading and drop the socket, no reply."""
+        self.closed = True
+        self.writer.close()
+
+    def abort(self) -> None:
+        """Drop the socket at once, unsent data included (a peer that stopped reading)."""
+        self.closed = True
+        self.writer.transport.abort()
 
     async def close(self, reason: str = "") -> None:
         if self.closed:

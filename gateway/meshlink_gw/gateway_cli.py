@@ -24,7 +24,7 @@ from meshlink_gw import control
 from meshlink_gw.boards import bundle as board_bundle
 from meshlink_gw.boards.registry import BOARD_TYPES, BoardRegistry
 from meshlink_gw.cli import _data_dir, _data_dir_arg, _node_args, node_config_from_args
-from meshlink_gw.config import load_toml, parse_hostport
+from meshlink_gw.config import load_config, override, parse_hostport
 
 log = logging.getLogger("meshlink.cli")
 
@@ -45,11 +45,9 @@ def _gateway_args(p: argparse.ArgumentParser) -> None:
 
 def gateway_configs_from_args(args: argparse.Namespace):
     """(NodeConfig, GatewayConfig) from --config plus flags. Raises ConfigError."""
-    from meshlink_gw.boards.config import build_gateway_config
-
-    node_cfg = node_config_from_args(args)
-    file_values = load_toml(args.config) if args.config else {}
-    gw_cfg = build_gateway_config(file_values, {
+    file = load_config(args.config)
+    node_cfg = node_config_from_args(args, file)
+    gw_cfg = override(file.gateway, {
         "board_udp": args.board_udp, "board_tcp": args.board_tcp, "beacon": args.beacon,
         "beacon_port": args.beacon_port, "beacon_broadcast": args.beacon_broadcast})
     return node_cfg, gw_cfg

@@ -1,10 +1,11 @@
 """The full mesh node: one asyncio loop driving the shared core.
 
-Rule: this is the only place where sockets, clocks and the router meet. It
-owns the listener, the dialers (with backoff), the peer table (the
-whitepaper's PeerManager), heartbeats, end-to-end delivery with retries and
-the inbox. Bad input from a peer ends at most that peer's link, never the
-process.
+Rule: this is the only place where sockets, clocks and the sans-I/O cores
+(meshlink.router, meshlink.delivery) meet. The node owns the listener, the
+peer table (the whitepaper's PeerManager: links, dialers, heartbeats) and
+the inbox; it feeds the cores now_ms and what its links receive, sends what
+they return and sleeps until their next deadline. Bad input from a peer ends
+at most that peer's link, never the process.
 """
 
 from __future__ import annotations
@@ -15,25 +16,25 @@ import os
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from meshlink import messages
-from meshlink.errors import LocalProtocolError, MeshLinkError, ProtocolError, TransportError
+from meshlink.delivery import Delivered, Delivery, Expired, Retry
+from meshlink.errors import MeshLinkError, ProtocolError, TransportError
 from meshlink.nodeid import new_message_id
 from meshlink.router import Router
 
 from meshlink_gw.announce import is_announce
 from meshlink_gw.config import NodeConfig
-from meshlink_gw.connection import PeerConnection, now_ms
+from meshlink_gw.connection import LinkParams
 from meshlink_gw.discovery import Discovery
-from meshlink_gw.peers import PeerTable
+from meshlink_gw.peers import LinkEvents, PeerTable
 from meshlink_gw.routing_log import RoutingLog
+from meshlink_gw.runtime import now_ms
 from meshlink_gw.store import Inbox, Received
 from meshlink_gw.tasks import TaskSet
 
 log = logging.getLogger("meshlink.node")
-
-TICK_MS = 50  # resolution of retry and heartbeat timers
 
 
 def hops_travelled(msg) -> int:
@@ -56,17 +57,6 @@ class SendResult:
     reason: str = ""
 
 
-@dataclass
-class _Pending:
-    msg: messages.MeshMessage
-    future: asyncio.Future
-    started_ms: int
-    next_retry_ms: int
-    expires_ms: int
-    attempts: int = 1
-    attempt_ids: list[str] = field(default_factory=list)
-
-
 class Node:
     """A MeshLink full node. Use `async with Node(...)` or start()/stop()."""
 
@@ -82,17 +72,29 @@ class Node:
         self.router = Router(self.node_id, config.router, rng=random.Random(),
                              default_ttl=config.default_ttl, options=options,
                              log=self.routing_log.write if self.routing_log else None)
+        self.delivery = Delivery(_new_id, retry_interval_ms=config.retry_interval_ms,
+                                 delivery_timeout_ms=config.delivery_timeout_ms,
+                                 max_pending=config.max_pending_sends,
+                                 default_ttl=config.default_ttl)
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.inbox = Inbox(config.data_dir / "meshlink.db", config.inbox_max_messages)
-        self.peers = PeerTable(self)
-        self.pending: dict[str, _Pending] = {}
-        self.attempt_origin: dict[str, str] = {}
+        params = LinkParams(identity, config.listen[1], config.network_key,
+                            config.max_frame_bytes, config.handshake_timeout_ms)
+        events = LinkEvents(on_message=self.on_message,
+                            on_peer_up=self._after(self.router.peer_up),
+                            on_peer_down=self._after(self.router.peer_down),
+                            on_rtt=self._after(self.router.record_rtt),
+                            on_ping_lost=self._after(self.router.record_ping_lost))
+        self.peers = PeerTable(config, self.node_id, params, events,
+                               is_local=self.local_ids.__contains__)
+        self._futures: dict[str, asyncio.Future] = {}  # origin_id -> SendResult future
         self.inbox_changed = asyncio.Event()
         self.deliver_hooks: list[Callable[[Received], None]] = []
         self.served: dict[str, Callable[[messages.MeshMessage, int], bool]] = {}
-        self.stats = {"relayed": 0, "delivered": 0, "records_rejected": 0,
-                      "handshakes_failed": 0, "duplicates": 0, "announces": 0}
+        self.counters = {"relayed": 0, "delivered": 0, "duplicates": 0, "announces": 0}
         self._server: asyncio.AbstractServer | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_due: int | None = None
         self.tasks = TaskSet()
         self.listen_addr: tuple[str, int] = config.listen
         self.stopping = False
@@ -102,17 +104,21 @@ class Node:
     async def start(self) -> None:
         """Listen, dial static peers, start timers."""
         host, port = self.config.listen
+        # bound first, serving once the real port is known: inbound
+        # handshakes announce it
         self._server = await asyncio.start_server(self.peers.accept, host, port,
-                                                  limit=1 << 20, reuse_address=True)
+                                                  limit=1 << 20, reuse_address=True,
+                                                  start_serving=False)
         sock = self._server.sockets[0].getsockname()
         self.listen_addr = (sock[0], sock[1])
-        self.config.listen = self.listen_addr
+        self.peers.set_listen_port(self.listen_addr[1])
+        await self._server.start_serving()
         log.info("node %s listening on %s:%d router=%s", self.node_id, *self.listen_addr,
                  self.config.router)
         for addr in self.config.peers:
             self.peers.dial_forever(addr)
-        self.spawn(self._tick_loop(), "tick")
-        self.spawn(self.peers.heartbeat_loop(), "heartbeat")
+        self.peers.start()
+        self._arm_timer()
         if self.config.discovery:
             await self._start_discovery()
 
@@ -138,11 +144,13 @@ class Node:
             self._server.close()
         if self.discovery is not None:
             self.discovery.close()
+        if self._timer is not None:
+            self._timer.cancel()
         await self.peers.close_all("shutdown")
         await self.tasks.close()
-        for p in self.pending.values():
-            if not p.future.done():
-                p.future.set_result(SendResult(p.msg.origin_id, False, reason="node stopped"))
+        for gone in self.delivery.abandon():
+            self._resolve(gone.origin_id, SendResult(gone.origin_id, False, None, gone.attempts,
+                                                     "node stopped"))
         if self._server is not None:
             await self._server.wait_closed()
         if self.routing_log:
@@ -161,33 +169,26 @@ class Node:
         return self.tasks.spawn(coro, name)
 
     # -- messages from peers ---------------------------------------------
-    def on_message(self, conn: PeerConnection, msg: messages.Message) -> None:
-        """Dispatch one authenticated message from a neighbour."""
+    def on_message(self, peer_id: str, msg: messages.Message) -> None:
+        """Dispatch one authenticated message from neighbour peer_id (link-level
+        messages were answered by the peer table)."""
         t = msg.TYPE
         if t == "mesh" or t == "ack":
-            self._on_routed(conn, msg)
+            self._on_routed(peer_id, msg)
         elif t == "ihave" or t == "graft" or t == "prune" or t == "routes":
-            self.dispatch(self.router.receive(msg, conn.peer_node_id, now_ms()).forward)
-        elif t == "ping":
-            conn.send(messages.Pong(seq=msg.seq, sent_ms=msg.sent_ms))
-        elif t == "pong":
-            self.peers.on_pong(conn, msg)
+            self.dispatch(self.router.receive(msg, peer_id, now_ms()).forward)
         elif t == "data":
-            self._deliver(conn.peer_node_id or "", self.node_id, _new_id(), None, msg.data, 1)
-        elif t == "close":
-            log.info("peer=%s closed: %s", conn.peer_node_id, msg.reason)
-            conn.closed = True
-            conn.writer.close()
-        elif t == "error":
-            self.peers.on_error(conn, msg)
+            mid = _new_id()
+            self._deliver(peer_id, self.node_id, mid, mid, msg.data, 1)
         else:
-            log.warning("peer=%s sent %s after the handshake; ignored", conn.peer_node_id, t)
+            log.warning("peer=%s sent %s after the handshake; ignored", peer_id, t)
+        self._arm_timer()
 
-    def _on_routed(self, conn: PeerConnection, msg) -> None:
+    def _on_routed(self, peer_id: str, msg) -> None:
         now = now_ms()
-        d = self.router.receive(msg, conn.peer_node_id, now)
+        d = self.router.receive(msg, peer_id, now)
         if d.forward:
-            self.stats["relayed"] += 1
+            self.counters["relayed"] += 1
             self.dispatch(d.forward)
         if not d.deliver:
             return
@@ -196,16 +197,20 @@ class Node:
                 self._on_ack(msg, now)
             return
         if msg.dst in self.served:
+            # every arrival: the board queue deduplicates durably and re-acks
             self._to_served(msg, hops_travelled(msg))
             return
         if msg.dst is None and is_announce(msg.src, None, msg.data):
-            self.stats["announces"] += 1  # routed and relayed; not a user message
+            self.counters["announces"] += 1  # routed and relayed; not a user message
             return
         if msg.dst is None or msg.dst == self.node_id:
-            self._deliver(msg.src, msg.dst, msg.message_id, msg.origin_id, msg.data,
-                          hops_travelled(msg))
+            if self.delivery.first_arrival(msg, now):
+                self._deliver(msg.src, msg.dst, msg.message_id, msg.origin_id, msg.data,
+                              hops_travelled(msg))
+            else:
+                self.counters["duplicates"] += 1
             if msg.dst is not None:
-                self.send_ack_for(msg)
+                self.send_ack_for(msg)  # every arrival: our earlier Ack may be lost
 
     def dispatch(self, forward: list) -> None:
         """Send each (peer_id, message) of a routing decision; encode each message once."""
@@ -222,17 +227,17 @@ class Node:
             conn.send_encoded(payload)
 
     async def relieve_backpressure(self) -> None:
-        """Pause the calling reader while any link's send buffer is over the limit."""
+        """Pause the caller while any link's send buffer is over the limit."""
         await self.peers.drain_congested(self.config.write_buffer_high_bytes)
 
     # -- delivery --------------------------------------------------------
     def _deliver(self, src: str, dst: str | None, message_id: str, origin_id: str | None,
                  data: bytes, hops: int) -> None:
         rec = self.inbox.add(src, dst, message_id, origin_id or message_id, data, hops)
-        if rec is None:
-            self.stats["duplicates"] += 1
+        if rec is None:  # the inbox remembers across restarts what delivery forgot
+            self.counters["duplicates"] += 1
             return
-        self.stats["delivered"] += 1
+        self.counters["delivered"] += 1
         log.info("received from=%s to=%s id=%s hops=%d bytes=%d", src, dst or "*",
                  rec.origin_id, hops, len(data))
         self.inbox_changed.set()
@@ -242,6 +247,18 @@ class Node:
                 hook(rec)
             except MeshLinkError as e:
                 log.warning("deliver hook failed: %s", e)
+
+    def add_deliver_hook(self, hook: Callable[[Received], None]) -> None:
+        """Call hook(record) for every message stored in this node's inbox."""
+        self.deliver_hooks.append(hook)
+
+    def remove_deliver_hook(self, hook: Callable[[Received], None]) -> None:
+        if hook in self.deliver_hooks:
+            self.deliver_hooks.remove(hook)
+
+    def peer_count(self) -> int:
+        """Neighbours with a live link."""
+        return len(self.peers.links)
 
     def serve_id(self, node_id: str,
                  handler: Callable[[messages.MeshMessage, int], bool]) -> None:
@@ -276,38 +293,36 @@ class Node:
         """Send the end-to-end Ack for a directed message delivered here (to its
         sender here when the sender is this node or a served ID)."""
         now = now_ms()
-        ack = messages.Ack(src=msg.dst, dst=msg.src, ack_for=msg.message_id,
-                           message_id=_new_id(), ttl=self.config.default_ttl, path=[])
+        ack = self.delivery.ack_for(msg)
         if ack.dst in self.local_ids:
             self._on_ack(ack, now)
             return
         self.dispatch(self.router.originate(ack, now).forward)
+        self._arm_timer()
 
     def _on_ack(self, ack: messages.Ack, now: int) -> None:
         self.router.on_ack(ack, now)
-        origin = self.attempt_origin.pop(ack.ack_for, None)
-        p = self.pending.pop(origin, None) if origin else None
-        if p is None or origin is None:
-            return
-        for mid in p.attempt_ids:
-            self.attempt_origin.pop(mid, None)
-        if not p.future.done():
-            p.future.set_result(SendResult(origin, True, now - p.started_ms, p.attempts))
+        done = self.delivery.on_ack(ack, now)
+        if done is not None:
+            self._resolve(done.origin_id, SendResult(done.origin_id, True, done.rtt_ms,
+                                                     done.attempts))
+
+    def _resolve(self, origin_id: str, result: SendResult) -> None:
+        fut = self._futures.pop(origin_id, None)
+        if fut is not None and not fut.done():
+            fut.set_result(result)
 
     def originate(self, dst: str | None, data: bytes, src: str | None = None
                   ) -> tuple[messages.MeshMessage, asyncio.Future | None]:
         """Start sending data; directed sends get a future of SendResult.
 
         Raises:
-            LocalProtocolError: invalid destination or payload too large.
+            LocalProtocolError: invalid destination, payload too large, or too
+                many directed messages awaiting acknowledgement.
         """
         now = now_ms()
-        mid = _new_id()
-        msg = messages.MeshMessage(src=src or self.node_id, dst=dst, data=data, message_id=mid,
-                                   ttl=self.config.default_ttl, path=[])
-        msg.encode()  # validate before anything is queued
-        if dst is not None and len(self.pending) >= self.config.max_pending_sends:
-            raise LocalProtocolError("too many directed messages awaiting acknowledgement")
+        msg = self.delivery.message(src or self.node_id, dst, data)
+        mid = msg.message_id
         if dst == self.node_id:
             self._deliver(msg.src, dst, mid, mid, data, 0)
             fut = asyncio.get_running_loop().create_future()
@@ -315,23 +330,19 @@ class Node:
             return msg, fut
         if dst is None:
             self.dispatch(self.router.originate(msg, now).forward)
+            self._arm_timer()
             return msg, None
-        fut = self._track(msg, now)
-        if dst in self.served:  # a board of ours: its handler acks once it has it
+        self.delivery.track(msg, now)
+        fut = self._futures[mid] = asyncio.get_running_loop().create_future()
+        self._send_attempt(msg, now)
+        return msg, fut
+
+    def _send_attempt(self, msg: messages.MeshMessage, now: int) -> None:
+        if msg.dst in self.served:  # a board of ours: its handler acks once it has it
             self._to_served(msg, hops_travelled(msg))
         else:
             self.dispatch(self.router.originate(msg, now).forward)
-        return msg, fut
-
-    def _track(self, msg: messages.MeshMessage, now: int) -> asyncio.Future:
-        """Await msg's end-to-end Ack: retries and expiry run in the tick loop."""
-        fut = asyncio.get_running_loop().create_future()
-        cfg = self.config
-        mid = msg.message_id
-        self.pending[mid] = _Pending(msg, fut, now, now + cfg.retry_interval_ms,
-                                     now + cfg.delivery_timeout_ms, attempt_ids=[mid])
-        self.attempt_origin[mid] = mid
-        return fut
+        self._arm_timer()
 
     async def send(self, dst: str | None, data: bytes) -> SendResult:
         """Send and, for a directed message, wait for its end-to-end Ack or expiry."""
@@ -341,44 +352,56 @@ class Node:
             return SendResult(msg.message_id, True, None, 1, "broadcast (no ack)")
         return await fut
 
-    def _retry_due(self, now: int) -> None:
-        for origin, p in list(self.pending.items()):
-            if now >= p.expires_ms:
-                self.router.on_delivery_failed(p.attempt_ids[-1], now)
-                del self.pending[origin]
-                for mid in p.attempt_ids:
-                    self.attempt_origin.pop(mid, None)
-                if not p.future.done():
-                    p.future.set_result(SendResult(origin, False, None, p.attempts,
+    # -- timers: sleep until the router's or delivery's next deadline ----
+    def _after(self, router_call: Callable[..., object]) -> Callable[..., None]:
+        """router_call, then re-arm the timer (a link event may move a deadline)."""
+        def call(*args) -> None:
+            router_call(*args)
+            self._arm_timer()
+        return call
+
+    def _arm_timer(self) -> None:
+        """Wake at the earliest deadline of the router and of delivery."""
+        if self.stopping:
+            return
+        a = self.router.next_deadline()
+        b = self.delivery.next_deadline()
+        due = a if b is None else (b if a is None or b < a else a)
+        if due is None or (self._timer_due is not None and self._timer_due <= due):
+            return
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer_due = due
+        delay_s = max(0, due - now_ms()) / 1000
+        self._timer = asyncio.get_running_loop().call_later(delay_s, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_due = None
+        now = now_ms()
+        due = self.router.next_deadline()
+        if due is not None and now >= due:
+            self.dispatch(self.router.handle_timer(now))
+        for ev in self.delivery.handle_timer(now):
+            self._on_delivery_event(ev, now)
+        self._arm_timer()
+
+    def _on_delivery_event(self, ev: Retry | Expired | Delivered, now: int) -> None:
+        if isinstance(ev, Retry):
+            self.router.on_delivery_failed(ev.failed_id, now)
+            self._send_attempt(ev.msg, now)
+        elif isinstance(ev, Expired):
+            self.router.on_delivery_failed(ev.failed_id, now)
+            self._resolve(ev.origin_id, SendResult(ev.origin_id, False, None, ev.attempts,
                                                    "no acknowledgement before expiry"))
-            elif now >= p.next_retry_ms:
-                self._retry(p, now)
 
-    def _retry(self, p: _Pending, now: int) -> None:
-        self.router.on_delivery_failed(p.attempt_ids[-1], now)
-        mid = _new_id()
-        m = p.msg
-        again = messages.MeshMessage(src=m.src, dst=m.dst, data=m.data, message_id=mid,
-                                     origin_id=m.origin_id, ttl=m.ttl, path=[])
-        p.attempts += 1
-        p.attempt_ids.append(mid)
-        self.attempt_origin[mid] = m.origin_id
-        p.next_retry_ms = now + self.config.retry_interval_ms * min(p.attempts, 4)
-        if again.dst in self.served:
-            self._to_served(again, hops_travelled(again))
-        else:
-            self.dispatch(self.router.originate(again, now).forward)
+    # -- status ------------------------------------------------------------
+    @property
+    def stats(self) -> dict[str, int]:
+        """A snapshot of the node's and its links' counters."""
+        return dict(self.counters, handshakes_failed=self.peers.stats["handshakes_failed"],
+                    records_rejected=self.peers.records_rejected())
 
-    async def _tick_loop(self) -> None:
-        while True:
-            await asyncio.sleep(TICK_MS / 1000)
-            now = now_ms()
-            self._retry_due(now)
-            deadline = self.router.next_deadline()
-            if deadline is not None and now >= deadline:
-                self.dispatch(self.router.handle_timer(now))
-
-    # -- status ----------------------------------------------------------
     def status(self) -> dict:
         scores = {p["peer_id"]: p for p in self.router.peers()}
         return {
@@ -387,8 +410,8 @@ class Node:
             "router": self.config.router,
             "routing": self.router.status(),
             "peers": self.peers.describe(scores),
-            "pending": len(self.pending),
-            "stats": dict(self.stats),
+            "pending": self.delivery.pending_count(),
+            "stats": self.stats,
             "time_unix": time.time(),
         }
 

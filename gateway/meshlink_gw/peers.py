@@ -2,26 +2,31 @@
 backoff, one live link per neighbour, heartbeats and liveness.
 
 Rule: every link is owned here from accept/connect to close; the node only
-asks for a link by peer ID. Duplicate links between the same two nodes are
-resolved the same way on both sides: the link initiated by the lower node ID
-wins, and among those the newest (that is how a rekey replaces a session).
+asks for a link by peer ID. The table never sees the node: it reports links
+up and down, RTTs, lost pings and messages through LinkEvents, and answers
+link-level messages (ping, pong, close, error) itself.
+
+Duplicate links between the same two nodes are resolved the same way on
+both sides: the link initiated by the lower node ID wins, and among those
+the newest (that is how a rekey replaces a session).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
-import random
 import time
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from meshlink import messages
 from meshlink.errors import ProtocolError, TransportError
 
-from meshlink_gw.connection import PeerConnection, now_ms
-
-if TYPE_CHECKING:
-    from meshlink_gw.node import Node
+from meshlink_gw.config import NodeConfig
+from meshlink_gw.connection import LinkParams, PeerConnection
+from meshlink_gw.runtime import Backoff, now_ms
+from meshlink_gw.tasks import TaskSet
 
 log = logging.getLogger("meshlink.peers")
 
@@ -37,11 +42,38 @@ class _PeerState:
         self.rtt_ms: float | None = None
 
 
-class PeerTable:
-    """Live links by peer node ID, plus the dialers that keep them up."""
+@dataclass(frozen=True)
+class LinkEvents:
+    """What the peer table reports to its owner (all called synchronously)."""
 
-    def __init__(self, node: Node) -> None:
-        self.node = node
+    on_message: Callable[[str, messages.Message], None]  # (peer_id, message)
+    on_peer_up: Callable[[str, int], None]  # (peer_id, now_ms)
+    on_peer_down: Callable[[str, int], None]  # (peer_id, now_ms)
+    on_rtt: Callable[[str, float, int], None]  # (peer_id, rtt_ms, now_ms)
+    on_ping_lost: Callable[[str, int], None]  # (peer_id, now_ms)
+
+
+class PeerTable:
+    """Live links by peer node ID, plus the dialers that keep them up.
+
+    Args:
+        config: the node's limits and timers (max_peers, ping_interval_ms, ...).
+        node_id: ours, for the duplicate-link tie-break and rekey roles.
+        params: what each link needs for its handshake.
+        events: where link events go.
+        is_local: True for an ID this node answers for (never a neighbour).
+    """
+
+    def __init__(self, config: NodeConfig, node_id: str, params: LinkParams,
+                 events: LinkEvents, is_local: Callable[[str], bool]) -> None:
+        self.config = config
+        self.node_id = node_id
+        self.params = params
+        self.events = events
+        self.is_local = is_local
+        self.tasks = TaskSet()
+        self.closing = False
+        self.stats = {"handshakes_failed": 0, "records_rejected": 0}
         self.links: dict[str, PeerConnection] = {}
         self.state: dict[str, _PeerState] = {}
         self.half_open = 0
@@ -52,16 +84,25 @@ class PeerTable:
     def get(self, peer_id: str) -> PeerConnection | None:
         return self.links.get(peer_id)
 
+    def set_listen_port(self, port: int) -> None:
+        """The port we announce in handshakes, once the listener is bound."""
+        self.params = dataclasses.replace(self.params, listen_port=port)
+
+    def records_rejected(self) -> int:
+        """Records that failed to open, on closed and live links."""
+        return self.stats["records_rejected"] + sum(c.records_rejected
+                                                    for c in self.links.values())
+
     # -- establishing ------------------------------------------------------
     async def accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """asyncio server callback for an inbound TCP connection."""
-        if self.half_open >= self.node.config.max_half_open or \
-                len(self.links) >= self.node.config.max_peers:
+        if self.half_open >= self.config.max_half_open or \
+                len(self.links) >= self.config.max_peers:
             log.warning("refusing connection from %s: too many links",
                         writer.get_extra_info("peername"))
             writer.close()
             return
-        conn = PeerConnection(self.node, reader, writer, outbound=False)
+        conn = PeerConnection(self.params, reader, writer, outbound=False)
         await self._establish(conn)
 
     async def connect(self, addr: tuple[str, int], expected_node_id: str | None = None
@@ -70,11 +111,11 @@ class PeerTable:
         try:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(addr[0], addr[1], limit=1 << 20),
-                self.node.config.handshake_timeout_ms / 1000)
+                self.config.handshake_timeout_ms / 1000)
         except (TimeoutError, OSError) as e:
             log.debug("dial %s:%d failed: %s", addr[0], addr[1], e)
             return None
-        conn = PeerConnection(self.node, reader, writer, outbound=True, dial_addr=addr,
+        conn = PeerConnection(self.params, reader, writer, outbound=True, dial_addr=addr,
                               expected_node_id=expected_node_id)
         return await self._establish(conn)
 
@@ -83,7 +124,7 @@ class PeerTable:
         try:
             await conn.handshake()
         except _LINK_ERRORS as e:
-            self.node.stats["handshakes_failed"] += 1
+            self.stats["handshakes_failed"] += 1
             why = "deadline passed" if isinstance(e, asyncio.TimeoutError) else \
                 f"{type(e).__name__}: {e}"
             log.warning("handshake with %s:%d refused: %s", *conn.remote_addr, why)
@@ -94,11 +135,11 @@ class PeerTable:
         if not self._register(conn):
             await conn.close("duplicate link")
             return None
-        self.node.spawn(self._run(conn), f"link-{conn.peer_node_id}")
+        self.tasks.spawn(self._run(conn), f"link-{conn.peer_node_id}")
         return conn
 
     def _wins(self, new: PeerConnection, old: PeerConnection) -> bool:
-        me = self.node.node_id
+        me = self.node_id
 
         def initiated_by_lower(c: PeerConnection) -> bool:
             initiator = me if c.outbound else c.peer_node_id
@@ -111,7 +152,7 @@ class PeerTable:
     def _register(self, conn: PeerConnection) -> bool:
         peer = conn.peer_node_id
         assert peer is not None
-        if peer in self.node.local_ids:
+        if self.is_local(peer):
             log.info("dropping a link to ourselves (%s:%d)", *conn.remote_addr)
             return False
         if conn.dial_addr:
@@ -121,11 +162,11 @@ class PeerTable:
             if not self._wins(conn, old):
                 return False
             self.links[peer] = conn  # replace first so old's teardown keeps the peer up
-            self.node.spawn(old.close("replaced by a newer link"), "close-old")
+            self.tasks.spawn(old.close("replaced by a newer link"), "close-old")
         else:
             self.links[peer] = conn
             self.state[peer] = _PeerState()
-            self.node.router.peer_up(peer, now_ms())
+            self.events.on_peer_up(peer, now_ms())
             self._heartbeat(peer, conn, now_ms())  # first RTT sample right away
         log.info("peer up %s at %s:%d (%s)", peer, *conn.remote_addr,
                  "outbound" if conn.outbound else "inbound")
@@ -133,13 +174,15 @@ class PeerTable:
 
     async def _run(self, conn: PeerConnection) -> None:
         try:
-            await conn.read_loop()
+            await conn.read_loop(self._on_message, self._relieve_backpressure)
         except _LINK_ERRORS as e:
             if not conn.closed:
                 log.info("link to %s ended: %s: %s", conn.peer_node_id, type(e).__name__, e)
         finally:
             await conn.close()
             self._unregister(conn)
+            self.stats["records_rejected"] += conn.records_rejected
+            conn.records_rejected = 0
 
     def _unregister(self, conn: PeerConnection) -> None:
         peer = conn.peer_node_id
@@ -147,7 +190,7 @@ class PeerTable:
             return
         del self.links[peer]
         self.state.pop(peer, None)
-        self.node.router.peer_down(peer, now_ms())
+        self.events.on_peer_down(peer, now_ms())
         log.info("peer down %s", peer)
         for addr, pid in self.known_addrs.items():
             if pid == peer and addr in self._lost:
@@ -159,34 +202,36 @@ class PeerTable:
         if addr in self._dialing:
             return
         self._dialing.add(addr)
-        self.node.spawn(self._dialer(addr, expected_node_id), f"dial-{addr[0]}:{addr[1]}")
+        self.tasks.spawn(self._dialer(addr, expected_node_id), f"dial-{addr[0]}:{addr[1]}")
 
     async def _dialer(self, addr: tuple[str, int], expected: str | None) -> None:
-        cfg = self.node.config
-        backoff = cfg.reconnect_min_ms
+        backoff = Backoff(self.config.reconnect_min_ms, self.config.reconnect_max_ms)
         try:
-            while not self.node.stopping:
+            while not self.closing:
                 known = self.known_addrs.get(addr)
                 if known is not None and known in self.links:
                     lost = self._lost.setdefault(addr, asyncio.Event())
                     lost.clear()
                     await lost.wait()
-                    backoff = cfg.reconnect_min_ms
+                    backoff.reset()
                     continue
                 conn = await self.connect(addr, expected)
                 if conn is not None:
-                    backoff = cfg.reconnect_min_ms
+                    backoff.reset()
                     continue
                 if self.known_addrs.get(addr) in self.links:
                     continue  # the peer dialed us meanwhile
-                await asyncio.sleep(backoff * random.uniform(0.5, 1.0) / 1000)
-                backoff = min(backoff * 2, cfg.reconnect_max_ms)
+                await asyncio.sleep(backoff.next_ms() / 1000)
         finally:
             self._dialing.discard(addr)
 
     # -- heartbeats -------------------------------------------------------------
-    async def heartbeat_loop(self) -> None:
-        cfg = self.node.config
+    def start(self) -> None:
+        """Start the heartbeat timer (links come from accept() and dial_forever())."""
+        self.tasks.spawn(self._heartbeat_loop(), "heartbeat")
+
+    async def _heartbeat_loop(self) -> None:
+        cfg = self.config
         while True:
             await asyncio.sleep(cfg.ping_interval_ms / 1000)
             now = now_ms()
@@ -194,16 +239,16 @@ class PeerTable:
                 self._heartbeat(peer, conn, now)
 
     def _heartbeat(self, peer: str, conn: PeerConnection, now: int) -> None:
-        cfg = self.node.config
+        cfg = self.config
         st = self.state.get(peer)
         if st is None:
             return
         if st.ping_outstanding is not None:
             st.missed += 1
-            self.node.router.record_ping_lost(peer, now)
+            self.events.on_ping_lost(peer, now)
         if st.missed >= cfg.max_missed_pings or now - conn.last_rx_ms > cfg.idle_timeout_ms:
             log.warning("peer %s silent: closing link", peer)
-            self.node.spawn(conn.close("heartbeat timeout"), "close-silent")
+            self.tasks.spawn(conn.close("heartbeat timeout"), "close-silent")
             return
         if conn.session is not None and conn.session.needs_rekey(now):
             self._rekey(peer, conn)
@@ -214,14 +259,30 @@ class PeerTable:
 
     def _rekey(self, peer: str, conn: PeerConnection) -> None:
         """A fresh handshake replaces the session; the lower node ID dials it."""
-        if self.node.node_id < peer:
+        if self.node_id < peer:
             addr = conn.dial_addr or (conn.remote_addr[0], conn.peer_listen_port or 0)
             log.info("rekeying link to %s", peer)
-            self.node.spawn(self.connect(addr, peer), f"rekey-{peer}")
+            self.tasks.spawn(self.connect(addr, peer), f"rekey-{peer}")
         else:
             conn.send(messages.Error(code="rekey", reason="session limit reached"))
 
-    def on_pong(self, conn: PeerConnection, msg: messages.Pong) -> None:
+    # -- link-level messages ----------------------------------------------------
+    def _on_message(self, conn: PeerConnection, msg: messages.Message) -> None:
+        """Answer link-level messages here; pass the rest to the owner."""
+        t = msg.TYPE
+        if t == "ping":
+            conn.send(messages.Pong(seq=msg.seq, sent_ms=msg.sent_ms))
+        elif t == "pong":
+            self._on_pong(conn, msg)
+        elif t == "close":
+            log.info("peer=%s closed: %s", conn.peer_node_id, msg.reason)
+            conn.closed_by_peer()
+        elif t == "error":
+            self._on_error(conn, msg)
+        else:
+            self.events.on_message(conn.peer_node_id or "", msg)
+
+    def _on_pong(self, conn: PeerConnection, msg: messages.Pong) -> None:
         st = self.state.get(conn.peer_node_id or "")
         if st is None or st.ping_outstanding is None or st.ping_outstanding[0] != msg.seq:
             return
@@ -229,22 +290,25 @@ class PeerTable:
         st.ping_outstanding = None
         st.missed = 0
         st.rtt_ms = rtt if st.rtt_ms is None else 0.8 * st.rtt_ms + 0.2 * rtt
-        self.node.router.record_rtt(conn.peer_node_id, rtt, now_ms())
+        self.events.on_rtt(conn.peer_node_id or "", rtt, now_ms())
 
-    def on_error(self, conn: PeerConnection, msg: messages.Error) -> None:
+    def _on_error(self, conn: PeerConnection, msg: messages.Error) -> None:
         if msg.code == "rekey" and conn.peer_node_id:
             self._rekey(conn.peer_node_id, conn)
         else:
             log.warning("peer %s reports error %s: %s", conn.peer_node_id, msg.code, msg.reason)
 
     # -- backpressure and status ------------------------------------------------
+    async def _relieve_backpressure(self) -> None:
+        await self.drain_congested(self.config.write_buffer_high_bytes)
+
     async def drain_congested(self, high_bytes: int) -> None:
         """Wait for over-full send buffers to drain (backpressure to our readers).
 
         A peer that does not read for slow_peer_timeout_ms is cut off, so one
         stuck neighbour can neither grow our memory nor stall the others.
         """
-        timeout_s = self.node.config.slow_peer_timeout_ms / 1000
+        timeout_s = self.config.slow_peer_timeout_ms / 1000
         for conn in list(self.links.values()):
             if conn.closed or conn.write_buffer_bytes() <= high_bytes:
                 continue
@@ -253,8 +317,7 @@ class PeerTable:
             except TimeoutError:
                 log.warning("peer %s stopped reading (%d bytes queued): closing link",
                             conn.peer_node_id, conn.write_buffer_bytes())
-                conn.writer.transport.abort()
-                conn.closed = True
+                conn.abort()
                 self._unregister(conn)
             except OSError:
                 pass
@@ -275,5 +338,8 @@ class PeerTable:
         return out
 
     async def close_all(self, reason: str) -> None:
+        """Close every link and stop dialing and heartbeats."""
+        self.closing = True
         await asyncio.gather(*(c.close(reason) for c in list(self.links.values())),
                              return_exceptions=True)
+        await self.tasks.close()

@@ -8,7 +8,7 @@ import asyncio
 import sys
 
 from meshlink_gw.bridges.mqtt import MqttBridge
-from meshlink_gw.bridges.mqtt_config import MqttConfig
+from meshlink_gw.config import MqttConfig
 
 
 class Mesh:

@@ -10,7 +10,7 @@ import uuid
 from typing import Any
 
 from meshlink_gw.bridges.mqtt import MqttBridge
-from meshlink_gw.bridges.mqtt_config import MqttConfig
+from meshlink_gw.config import MqttConfig
 
 from examples.localbroker import LocalMosquitto
 

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 
 from ble_fake import FakeAir
 from meshlink import cjson
 from meshlink.serialframe import encode
-from meshlink_gw.boards.config import build_gateway_config
-from meshlink_gw.boards.links_config import BleLinkConfig, SerialLinkConfig
 from meshlink_gw.boards.registry import BoardRegistry
 from meshlink_gw.boards.service import BoardService
+from meshlink_gw.config import BleLinkConfig, GatewayConfig, SerialLinkConfig, override
 from serial_pty import PtyBoard
 from test_board_service import start_node, wait_until
 
@@ -31,11 +31,10 @@ class WiredRig:
                                      retry_interval_ms=300)
         self.reg = BoardRegistry(root / "gw")
         self.recs = {n: self.reg.add(n, "unix", "serial") for n in ("b1", "b2")}
-        self.cfg = build_gateway_config({}, {"board_udp": "off", "board_tcp": "off",
-                                             "beacon": False})
-        self.cfg.serial, self.cfg.ble = tuple(serial), tuple(ble)
-        self.cfg.refusal_log_interval_ms = 0
-        self.cfg.retry_ms = 100
+        self.cfg = dataclasses.replace(
+            override(GatewayConfig(), {"board_udp": "off", "board_tcp": "off", "beacon": False,
+                                       "refusal_log_interval_ms": 0, "retry_ms": 100}),
+            serial=tuple(serial), ble=tuple(ble))
         self.svc = BoardService(self.gw, self.cfg, self.reg, ble_classes=ble_classes)
         self.online: list[tuple[str, bool]] = []
         self.svc.events.online_hooks.append(lambda rec, up: self.online.append((rec.name, up)))

@@ -13,11 +13,10 @@ from meshlink import boardlink, cjson
 from meshlink.errors import ConfigError, TransportError
 from meshlink.messages import MeshMessage
 from meshlink.nodeid import new_message_id
-from meshlink_gw.boards.config import build_gateway_config
 from meshlink_gw.boards.registry import BoardRegistry
 from meshlink_gw.boards.service import BoardService
 from meshlink_gw.boards.sessions import TokenBucket
-from meshlink_gw.config import NodeConfig
+from meshlink_gw.config import GatewayConfig, NodeConfig, override, parse_config
 from meshlink_gw.crypto.identity import Identity
 from meshlink_gw.node import Node
 
@@ -49,11 +48,10 @@ class Rig:
                                      retry_interval_ms=300)
         self.reg = BoardRegistry(root / "gw")
         self.recs = {n: self.reg.add(n, "unix", "udp") for n in boards}
-        over = {"board_udp": "127.0.0.1:0", "board_tcp": "127.0.0.1:0", "beacon": False}
+        over = {"board_udp": "127.0.0.1:0", "board_tcp": "127.0.0.1:0", "beacon": False,
+                "retry_ms": 100, "refusal_log_interval_ms": 0}
         over.update(gw_over)
-        self.cfg = build_gateway_config({}, over)
-        self.cfg.retry_ms = 100
-        self.cfg.refusal_log_interval_ms = 0
+        self.cfg = override(GatewayConfig(), over)
         self.svc = BoardService(self.gw_node, self.cfg, self.reg)
         await self.svc.start()
         self.udp = SharedUdp()
@@ -96,10 +94,10 @@ class rig_for:  # noqa: N801 - used as `async with rig_for(tmp_path) as rig`
 
 
 def test_gateway_config_tables_and_errors():
-    cfg = build_gateway_config({"gateway": {"board_udp": "0.0.0.0:7500", "board_tcp": "off",
-                                            "beacon": False},
-                                "boards": {"rate_records_per_s": 5, "queue_max_messages": 9}},
-                               {"board_udp": "127.0.0.1:9"})
+    cfg = override(parse_config({"gateway": {"board_udp": "0.0.0.0:7500", "board_tcp": "off",
+                                             "beacon": False},
+                                 "boards": {"rate_records_per_s": 5, "queue_max_messages": 9}}
+                                ).gateway, {"board_udp": "127.0.0.1:9"})
     assert cfg.board_udp == ("127.0.0.1", 9) and cfg.board_tcp is None and not cfg.beacon
     assert cfg.rate_records_per_s == 5 and cfg.queue_max_messages == 9
     for bad in ({"gateway": {"rate_burst": 1}}, {"boards": {"board_udp": "1.2.3.4:5"}},
@@ -107,7 +105,7 @@ def test_gateway_config_tables_and_errors():
                 {"boards": {"rate_records_per_s": 0}}, {"gateway": {"board_tcp": "nohost"}},
                 {"boards": {"forward_broadcasts": 1}}, {"gateway": []}):
         with pytest.raises(ConfigError):
-            build_gateway_config(bad, {})
+            parse_config(bad)
 
 
 def test_token_bucket_allows_burst_then_rate():
@@ -225,8 +223,8 @@ async def test_record_before_confirm_gets_the_challenge_again(tmp_path):
 
 
 async def test_half_open_cap_and_unknown_board(tmp_path):
-    rig = await Rig().start(tmp_path, boards=("b1",), )
-    rig.svc.cfg.max_half_open = 3
+    rig = await Rig().start(tmp_path, boards=("b1",), max_half_open=3,
+                            handshake_timeout_ms=1000)
     try:
         for i in range(6):
             rig.udp.sock.sendto(boardlink.encode_hello(rig.recs["b1"].board_id, i + 1,
@@ -236,8 +234,7 @@ async def test_half_open_cap_and_unknown_board(tmp_path):
         await wait_until(lambda: rig.svc.refusals["unknown_board"] == 1)
         assert len(rig.svc.half_open) <= 3
         # other boards' handshakes still complete once the half-open ones expire
-        rig.svc.cfg.handshake_timeout_ms = 100
-        await asyncio.sleep(0.2)
+        await wait_until(lambda: not rig.svc.half_open)
         await rig.online()
         assert rig.svc.refusals["handshake_timeout"] >= 1
     finally:

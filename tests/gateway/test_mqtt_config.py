@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import pytest
 from meshlink.errors import ConfigError
-from meshlink_gw.bridges.mqtt_config import MqttConfig, load_mqtt_config, mqtt_config_from_table
 from meshlink_gw.bridges.mqtt_outbox import Outbox, RateLimiter
 from meshlink_gw.bridges.mqtt_topics import Topics, safe_level
+from meshlink_gw.config import MqttConfig, loads_config, parse_table
+
+
+def load_mqtt_config(toml_text: str) -> MqttConfig | None:
+    return loads_config(toml_text).gateway.mqtt
 
 
 def test_mqtt_config_defaults_and_full_table(tmp_path):
-    assert load_mqtt_config("[other]\nx = 1\n") is None
+    assert load_mqtt_config("[node]\n") is None
+    assert load_mqtt_config("[mqtt]\nenabled = false\n") is None
     cfg = load_mqtt_config("[mqtt]\n")
     assert cfg == MqttConfig() and cfg.effective_port == 1883 and cfg.qos == 1
     ca = tmp_path / "ca.pem"
@@ -51,7 +56,7 @@ source_rate_per_s = 1
 ])
 def test_mqtt_config_errors_name_the_key(table, message):
     with pytest.raises(ConfigError, match=message):
-        mqtt_config_from_table(table)
+        parse_table(MqttConfig, table)
 
 
 def test_mqtt_config_bad_toml_is_config_error():

@@ -14,8 +14,7 @@ from test_board_service import Rig, wait_until
 
 
 async def test_gateway_bridge_uplink_downlink_and_no_echo(tmp_path, mosquitto):
-    rig = await Rig().start(tmp_path, boards=("b1", "b2"))
-    rig.cfg.offline_after_ms = 600
+    rig = await Rig().start(tmp_path, boards=("b1", "b2"), offline_after_ms=600)
     cfg = bridge_config(mosquitto, allow_targets=("b1", "broadcast"))
     bridge = await start_bridge(cfg, rig.gw_node, rig.svc)
     gw = rig.gw_node.node_id
@@ -68,20 +67,19 @@ async def test_gateway_bridge_uplink_downlink_and_no_echo(tmp_path, mosquitto):
 
 
 def test_gateway_config_reads_mqtt_serial_and_ble(tmp_path):
-    from meshlink_gw.boards.config import build_gateway_config
-    from meshlink_gw.config import load_toml
+    from meshlink_gw.config import load_config, parse_config
 
     toml = tmp_path / "gw.toml"
     toml.write_text('[mqtt]\nhost = "broker.lan"\nallow_targets = ["kitchen"]\n'
                     '[[serial]]\nport = "/dev/ttyUSB0"\nboard = "kitchen"\n'
                     '[[ble]]\naddress = "24:6F:28:AA:BB:01"\nboard = "garage"\n')
-    cfg = build_gateway_config(load_toml(toml), {})
+    cfg = load_config(toml).gateway
     assert cfg.mqtt is not None and cfg.mqtt.host == "broker.lan"
     assert cfg.mqtt.allow_targets == ("kitchen",)
     assert [(s.port, s.board, s.baudrate) for s in cfg.serial] == [("/dev/ttyUSB0", "kitchen",
                                                                     115200)]
     assert [(b.address, b.board) for b in cfg.ble] == [("24:6F:28:AA:BB:01", "garage")]
-    off = build_gateway_config({"mqtt": {"enabled": False}}, {})
+    off = parse_config({"mqtt": {"enabled": False}}).gateway
     assert off.mqtt is None
 
 
@@ -105,8 +103,7 @@ async def test_unknown_target_and_gateway_itself_are_not_known(tmp_path):
 
 
 async def test_a_silent_board_goes_offline_on_mqtt(tmp_path, mosquitto):
-    rig = await Rig().start(tmp_path, boards=("b1",))
-    rig.cfg.offline_after_ms = 300
+    rig = await Rig().start(tmp_path, boards=("b1",), offline_after_ms=300)
     bridge = await start_bridge(bridge_config(mosquitto), rig.gw_node, rig.svc)
     node_id = rig.recs["b1"].node_id
     try:

@@ -2,7 +2,7 @@
 
 import pytest
 from meshlink.errors import ConfigError
-from meshlink_gw.config import MIN_FRAME_BYTES, build_config
+from meshlink_gw.config import MIN_FRAME_BYTES, parse_config
 
 
 def test_frames_must_hold_a_full_routes_announcement():
@@ -13,6 +13,6 @@ def test_frames_must_hold_a_full_routes_announcement():
     # + session record overhead (sequence number, AEAD tag) and the frame header
     assert biggest + 64 <= MIN_FRAME_BYTES
     with pytest.raises(ConfigError, match="max_frame_bytes"):
-        build_config({"node": {"max_frame_bytes": MIN_FRAME_BYTES - 1}}, {})
-    assert build_config({"node": {"max_frame_bytes": MIN_FRAME_BYTES}}, {}).max_frame_bytes \
+        parse_config({"node": {"max_frame_bytes": MIN_FRAME_BYTES - 1}})
+    assert parse_config({"node": {"max_frame_bytes": MIN_FRAME_BYTES}}).node.max_frame_bytes \
         == MIN_FRAME_BYTES

@@ -8,7 +8,6 @@
     records.py   record plaintext encode/decode
     refusals.py  counted, throttled refusal logs
     control.py   control-socket commands and status
-    config.py    the [gateway] and [boards] configuration tables
     registry.py  boards.db: boards, PSKs, identities, queues (SQLite)
     bundle.py    deploy bundles: build, flash (mpremote), run (unix port)
 

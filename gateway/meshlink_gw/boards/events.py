@@ -43,7 +43,7 @@ class Announcer:
 
     def announce(self, rec: BoardRecord) -> None:
         """Announce one board now (no-op while the gateway has no mesh peer)."""
-        if rec.revoked or not self.node.peers.links:
+        if rec.revoked or not self.node.peer_count():
             return
         data = announce_data(rec.name, self.node.node_id, rec.node_id)
         try:
@@ -54,11 +54,11 @@ class Announcer:
 
     def later(self, name: str) -> None:
         """Announce board name at the next tick (if the gateway has a peer)."""
-        if self.node.peers.links:
+        if self.node.peer_count():
             self.queue.append(name)
 
     def tick(self, now: int) -> None:
-        peers = len(self.node.peers.links)
+        peers = self.node.peer_count()
         if peers > self._peer_count or now - self._last_round_ms >= self.interval_ms():
             self._last_round_ms = now
             self.queue = [n for n, r in self.boards.items() if not r.revoked]

@@ -17,7 +17,7 @@ from typing import Any
 
 from meshlink.errors import MeshLinkError
 
-from meshlink_gw.boards.links_config import BleLinkConfig, SerialLinkConfig
+from meshlink_gw.config import BleLinkConfig, SerialLinkConfig
 from meshlink_gw.transports.base import supervise
 
 log = logging.getLogger("meshlink.gateway")

@@ -16,9 +16,9 @@ from typing import Any
 from meshlink import messages
 
 from meshlink_gw.boards import records
-from meshlink_gw.boards.config import GatewayConfig
 from meshlink_gw.boards.registry import BoardRegistry
 from meshlink_gw.boards.sessions import BoardLink, BoardSessions
+from meshlink_gw.config import GatewayConfig
 
 log = logging.getLogger("meshlink.gateway")
 

@@ -8,18 +8,16 @@ WARNING line with the number suppressed since the last one
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
+
+from meshlink_gw.runtime import now_ms
 
 log = logging.getLogger("meshlink.gateway")
 
 MAX_THROTTLE_KEYS = 10_000  # (board, reason) pairs remembered for throttling
 
-
-def _now_ms() -> int:
-    return int(time.monotonic() * 1000)
 
 
 class RefusalLog:
@@ -40,7 +38,7 @@ class RefusalLog:
         self.counts[reason] += 1
         where = peer.describe() if peer is not None else "?"
         key = (board or where, reason)
-        now = _now_ms()
+        now = now_ms()
         slot = self._logged.get(key)
         if slot is not None and now - slot[0] < self._interval_ms():
             slot[1] += 1

@@ -29,7 +29,6 @@ import logging
 import os
 import socket
 import sqlite3
-import time
 from collections import Counter
 from typing import Any
 
@@ -38,7 +37,6 @@ from meshlink.errors import MeshLinkError
 from meshlink.nodeid import new_message_id
 
 from meshlink_gw.boards import control, records
-from meshlink_gw.boards.config import GatewayConfig
 from meshlink_gw.boards.events import Announcer, BoardEvents
 from meshlink_gw.boards.links import BoardLinkRunner, ble_runner, serial_runner
 from meshlink_gw.boards.queue import BoardQueue
@@ -47,6 +45,8 @@ from meshlink_gw.boards.registry import BoardRecord, BoardRegistry, unix_ms
 from meshlink_gw.boards.sessions import BoardLink, BoardSessions
 from meshlink_gw.boards.tcp import TcpListener
 from meshlink_gw.boards.udp import UdpProtocol, beacon_loop, open_udp
+from meshlink_gw.config import GatewayConfig
+from meshlink_gw.runtime import now_ms
 from meshlink_gw.tasks import TaskSet
 
 log = logging.getLogger("meshlink.gateway")
@@ -58,9 +58,6 @@ EXPIRE_EVERY_MS = 10_000  # queue age limit checked this often
 UNKNOWN_ID_CACHE_MS = 2000  # an unknown board ID is looked up in boards.db at most this often
 UNKNOWN_IDS_KEPT = 4096
 
-
-def _now_ms() -> int:
-    return int(time.monotonic() * 1000)
 
 
 class BoardService:
@@ -88,12 +85,12 @@ class BoardService:
         self.links = self.sessions.links  # established sessions, by board name
         self.half_open = self.sessions.half_open
         self.queue = BoardQueue(node, config, registry, self.sessions, self.refuse,
-                                self.stats, _now_ms)
+                                self.stats, now_ms)
         self.tcp = TcpListener(config, MAX_BOARD_FRAME_BYTES + 64, self.sessions.handle,
                                self.sessions.close_link, self.refuse)
         self.events = BoardEvents()
         self.announcer = Announcer(node, self.boards, lambda: self.cfg.announce_interval_ms,
-                                   self.stats, _now_ms())
+                                   self.stats, now_ms())
         self.runners: list[BoardLinkRunner] = []
         self._runner_tasks: list[asyncio.Task] = []
         self.status_extras: dict[str, Any] = {}  # name -> callable() for `status`
@@ -112,7 +109,7 @@ class BoardService:
     # -- lifecycle ---------------------------------------------------------------------
     async def start(self) -> None:
         """Load the registry, serve every board's node ID, open the board listeners."""
-        self.node.deliver_hooks.append(self._on_mesh_delivered)
+        self.node.add_deliver_hook(self._on_mesh_delivered)
         self._reg_version = self.reg.data_version()
         self.reload()
         if self.cfg.board_udp is not None:
@@ -169,8 +166,7 @@ class BoardService:
             self._beacon_sock.close()
         await self.tcp.wait_closed()
         self._flush_seen()
-        if self._on_mesh_delivered in self.node.deliver_hooks:
-            self.node.deliver_hooks.remove(self._on_mesh_delivered)
+        self.node.remove_deliver_hook(self._on_mesh_delivered)
 
     def _spawn(self, coro, name: str) -> asyncio.Task:
         return self._tasks.spawn(coro, name)
@@ -308,7 +304,7 @@ class BoardService:
         """A broadcast to every online board of this gateway (live only, not queued)."""
         if not self.cfg.forward_broadcasts:
             return
-        now = _now_ms()
+        now = now_ms()
         record = None
         for name, link in list(self.links.items()):
             if name == exclude or not link.online(now, self.cfg.offline_after_ms):
@@ -343,10 +339,10 @@ class BoardService:
 
     # -- timers ------------------------------------------------------------------------
     async def _tick_loop(self) -> None:
-        last_poll = last_flush = last_expire = _now_ms()
+        last_poll = last_flush = last_expire = now_ms()
         while True:
             await asyncio.sleep(TICK_MS / 1000)
-            now = _now_ms()
+            now = now_ms()
             try:
                 self.sessions.expire_half_open(now)
                 self.sessions.drop_idle(now)
@@ -384,11 +380,11 @@ class BoardService:
     def board_rows(self) -> list[dict]:
         """One row per registered board, with its live session (for `board list`)."""
         self._flush_seen()
-        return control.board_rows(self, _now_ms())
+        return control.board_rows(self, now_ms())
 
     def status(self) -> dict:
         """The service's part of `meshlink status`."""
-        return control.status(self, _now_ms())
+        return control.status(self, now_ms())
 
     def attach_control(self, server) -> None:
         """Add board commands to a ControlServer and make status/send board-aware."""

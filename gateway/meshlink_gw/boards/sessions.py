@@ -16,7 +16,6 @@ import dataclasses
 import logging
 import os
 import sqlite3
-import time
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -33,8 +32,9 @@ from meshlink.errors import (
     VersionError,
 )
 
-from meshlink_gw.boards.config import GatewayConfig
 from meshlink_gw.boards.registry import BoardRecord, Queued
+from meshlink_gw.config import GatewayConfig
+from meshlink_gw.runtime import now_ms
 
 log = logging.getLogger("meshlink.gateway")
 
@@ -43,9 +43,6 @@ DEAD_SIDS_KEPT = 4096
 CHALLENGE_RESEND_MS = 200  # a record before CONFIRM gets the CHALLENGE again this often
 REPLACED_HERE = "replaced by a new session on this connection"
 
-
-def now_ms() -> int:
-    return int(time.monotonic() * 1000)
 
 
 class BoardPeer(Protocol):

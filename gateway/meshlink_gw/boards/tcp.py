@@ -18,8 +18,8 @@ from typing import Any
 from meshlink.errors import ConfigError, DecodeError
 from meshlink.frames import Deframer, encode_frame
 
-from meshlink_gw.boards.config import GatewayConfig
 from meshlink_gw.boards.sessions import REPLACED_HERE
+from meshlink_gw.config import GatewayConfig
 
 log = logging.getLogger("meshlink.gateway")
 

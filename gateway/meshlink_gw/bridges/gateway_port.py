@@ -19,7 +19,7 @@ from meshlink import cjson
 from meshlink.errors import DecodeError
 
 from meshlink_gw.bridges.mqtt import MqttBridge
-from meshlink_gw.bridges.mqtt_config import MqttConfig
+from meshlink_gw.config import MqttConfig
 
 log = logging.getLogger("meshlink.mqtt")
 
@@ -94,7 +94,7 @@ def attach(bridge: MqttBridge, node: Any, service: Any) -> None:
 
     service.events.reading_hooks.append(reading)
     service.events.online_hooks.append(online)
-    node.deliver_hooks.append(delivered)
+    node.add_deliver_hook(delivered)
     service.status_extras["mqtt"] = lambda: {
         "broker": f"{bridge.config.host}:{bridge.config.effective_port}",
         "connected": bridge.connected, "outbox": bridge.outbox_size(),

@@ -22,8 +22,9 @@ from typing import Any, Protocol
 
 from meshlink.errors import MeshLinkError
 
+from meshlink_gw.config import MqttConfig
+
 from ..transports.base import supervise
-from .mqtt_config import MqttConfig
 from .mqtt_outbox import Outbox, RateLimiter
 from .mqtt_session import InboundMessage, MqttSession
 from .mqtt_topics import BROADCAST_TARGET, Topics, ha_sensor_config

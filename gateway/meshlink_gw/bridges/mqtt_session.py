@@ -26,8 +26,9 @@ import paho.mqtt.client as paho
 from meshlink.errors import TransportError
 from paho.mqtt.enums import CallbackAPIVersion, MQTTErrorCode
 
+from meshlink_gw.config import MqttConfig
+
 from ..transports.base import FrameInbox
-from .mqtt_config import MqttConfig
 
 log = logging.getLogger("meshlink.mqtt")
 

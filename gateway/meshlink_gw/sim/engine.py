@@ -11,9 +11,12 @@ Model (docs/ROUTING.md "Simulator"):
     messages served at tx_ms each;
   * the runtime around each router behaves like meshlink_gw's node: probes
     every probe_ms feed record_rtt / record_ping_lost, down_after lost probes
-    or an exhausted ARQ call peer_down, a successful probe calls peer_up, an
-    end-to-end Ack calls on_ack, a retry timeout calls on_delivery_failed
-    and re-originates with a fresh message_id (same origin_id);
+    or an exhausted ARQ call peer_down, a successful probe calls peer_up;
+  * end-to-end delivery is the node's own code: each node runs a
+    meshlink.delivery.Delivery (Ack matching, the retry schedule, expiry,
+    duplicate filter) with the node's defaults, and the loop feeds its
+    retries and expiries to the router (on_delivery_failed, originate) as
+    the node does;
   * probes are modelled (sampled, counted as control overhead) rather than
     queued as events, to keep 1000-node runs fast.
 """
@@ -26,6 +29,7 @@ import math
 import random
 import time
 
+from meshlink.delivery import Delivered, Delivery, Retry
 from meshlink.messages import Ack, MeshMessage, Routes
 from meshlink.router import Router
 
@@ -33,7 +37,7 @@ from . import oracle as oracle_mod
 from .topology import bfs_dist, build
 from .traffic import make_traffic
 
-EV_ARRIVE, EV_TIMER, EV_TRAFFIC, EV_RETRY, EV_PROBE, EV_LINKFAIL, EV_CHURN = range(7)
+EV_ARRIVE, EV_TIMER, EV_TRAFFIC, EV_PROBE, EV_LINKFAIL, EV_CHURN = range(6)
 INF = float("inf")
 # Gilbert-Elliott bursty loss (routing.md §3.3): P(G->B), P(B->G), loss in G, in B.
 GE = (0.01, 0.1, 0.01, 0.5)
@@ -67,6 +71,7 @@ class Sim:
         self.burst = p["loss_model"] == "burst"
         self.ge_bad: dict = {}
         self.routers: list = [None] * n
+        self.deliveries: list = [None] * n  # meshlink.delivery per live node
         self.gen = [0] * n
         self.upv = [set() for _ in range(n)]
         self.lossrun = [dict() for _ in range(n)]
@@ -100,7 +105,7 @@ class Sim:
         self.acked = bytearray(nk)
         self.attempt_mid: list = [None] * nk
         self.attempts = [0] * nk
-        self.src_gen = [0] * nk
+        self.origin2k: dict = {}  # origin_id -> k
         self.reach: dict = {}  # k -> {node: time} for broadcasts
         self.tx = {"data": 0, "ack": 0, "bcast": 0, "ctrl": 0, "announce": 0}
         self.bytes = {"data": 0, "ctrl": 0, "announce": 0}
@@ -133,6 +138,13 @@ class Sim:
             r.strategy.world = self.world
             r.strategy.me = i
         return r
+
+    def _new_delivery(self):
+        p = self.p
+        return Delivery(self.new_mid, retry_interval_ms=p["retry_interval_ms"],
+                        delivery_timeout_ms=p["delivery_timeout_ms"],
+                        backoff_max=p["retry_backoff_max"], max_pending=1 << 30,
+                        default_ttl=p["ttl"])
 
     def _push(self, t, kind, a, b=None, c=None):
         self.seq += 1
@@ -274,8 +286,10 @@ class Sim:
         self.busy[u] = busy
 
     def arm_timer(self, u):
-        r = self.routers[u]
-        nd = r.next_deadline()
+        nd = self.routers[u].next_deadline()
+        dd = self.deliveries[u].next_deadline()
+        if dd is not None and (nd is None or dd < nd):
+            nd = dd
         if nd is not None:
             cur = self.tdue[u]
             if cur is None or nd < cur:
@@ -289,6 +303,7 @@ class Sim:
         self.alive[v] = False
         self.gen[v] += 1
         self.routers[v] = None
+        self.deliveries[v] = None  # a dead node's pending sends die with it
         self.tdue[v] = None
         self.upv[v] = set()
         self.lossrun[v] = {}
@@ -304,6 +319,7 @@ class Sim:
         if self.down_iv[v]:
             self.down_iv[v][-1][1] = now
         r = self.routers[v] = self._new_router(v)
+        self.deliveries[v] = self._new_delivery()
         vid = self.ids[v]
         for u in self.topo.adj[v]:
             if self.alive[u] and (u, v) not in self.cut:
@@ -373,23 +389,24 @@ class Sim:
 
     # -- traffic -------------------------------------------------------------
     def originate(self, k, now):
-        t0, src, dst, size, _flow = self.traffic[k]
-        r = self.routers[src]
-        mid = self.new_mid()
-        first = self.attempt_mid[k]
-        self.attempt_mid[k] = mid
-        self.attempts[k] += 1
-        self.mid2k[mid] = k
-        msg = MeshMessage(src=self.ids[src], dst=None if dst is None else self.ids[dst],
-                          data=b"", message_id=mid, origin_id=first or mid,
-                          ttl=self.p["ttl"], path=[])
-        d = r.originate(msg, now)
-        self.dispatch(src, d.forward, now, d.mode)
+        """Message k's first attempt, built and tracked by its source's delivery."""
+        _t0, src, dst, _size, _flow = self.traffic[k]
+        dl = self.deliveries[src]
+        msg = dl.message(self.ids[src], None if dst is None else self.ids[dst], b"")
+        self.origin2k[msg.message_id] = k
         if dst is not None:
-            self.src_gen[k] = self.gen[src]
-            self._push(now + self.p["ack_timeout_ms"], EV_RETRY, k, self.attempts[k])
+            dl.track(msg, now)
         else:
             self.reach[k] = {}
+        self._attempt(src, k, msg, now)
+
+    def _attempt(self, src, k, msg, now):
+        """Route one attempt of message k from src (its first or a retry)."""
+        self.attempt_mid[k] = msg.message_id
+        self.attempts[k] += 1
+        self.mid2k[msg.message_id] = k
+        d = self.routers[src].originate(msg, now)
+        self.dispatch(src, d.forward, now, d.mode)
         self.arm_timer(src)
 
     # -- main loop -----------------------------------------------------------
@@ -418,6 +435,7 @@ class Sim:
                 self.down_iv[v].append([0.0, INF])
                 continue
             self.routers[v] = self._new_router(v)
+            self.deliveries[v] = self._new_delivery()
         for v in range(self.n):
             if not self.alive[v]:
                 continue
@@ -460,9 +478,13 @@ class Sim:
                     continue
                 self.tdue[a] = None
                 r = routers[a]
-                out = r.handle_timer(now)
-                if out:
-                    dispatch(a, out, now, "control")
+                rd = r.next_deadline()
+                if rd is not None and rd <= now:
+                    out = r.handle_timer(now)
+                    if out:
+                        dispatch(a, out, now, "control")
+                for ev in self.deliveries[a].handle_timer(now):
+                    self._on_delivery_event(a, ev, now)
                 self.arm_timer(a)
             elif kind == EV_PROBE:
                 if b != self.gen[a] or not alive[a]:
@@ -476,8 +498,6 @@ class Sim:
                     if now >= self.warm:
                         self._snapshot(a)
                     self.originate(a, now)
-            elif kind == EV_RETRY:
-                self._retry(a, b, now)
             elif kind == EV_LINKFAIL:
                 u, v = a, b
                 if c == self.gen[u] and v in self.upv[u]:
@@ -506,34 +526,29 @@ class Sim:
                     if rk is not None and v not in rk:
                         rk[v] = now
                 return
-            if k is not None and self.deliv_t[k] is None:
+            dl = self.deliveries[v]
+            if dl.first_arrival(msg, now) and k is not None and self.deliv_t[k] is None:
                 self.deliv_t[k] = now
                 if self.attempts[k] == 1:
                     self.first_ok[k] = 1
-            ack = Ack(src=self.ids[v], dst=msg.src, ack_for=msg.message_id,
-                      message_id=self.new_mid(), ttl=self.p["ttl"], path=[])
+            ack = dl.ack_for(msg)  # every arrival: an earlier Ack may be lost
             if k is not None:
                 self.mid2k[ack.message_id] = k
             d = r.originate(ack, now)
             self.dispatch(v, d.forward, now, d.mode)
         elif t is Ack:
-            k = self.mid2k.get(msg.ack_for)
             r.on_ack(msg, now)
-            if k is not None:
-                self.acked[k] = 1
+            done = self.deliveries[v].on_ack(msg, now)
+            if type(done) is Delivered:
+                k = self.origin2k.get(done.origin_id)
+                if k is not None:
+                    self.acked[k] = 1
 
-    def _retry(self, k, attempt, now):
-        if self.acked[k] or attempt != self.attempts[k]:
-            return
-        src = self.traffic[k][1]
-        if not self.alive[src] or self.gen[src] != self.src_gen[k]:
-            return
-        r = self.routers[src]
-        r.on_delivery_failed(self.attempt_mid[k], now)
-        if self.attempts[k] <= self.p["retries"]:
-            self.originate(k, now)
-        else:
-            self.arm_timer(src)
+    def _on_delivery_event(self, src, ev, now):
+        """A retry or an expiry from src's delivery, handled as the node does."""
+        self.routers[src].on_delivery_failed(ev.failed_id, now)
+        if type(ev) is Retry:
+            self._attempt(src, self.origin2k[ev.msg.origin_id], ev.msg, now)
 
     def _churn(self, what, v, now):
         if what == "down":

@@ -4,7 +4,7 @@ Definitions (docs/ROUTING.md "Metrics"); only messages originated after the
 warm-up count, and a message counts only if the optimum could deliver it:
   * directed: eligible if the destination was reachable over live nodes and
     links when it was sent and both ends stayed up until the deadline
-    ((retries + 1) * ack_timeout); delivered if the destination got any
+    (delivery_timeout_ms, when the origin gives up); delivered if the destination got any
     attempt before the deadline; first = delivered by the first attempt;
   * tx per delivered directed = every transmission (link attempt) of every
     attempt's copies and of their Acks, over all eligible messages, divided
@@ -36,7 +36,7 @@ def summarize(sim) -> dict:
     warm = sim.warm
     dur_s = p["duration_s"]
     n = sim.n
-    dl = (p["retries"] + 1) * p["ack_timeout_ms"]
+    dl = p["delivery_timeout_ms"]
     bd = p["bcast_deadline_ms"]
     alive_during = sim.alive_during
     d_elig = d_deliv = d_first = d_tx = d_disc = 0
@@ -140,7 +140,7 @@ def _recovery(sim) -> dict:
         event = p["heal_at_s"] * 1000.0
     else:
         pre_end = event = p["churn_at_s"] * 1000.0
-    to = p["ack_timeout_ms"]
+    to = p["retry_interval_ms"]  # the first attempt's window
     pts = []
     for k, rec in enumerate(sim.traffic):
         t0, src, dst, _s, flow = rec

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from meshlink.delivery import DELIVERY_TIMEOUT_MS, RETRY_BACKOFF_MAX, RETRY_INTERVAL_MS
+
 STRATEGY_ORDER = ("meshlink", "seed", "flood", "oracle")
 
 # Every knob of a scenario, with its default and the help text the CLI shows.
@@ -24,15 +26,22 @@ KNOBS = {
                        "more models pings riding a retransmitting link, as over TCP)"),
     "duration_s": (120.0, "measured time after the warm-up, in seconds"),
     "warmup_s": (60.0, "warm-up time (traffic flows, metrics ignore it), in seconds"),
-    "drain_s": (10.0, "time after the end to let messages and retries finish"),
+    "drain_s": (32.0, "time after the end to let messages and retries finish "
+                      "(at least delivery_timeout_ms)"),
     "rate": (1.0, "messages per second network-wide (Poisson)"),
     "bcast_frac": (0.7, "share of broadcasts in the random traffic"),
     "zipf": (1.0, "Zipf exponent of destination popularity (0 = uniform)"),
     "flows": (0, "fixed (src, dst) flows for recovery measurements"),
     "flow_ms": (500, "interval between messages of a flow"),
     "flow_mode": ("random", "random | central (half of the flows cross the most central node)"),
-    "ack_timeout_ms": (2000, "end-to-end retry timer"),
-    "retries": (3, "end-to-end retries after the first attempt"),
+    "retry_interval_ms": (RETRY_INTERVAL_MS, "end-to-end retry timer: the n-th retry waits "
+                          "n times it, at most retry_backoff_max times (the node's "
+                          "meshlink.delivery policy)"),
+    "retry_backoff_max": (RETRY_BACKOFF_MAX, "cap of the retry interval's multiplier "
+                          "(1: a fixed interval, the simulator's policy before it ran "
+                          "meshlink.delivery)"),
+    "delivery_timeout_ms": (DELIVERY_TIMEOUT_MS, "a directed message expires this long after "
+                            "its first attempt (the node's default)"),
     "bcast_deadline_ms": (10000, "broadcast coverage counts copies received within this"),
     "churn": ("none", "none | central (most central node fails) | mass (churn_frac fail at "
                       "once) | partition (cut in half, heals) | sessions (up/down sessions)"),

@@ -17,7 +17,9 @@ import random
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from meshlink.errors import ConfigError, MeshLinkError, TransportError
+from meshlink.errors import MeshLinkError, TransportError
+
+from meshlink_gw.runtime import Backoff
 
 log = logging.getLogger("meshlink.transport")
 
@@ -101,31 +103,6 @@ class FrameInbox:
                 return
             self._wake.clear()
             await self._wake.wait()
-
-
-class Backoff:
-    """Exponential backoff with jitter: each delay is drawn from [d/2, d].
-
-    d doubles from initial_ms up to max_ms; reset() starts again.
-    """
-
-    def __init__(self, initial_ms: int = 500, max_ms: int = 30_000,
-                 rng: Callable[[], float] = random.random) -> None:
-        if initial_ms <= 0 or max_ms < initial_ms:
-            raise ConfigError(
-                f"backoff: need 0 < initial_ms <= max_ms, got {initial_ms}, {max_ms}")
-        self.initial_ms = initial_ms
-        self.max_ms = max_ms
-        self._rng = rng
-        self._attempt = 0
-
-    def next_ms(self) -> int:
-        ceiling = min(self.max_ms, self.initial_ms * (1 << min(self._attempt, 30)))
-        self._attempt += 1
-        return int(ceiling * (0.5 + 0.5 * self._rng()))
-
-    def reset(self) -> None:
-        self._attempt = 0
 
 
 async def _maybe_await(value: Any) -> None:

@@ -1,0 +1,123 @@
+"""[node]: a mesh node's settings (`meshlink node`, and the mesh side of a gateway).
+
+Rule: every key is declared once below (config/schema.py); times are
+milliseconds, sizes bytes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import pathlib
+from typing import ClassVar
+
+from meshlink.errors import ConfigError
+
+from meshlink_gw.config.schema import (
+    HOSTPORT,
+    HOSTPORT_LIST,
+    PATH,
+    Kind,
+    flag,
+    integer,
+    setting,
+    text,
+)
+
+DEFAULT_PORT = 7400
+# The UDP port of both LAN beacons: nodes' Beacon ([node] discovery_port) and
+# the gateway's GatewayBeacon for boards ([gateway] beacon_port); boards listen
+# on it too (firmware/app/config.py, discovery_port).
+DEFAULT_DISCOVERY_PORT = 7399
+# The largest message a node sends is a full `routes` announcement (256
+# entries, ~14.4 KB of JSON); a handshake is ~2.6 KB.
+MIN_FRAME_BYTES = 16384
+
+
+def default_data_dir() -> pathlib.Path:
+    """$XDG_DATA_HOME/meshlink, or ~/.local/share/meshlink."""
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local/share")
+    return pathlib.Path(base) / "meshlink"
+
+
+def _network_key(value: object, loc: str) -> bytes:
+    try:
+        raw = bytes.fromhex(str(value))
+    except ValueError:
+        raw = b""
+    if not isinstance(value, str) or len(raw) != 32:  # the value is a secret: not echoed
+        raise ConfigError(f"{loc}: expected 64 hex characters (32 bytes)")
+    return raw
+
+
+NETWORK_KEY = Kind("64 hex characters (32 bytes)", _network_key)
+
+
+def _strategies() -> list[str]:
+    from meshlink.router import STRATEGIES
+
+    return sorted(STRATEGIES)
+
+
+@dataclasses.dataclass(frozen=True)
+class NodeConfig:
+    """Everything a node needs ([node] in the TOML file). Times are milliseconds,
+    sizes bytes. Frozen: derive a copy with schema.override() or dataclasses.replace()."""
+
+    TABLE: ClassVar[str] = "node"
+
+    data_dir: pathlib.Path = setting(
+        kind=PATH, factory=default_data_dir,
+        doc="identity key, inbox, control socket (default $XDG_DATA_HOME/meshlink)")
+    listen: tuple[str, int] = setting(
+        ("127.0.0.1", DEFAULT_PORT), "TCP address to listen on (port 0 picks a free one)",
+        kind=HOSTPORT)
+    peers: tuple[tuple[str, int], ...] = setting(
+        (), "static peers to keep a link to", kind=HOSTPORT_LIST)
+    network_key: bytes | None = setting(
+        None, "optional 32-byte network PSK (admission), as hex", kind=NETWORK_KEY)
+    router: str = text("meshlink", "routing strategy by name: meshlink, seed, flood",
+                       choices=_strategies)
+    event_loop: str = text("asyncio", "or uvloop (faster I/O, optional dependency)",
+                           choices=("asyncio", "uvloop"))
+    default_ttl: int = integer(8, "the whitepaper's TTL; seed uses it as is, meshlink as a floor",
+                               ge=1, le=255)
+    routing_log: pathlib.Path | None = setting(
+        None, "JSONL file of every forwarding decision", kind=PATH)
+    # discovery: UDP broadcast beacons between nodes (the boards' GatewayBeacon
+    # is [gateway] beacon_*: another message, often another network)
+    discovery: bool = flag(False, "find peers on the LAN by UDP broadcast beacons")
+    discovery_port: int = integer(DEFAULT_DISCOVERY_PORT, "UDP port of the beacons", le=65535)
+    discovery_broadcast: str = text("255.255.255.255", "broadcast address of the beacons")
+    beacon_interval_ms: int = integer(2000, "send our beacon this often")
+    # liveness
+    ping_interval_ms: int = integer(5000, "Ping every link this often", ge=10)
+    ping_timeout_ms: int = integer(3000, "a Ping unanswered this long is missed")
+    max_missed_pings: int = integer(3, "close a link after this many missed Pings")
+    handshake_timeout_ms: int = integer(
+        10_000, "a mesh handshake (hybrid X25519 + ML-KEM over TCP) must finish in this", ge=10)
+    idle_timeout_ms: int = integer(30_000, "no frame at all for this long: close")
+    # reconnect backoff (exponential with jitter)
+    reconnect_min_ms: int = integer(250, "first redial delay", ge=1)
+    reconnect_max_ms: int = integer(30_000, "longest redial delay (>= reconnect_min_ms)")
+    # delivery
+    retry_interval_ms: int = integer(2000, "first resend of an unacknowledged directed message")
+    delivery_timeout_ms: int = integer(30_000, "give up on a directed message after this")
+    # limits
+    max_frame_bytes: int = integer(65536, "largest frame accepted", ge=MIN_FRAME_BYTES)
+    max_peers: int = integer(64, "established links")
+    max_half_open: int = integer(64, "mesh connections still in handshake")
+    write_buffer_high_bytes: int = integer(1 << 20, "backpressure: stop reading above this")
+    slow_peer_timeout_ms: int = integer(5000, "a peer that reads nothing this long is cut off")
+    inbox_max_messages: int = integer(100_000, "received messages kept")
+    max_pending_sends: int = integer(10_000, "directed sends awaiting an ack; more are refused")
+
+    def finish(self, where: str) -> NodeConfig:
+        """Cross-key checks (called by the loader and override())."""
+        if self.reconnect_max_ms < self.reconnect_min_ms:
+            raise ConfigError(f"{where}.reconnect_max_ms must be >= reconnect_min_ms "
+                              f"({self.reconnect_min_ms}), got {self.reconnect_max_ms}")
+        return self
+
+    def control_socket(self) -> pathlib.Path:
+        return self.data_dir / "control.sock"

@@ -1,0 +1,47 @@
+"""The runtime's clock and reconnect backoff, written once.
+
+Every asyncio component (node, peer table, board service, transports'
+supervisor) reads time through now_ms() and waits between reconnects with
+Backoff, so the sans-I/O cores they drive see one clock.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+
+from meshlink.errors import ConfigError
+
+
+def now_ms() -> int:
+    """Monotonic milliseconds: never jumps with the wall clock, never wraps."""
+    return time.monotonic_ns() // 1_000_000
+
+
+class Backoff:
+    """Exponential backoff with jitter: each delay is drawn from [d/2, d].
+
+    d doubles from initial_ms up to max_ms; reset() starts again.
+
+    Raises:
+        ConfigError: not 0 < initial_ms <= max_ms.
+    """
+
+    def __init__(self, initial_ms: int = 500, max_ms: int = 30_000,
+                 rng: Callable[[], float] = random.random) -> None:
+        if initial_ms <= 0 or max_ms < initial_ms:
+            raise ConfigError(
+                f"backoff: need 0 < initial_ms <= max_ms, got {initial_ms}, {max_ms}")
+        self.initial_ms = initial_ms
+        self.max_ms = max_ms
+        self._rng = rng
+        self._attempt = 0
+
+    def next_ms(self) -> int:
+        ceiling = min(self.max_ms, self.initial_ms * (1 << min(self._attempt, 30)))
+        self._attempt += 1
+        return int(ceiling * (0.5 + 0.5 * self._rng()))
+
+    def reset(self) -> None:
+        self._attempt = 0
