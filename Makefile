@@ -38,17 +38,18 @@ test-mpy: setup
 	$(PY) tools/run_mpy_tests.py --heap $(MPY_CORE_HEAP)
 
 lint: setup
-	$(VENV)/bin/ruff check shared gateway firmware tests tools boards
+	$(VENV)/bin/ruff check shared gateway firmware tests tools boards bench examples
 	@# gateway/ (CPython) with the [tool.mypy] settings in pyproject.toml
 	$(VENV)/bin/mypy
 	@# firmware/ and shared/ against micropython-esp32-stubs: a call the board lacks fails here
 	bash tools/lint_firmware.sh
 
+# bench/ and examples/ are not installed: run from the repository root.
 bench: setup
-	$(PY) -m meshlink_gw.bench
+	$(PY) -m bench
 
 demo: setup
-	$(PY) -m meshlink_gw.demo
+	$(PY) -m examples.demo
 
 sim: setup
 	$(PY) -m meshlink_gw.sim --preset report --out sim-results

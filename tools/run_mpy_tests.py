@@ -11,19 +11,13 @@ another's heap use. Exits non-zero if any module fails.
 import argparse
 import os
 import pathlib
-import shutil
 import subprocess
 import sys
 import tempfile
 
+from meshlink_gw.boards.bundle import find_micropython
+
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-
-
-def find_micropython() -> str | None:
-    venv_bin = pathlib.Path(sys.executable).parent / "micropython"
-    if venv_bin.exists():
-        return str(venv_bin)
-    return shutil.which("micropython")
 
 
 def compile_core(out_dir: pathlib.Path) -> pathlib.Path | None:

@@ -26,6 +26,7 @@ from meshlink import boardlink, cjson, messages
 from meshlink._compat import b64encode
 from meshlink.errors import MeshLinkError
 from meshlink.frames import Deframer, encode_frame
+from meshlink_gw.boards import bundle as board_bundle
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 HEAP = "112K"
@@ -52,17 +53,17 @@ def mpy_cross() -> str:
 
 
 def build_bundle(dest: pathlib.Path, board: str = "unix", compile_mpy: bool | None = None):
-    """Lay out the files boards/<board>/board.json lists, as they would sit on
-    the board's filesystem; compile to .mpy where the board says so."""
+    """Lay out the files a board gets (boards/files.json, through the gateway's
+    own bundle.source_files), as they would sit on the board's filesystem;
+    compile to .mpy where boards/<board>/board.json says so."""
     spec = json.loads((ROOT / "boards" / board / "board.json").read_text())
     if compile_mpy is None:
         compile_mpy = spec["precompile"]["mpy"]
     args = spec["precompile"].get("mpy_cross_args", [])
-    for entry in spec["files"]:
-        src = ROOT / entry["src"]
-        dst = dest / entry["dst"]
+    for src, rel, compile_it in board_bundle.source_files(board, ROOT):
+        dst = dest / rel
         dst.parent.mkdir(parents=True, exist_ok=True)
-        if compile_mpy and entry["compile"]:
+        if compile_mpy and compile_it:
             out = dst.with_suffix(".mpy")
             subprocess.run([mpy_cross(), *args, "-o", str(out), str(src)], check=True)
         else:

@@ -7,7 +7,8 @@ import asyncio
 import inspect
 
 import pytest
-from meshlink_gw.bridges.localbroker import LocalMosquitto, find_mosquitto
+
+from examples.localbroker import LocalMosquitto, find_mosquitto
 
 ASYNC_TEST_TIMEOUT_S = 60
 

@@ -9,9 +9,10 @@ import shutil
 import uuid
 from typing import Any
 
-from meshlink_gw.bridges.localbroker import LocalMosquitto
 from meshlink_gw.bridges.mqtt import MqttBridge
 from meshlink_gw.config import MqttConfig
+
+from examples.localbroker import LocalMosquitto
 
 
 class FakeMesh:

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 from meshlink_gw.boards import bundle as board_bundle
 from meshlink_gw.boards.registry import BoardRegistry
-from meshlink_gw.proc import meshlink_cmd
+
+from examples.node_proc import meshlink_cmd
 
 
 def cli(*args, env=None, timeout_s=60.0):
@@ -69,9 +70,9 @@ def test_add_builds_a_valid_private_bundle(tmp_path):
     assert stat.S_IMODE((bundle / "config.json").stat().st_mode) == 0o600
     assert stat.S_IMODE(bundle.parent.stat().st_mode) == 0o700
     files = board_bundle.bundle_files(bundle)
-    spec = board_bundle.board_definition("unix")
-    want = sorted(e["dst"][:-3] + ".mpy" if e["compile"] and spec["precompile"]["mpy"]
-                  else e["dst"] for e in spec["files"])
+    mpy = board_bundle.wants_mpy("unix")
+    want = sorted(dst[:-3] + ".mpy" if compile_it and mpy else dst
+                  for _src, dst, compile_it in board_bundle.source_files("unix"))
     assert files == sorted(want + ["config.json"])
     # the PSK is never printed
     assert rec.psk.hex() not in json.dumps(info)
@@ -242,13 +243,27 @@ def test_board_add_serial_writes_the_serial_link_config(tmp_path):
         assert out.returncode == 2, (bad, out.stderr)
 
 
-def test_default_file_set_deploys_no_router_module(tmp_path):
-    # a board.json without "files" gets DEFAULT_FILES: shared/meshlink/*.py
-    # minus the router, which runs on the gateway (router.py, router_*.py)
+def test_every_board_gets_the_one_file_list_without_the_router():
+    # boards/files.json is the one list; no board.json repeats it, and it
+    # ships no router module (the router runs on the gateway)
+    root = Path(board_bundle.firmware_root())
+    want = [(e["dst"], e["compile"]) for e in board_bundle.board_files(root)]
+    boards = sorted(p.parent.name for p in (root / "boards").glob("*/board.json"))
+    assert "unix" in boards and len(boards) >= 4
+    for board in boards:
+        assert "files" not in board_bundle.board_definition(board, root), board
+        got = [(dst, c) for _src, dst, c in board_bundle.source_files(board, root)]
+        assert got == sorted(want), board
+    assert not [d for d, _c in want if d.split("/")[-1].startswith("router")]
+
+
+def test_a_glob_file_list_deploys_no_router_module(tmp_path):
+    # a board.json with its own "files" globs gets shared/meshlink/*.py minus
+    # the router, which runs on the gateway (router.py, router_*.py)
     root = Path(board_bundle.firmware_root())
     (tmp_path / "boards" / "bare").mkdir(parents=True)
     spec = json.loads((root / "boards" / "unix" / "board.json").read_text())
-    del spec["files"]
+    spec["files"] = ["firmware/main.py", "firmware/app/*.py", "shared/meshlink/*.py"]
     (tmp_path / "boards" / "bare" / "board.json").write_text(json.dumps(spec))
     for part in ("firmware", "shared"):
         (tmp_path / part).symlink_to(root / part)

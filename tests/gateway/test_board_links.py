@@ -1,7 +1,7 @@
 """Wired boards in-process: a [[serial]] entry over a pty and a [[ble]] entry
 over the fake at the bleak boundary (tests/gateway/ble_fake.py), each feeding
 the board service's sessions like a UDP board. The board is a CPython
-stand-in (meshlink_gw.boards.sim); the real firmware over a pty is in
+stand-in (examples/sim_board.py); the real firmware over a pty is in
 tests/integration/test_bridges_e2e.py."""
 
 from __future__ import annotations
@@ -15,10 +15,11 @@ from meshlink import cjson
 from meshlink.serialframe import encode
 from meshlink_gw.boards.registry import BoardRegistry
 from meshlink_gw.boards.service import BoardService
-from meshlink_gw.boards.sim import SimBoard
 from meshlink_gw.config import BleLinkConfig, GatewayConfig, SerialLinkConfig, override
 from serial_pty import PtyBoard
 from test_board_service import start_node, wait_until
+
+from examples.sim_board import SimBoard
 
 
 class WiredRig:

@@ -1,5 +1,5 @@
 """The gateway board service in-process: real nodes on loopback, CPython
-stand-in boards (meshlink_gw.boards.sim) for the protocol corner cases that the
+stand-in boards (examples/sim_board.py) for the protocol corner cases that the
 firmware end-to-end tests cannot provoke on purpose."""
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ from meshlink.nodeid import new_message_id
 from meshlink_gw.boards.registry import BoardRegistry
 from meshlink_gw.boards.service import BoardService
 from meshlink_gw.boards.sessions import TokenBucket
-from meshlink_gw.boards.sim import SharedUdp, SimBoard
 from meshlink_gw.config import GatewayConfig, NodeConfig, override, parse_config
 from meshlink_gw.crypto.identity import Identity
 from meshlink_gw.node import Node
+
+from examples.sim_board import SharedUdp, SimBoard
 
 
 async def wait_until(pred, timeout_s: float = 10.0) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from meshlink_gw.crypto import bench
+from bench import crypto as bench
 
 
 def test_bench_run_reports_all_rows():

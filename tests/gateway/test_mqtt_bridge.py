@@ -164,7 +164,7 @@ async def test_mqtt_ha_discovery_configs_are_valid_json(mosquitto):
 
 
 def test_mqtt_bench_reports_median_readings_per_s(mosquitto):
-    from meshlink_gw.bridges import bench
+    from bench import bridges as bench
 
     rows = bench.run()
     assert [unit for _, _, unit in rows] == ["readings/s", "readings/s"]

@@ -1,7 +1,7 @@
 """The MQTT bridge wired into a gateway (bridges/gateway_port.py), in-process,
 against a real mosquitto observed with the real CLI clients: board readings
 and status up, commands down to a board, mesh messages for the gateway up,
-no echo of what came from MQTT. Stand-in boards (meshlink_gw.boards.sim);
+no echo of what came from MQTT. Stand-in boards (examples/sim_board.py);
 tests/integration/test_bridges_e2e.py runs the same with real processes."""
 
 from __future__ import annotations

@@ -14,9 +14,10 @@ import threading
 import time
 from pathlib import Path
 
-from meshlink_gw.boards import proc as board_proc
 from meshlink_gw.boards.bundle import find_micropython
-from meshlink_gw.proc import meshlink_cmd
+
+from examples import gateway_proc as board_proc
+from examples.node_proc import meshlink_cmd
 
 # The ESP32 budget; MESHLINK_TEST_BOARD_HEAP overrides it only to debug the firmware.
 HEAP = os.environ.get("MESHLINK_TEST_BOARD_HEAP", "112K")

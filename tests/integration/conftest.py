@@ -5,7 +5,8 @@ from __future__ import annotations
 import socket
 
 import pytest
-from meshlink_gw.proc import NodeProcess
+
+from examples.node_proc import NodeProcess
 
 
 def free_port() -> int:

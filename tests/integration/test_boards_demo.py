@@ -4,20 +4,26 @@ Also with the boards on CPython (the aarch64 Pi path, no MicroPython)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from boards_harness import have_micropython
+
+ROOT = Path(__file__).resolve().parents[2]  # examples/ is not installed: run it from here
 
 
 @pytest.mark.parametrize("runtime", ["micropython", "cpython"])
 def test_demo_runs_and_stops_everything(tmp_path, runtime):
     if runtime == "micropython" and not have_micropython():
         pytest.skip("no MicroPython unix port")
-    args = [sys.executable, "-m", "meshlink_gw.demo"] + (["--cpython"] if runtime == "cpython"
-                                                          else [])
-    out = subprocess.run(args, cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    args = [sys.executable, "-m", "examples.demo"] + (["--cpython"] if runtime == "cpython"
+                                                     else [])
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    out = subprocess.run(args, cwd=tmp_path, env=env, capture_output=True, text=True,
+                         timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
     text = out.stdout
     assert "greenhouse  READING temp" in text

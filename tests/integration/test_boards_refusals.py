@@ -22,7 +22,8 @@ from boards_harness import (
     tamper_bundle,
 )
 from meshlink import boardlink
-from meshlink_gw.boards.sim import SharedUdp, SimBoard
+
+from examples.sim_board import SharedUdp, SimBoard
 
 pytestmark = pytest.mark.skipif(not have_micropython(), reason="no MicroPython unix port")
 

@@ -25,8 +25,9 @@ import time
 import pytest
 from boards_harness import FirmwareBoard, GatewayProcess, add_board, have_micropython
 from meshlink.serialframe import encode
-from meshlink_gw.bridges.localbroker import LocalMosquitto, find_mosquitto
 from pty_bridge import PtyBridge
+
+from examples.localbroker import LocalMosquitto, find_mosquitto
 
 pytestmark = pytest.mark.skipif(not have_micropython(), reason="no MicroPython unix port")
 

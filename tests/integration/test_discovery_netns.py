@@ -14,7 +14,8 @@ import subprocess
 import time
 
 import pytest
-from meshlink_gw.proc import NodeProcess
+
+from examples.node_proc import NodeProcess
 
 SUBNET = "10.77.{n}.{h}"
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from meshlink_gw.bridges.localbroker import free_port  # not `conftest`: several dirs have one
+from examples.localbroker import free_port  # not `conftest`: several dirs have one
 
 
 def _send(node, *args):

@@ -85,7 +85,7 @@ def test_plots_from_an_aggregate(tmp_path):
 
 def test_bench_default_workload_is_what_sim_runs_without_options():
     """`make bench` labels its first workload "the default": keep that true."""
-    from meshlink_gw.sim import bench
+    from bench import sim as bench
 
     ap = argparse.ArgumentParser()
     cli.configure(ap)
@@ -101,8 +101,9 @@ def test_bench_default_workload_is_what_sim_runs_without_options():
 
 def test_bench_rows_report_every_strategy_and_all_four():
     """The make-bench section on a tiny grid (no timing asserts)."""
-    from meshlink_gw.sim import bench
     from meshlink_gw.sim.scenarios import scenario
+
+    from bench import sim as bench
 
     tiny = scenario("tiny", topology="grid", nodes=16, degree=4, warmup_s=2.0,
                     duration_s=4.0, seeds=1)

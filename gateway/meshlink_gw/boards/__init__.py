@@ -10,6 +10,7 @@
     control.py   control-socket commands and status
     registry.py  boards.db: boards, PSKs, identities, queues (SQLite)
     bundle.py    deploy bundles: build, flash (mpremote), run (unix port)
-    sim.py       CPython stand-in boards (benchmark, adversarial tests)
-    proc.py      gateways and simulated boards as child processes
+
+Stand-in boards and process harnesses for the demo, tests and bench live
+outside the package, in examples/.
 """

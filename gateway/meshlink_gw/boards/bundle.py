@@ -14,9 +14,10 @@ simulated board's flash, where boot.cnt persists) and runs main.py there on
 the MicroPython unix port, so the simulation runs the very files a flash
 would copy.
 
-Which files a board gets comes from boards/<board>/board.json ("files": a
-list of repository-relative paths or globs, "mpy": true/false, plus defaults
-for config.json) when it exists; otherwise from DEFAULT_FILES.
+Which files a board gets comes from one list for every board, BOARD_FILES
+(boards/files.json: {"src", "dst", "compile"} entries). A board's own
+boards/<board>/board.json may replace it with a "files" list of its own; the
+rest of board.json is pins, precompile settings and defaults for config.json.
 """
 
 from __future__ import annotations
@@ -38,9 +39,9 @@ from meshlink.errors import ConfigError, TransportError
 
 REPO_ROOT = Path(__file__).resolve().parents[3]
 HEAPSIZE = "112K"  # an ESP32 without PSRAM (MICROPYTHON.md: budget the app for 112K)
-DEFAULT_FILES = ["firmware/main.py", "firmware/app/*.py", "shared/meshlink/*.py"]
-# Never deployed: the router (router.py and every router_*.py) runs on the
-# gateway, not on boards. A prefix, so a new router module cannot slip in.
+BOARD_FILES = "boards/files.json"  # the one file list (relative to firmware_root())
+# Never deployed by a glob entry: the router (router.py and every router_*.py)
+# runs on the gateway, not on boards. A prefix, so a new router module cannot slip in.
 ROUTER_PREFIX = "router"
 _KEEP_SOURCE = ("main.py", "boot.py", "__init__.py")  # stay .py even in an .mpy bundle
 
@@ -82,6 +83,23 @@ def board_definition(board_type: str, root: Path | None = None) -> dict[str, Any
     return {}
 
 
+def board_files(root: Path | None = None) -> list[Any]:
+    """The "files" entries of BOARD_FILES: what every board gets unless its
+    board.json lists its own.
+
+    Raises:
+        ConfigError: the manifest is missing, not JSON, or has no "files" list.
+    """
+    path = (root or firmware_root()) / BOARD_FILES
+    try:
+        entries = json.loads(path.read_text())["files"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise ConfigError(f"{path}: cannot read the board file list: {e}")
+    if not isinstance(entries, list):
+        raise ConfigError(f"{path}: \"files\" must be a list")
+    return entries
+
+
 def _dest_for(rel: str) -> str:
     """Repository path -> path on the board."""
     for prefix in ("firmware/", "shared/"):
@@ -93,13 +111,17 @@ def _dest_for(rel: str) -> str:
 def source_files(board_type: str, root: Path | None = None) -> list[tuple[Path, str, bool]]:
     """(source, path on the board, compile to .mpy?) for every file board_type gets.
 
-    board.json "files" entries are {"src", "dst", "compile"} objects, or plain
-    repository paths/globs (placed under their firmware/ or shared/ relative
-    path, compiled unless they must stay source).
+    The entries come from BOARD_FILES, or from board.json "files" when the
+    board lists its own. Each is a {"src", "dst", "compile"} object, or a plain
+    repository path/glob (placed under its firmware/ or shared/ relative path,
+    compiled unless it must stay source; router modules are skipped).
+
+    Raises:
+        ConfigError: a missing source, a malformed entry, or no main.py.
     """
     root = root or firmware_root()
     spec = board_definition(board_type, root)
-    entries = spec.get("files") or DEFAULT_FILES
+    entries = spec.get("files") or board_files(root)
     out: dict[str, tuple[Path, bool]] = {}
     for entry in entries:
         if isinstance(entry, dict):
@@ -325,6 +347,10 @@ def _run_mpremote(tool: str, port: str, args: list[str], cwd: Path) -> None:
 
 # -- running on the unix port -----------------------------------------------------------
 def find_micropython() -> str | None:
+    """The MicroPython unix port: this venv's, else the one on PATH; None if absent.
+
+    The one finder: bench/ and tools/ import it too.
+    """
     cand = Path(sys.executable).parent / "micropython"
     if cand.exists():
         return str(cand)

@@ -8,7 +8,7 @@ loopback; every process started here is stopped; bounded time (< 60 s).
    time (HELLO sent -> CONFIRM sent, one round trip plus both sides' crypto)
    and ping/pong round trips per second with 8 in flight (each one record
    sealed and opened on each side).
-2. The sans-I/O board-link core on MicroPython at 112K (tools/bench_core_mpy.py).
+2. The sans-I/O board-link core on MicroPython at 112K (bench/core_mpy.py).
 3. Capacity: how many simulated boards (CPython BoardClients in this process,
    sharing a few UDP sockets; one reading per second each, spread evenly) one
    gateway serves before readings are delayed over 100 ms. The delay of a
@@ -33,13 +33,14 @@ import tempfile
 import time
 from pathlib import Path
 
-from meshlink_gw import bench_core
 from meshlink_gw.boards import bundle as board_bundle
-from meshlink_gw.boards.proc import GatewayProcess
 from meshlink_gw.boards.registry import BoardRegistry
-from meshlink_gw.boards.sim import SharedUdp, SimBoard
 
-ROOT = Path(__file__).resolve().parents[2]
+from bench import core as bench_core
+from examples.gateway_proc import GatewayProcess
+from examples.sim_board import SharedUdp, SimBoard
+
+ROOT = Path(__file__).resolve().parents[1]
 DELAY_LIMIT_MS = 100.0
 TIME_BUDGET_S = 40.0  # for the capacity ramp
 STEP_S = 3.5  # per ramp step: readings sent this long, the last STEP_S - 1 s measured
@@ -132,15 +133,18 @@ def _hostport(text: str) -> tuple[str, int]:
 
 # -- 1 and 2: MicroPython ------------------------------------------------------------------
 def _compile_core(dest: Path) -> Path:
-    """The shared core as .mpy (what a board runs) into dest/meshlink."""
-    out = dest / "meshlink"
-    out.mkdir(parents=True)
+    """The shared core a board gets (meshlink/ in boards/files.json) as .mpy into
+    dest/meshlink."""
+    (dest / "meshlink").mkdir(parents=True)
     compiler = board_bundle.mpy_cross()
-    for src in sorted((ROOT / "shared" / "meshlink").glob("*.py")):
-        if src.stem.startswith("router"):
+    for src, rel, compile_it in board_bundle.source_files("unix", ROOT):
+        if not rel.startswith("meshlink/"):
             continue
-        target = out / (src.stem + ".mpy")
-        subprocess.run([compiler, "-O3", "-o", str(target), str(src)], check=True)
+        if compile_it:
+            target = dest / (rel[:-3] + ".mpy")
+            subprocess.run([compiler, "-O3", "-o", str(target), str(src)], check=True)
+        else:
+            shutil.copyfile(src, dest / rel)
     return dest
 
 

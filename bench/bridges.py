@@ -19,10 +19,10 @@ import tempfile
 import time
 import uuid
 
+from meshlink_gw.bridges.mqtt import MqttBridge
 from meshlink_gw.config import MqttConfig
 
-from .localbroker import LocalMosquitto, find_mosquitto
-from .mqtt import MqttBridge
+from examples.localbroker import LocalMosquitto, find_mosquitto
 
 BOARDS = 100
 READINGS_PER_BOARD = 100

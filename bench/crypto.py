@@ -1,7 +1,7 @@
 """Micro-benchmarks of PQMESH/1: handshake CPU time and AES-GCM record cost.
 
 Rule: in-process only (no sockets); the clock is read here because measuring
-time is the point. Run: `python -m meshlink_gw.crypto.bench`.
+time is the point. Run from the repository root: `python -m bench.crypto`.
 """
 
 from __future__ import annotations

@@ -1,8 +1,8 @@
 # Core benchmarks on MicroPython: frames and board-link records per second,
 # board-link session setup time. Run as
-#   MICROPYPATH=shared .venv/bin/micropython -X heapsize=96K tools/bench_core_mpy.py
+#   MICROPYPATH=shared .venv/bin/micropython -X heapsize=96K bench/core_mpy.py
 # Prints one line per figure: "bench<TAB>name<TAB>value<TAB>unit" (median of
-# 5 runs). gateway/meshlink_gw/bench_core.py runs this and parses the lines.
+# 5 runs). bench/core.py runs this and parses the lines.
 # The unix port on a PC is much faster than an ESP32: compare like with like.
 import gc
 import sys

@@ -4,27 +4,26 @@ Figures (each the median of 5 short runs, measured now on this machine):
   CPython: frames encoded+decoded/s and board-link records sealed+opened/s
   (256-byte payloads), the same records with the ECB-built CTR path, and the
   board-link session setup time (both sides of the handshake).
-  MicroPython: the same figures from tools/bench_core_mpy.py, run on the
+  MicroPython: the same figures from bench/core_mpy.py, run on the
   unix port under a 96K heap (a PC, not an ESP32: expect a board to be
   tens of times slower).
 
-run() -> [(name, value, unit)] is what `make bench` (meshlink_gw.bench) calls.
+run() -> [(name, value, unit)] is what `make bench` (python -m bench) calls.
 Whole section: about 5 s.
 """
 
 import os
 import pathlib
-import shutil
 import statistics
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 
 from meshlink import aes, boardlink, frames
+from meshlink_gw.boards.bundle import find_micropython
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-MPY_SCRIPT = ROOT / "tools" / "bench_core_mpy.py"
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+MPY_SCRIPT = ROOT / "bench" / "core_mpy.py"
 PAYLOAD_BYTES = 256
 RUNS = 5
 RUN_SECONDS = 0.1
@@ -90,13 +89,8 @@ def session_setup_ms() -> float:
     return 1000.0 / rate(handshake)
 
 
-def find_micropython() -> str | None:
-    venv_bin = pathlib.Path(sys.executable).parent / "micropython"
-    return str(venv_bin) if venv_bin.exists() else shutil.which("micropython")
-
-
 def micropython_figures(heap: str = "96K") -> list[tuple[str, float, str]]:
-    """Run tools/bench_core_mpy.py on the MicroPython unix port; [] if it is not installed.
+    """Run bench/core_mpy.py on the MicroPython unix port; [] if it is not installed.
 
     Raises RuntimeError if the script fails.
     """
@@ -107,7 +101,7 @@ def micropython_figures(heap: str = "96K") -> list[tuple[str, float, str]]:
     proc = subprocess.run([mpy, "-X", f"heapsize={heap}", str(MPY_SCRIPT)], env=env,
                           capture_output=True, text=True, timeout=MPY_TIMEOUT_S)
     if proc.returncode != 0:
-        raise RuntimeError("bench_core_mpy.py failed: " + (proc.stdout + proc.stderr)[-500:])
+        raise RuntimeError("bench/core_mpy.py failed: " + (proc.stdout + proc.stderr)[-500:])
     rows = []
     for line in proc.stdout.splitlines():
         parts = line.split("\t")

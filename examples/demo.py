@@ -9,19 +9,22 @@ unix port (or, where there is no MicroPython, e.g. an aarch64 Pi, the same
 firmware on CPython through meshlink_gw.mpy_shim). A temperature reading from
 a board behind A crosses the mesh and triggers the relay of the board behind
 B. Prints the reading, the hops and the action, then stops every process it
-started and exits 0.
+started and exits 0. Ctrl-C stops every process it started too, and exits 130
+without a traceback.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
+import signal
 import sys
 from pathlib import Path
 
 from meshlink_gw.boards.bundle import find_micropython
-from meshlink_gw.boards.proc import BoardProcess, GatewayProcess, meshlink
-from meshlink_gw.proc import NodeProcess
+
+from examples.gateway_proc import BoardProcess, GatewayProcess, meshlink
+from examples.node_proc import NodeProcess
 
 ROOT = Path(".demo")
 BOARD_SETTINGS = ("ping_interval_ms=1000", "link_timeout_ms=5000", "heap_report_ms=0",
@@ -32,10 +35,10 @@ def say(text: str) -> None:
     print(text, flush=True)
 
 
-def start_line() -> list[NodeProcess]:
-    """gateway A - full node - gateway B (the middle one is a plain `meshlink node`)."""
+def start_line(procs: list[NodeProcess]) -> None:
+    """gateway A - full node - gateway B (the middle one is a plain `meshlink node`),
+    appended to procs as each starts, so an interrupted start still stops them."""
     names = ("gateway A", "node     ", "gateway B")
-    procs: list[NodeProcess] = []
     for i, dirname in enumerate(("gwA", "node", "gwB")):
         peers = (procs[-1].listen,) if procs else ()
         proc: NodeProcess = NodeProcess(ROOT / dirname, peers=peers) if i == 1 else \
@@ -46,7 +49,6 @@ def start_line() -> list[NodeProcess]:
                   if isinstance(proc, GatewayProcess) else "")
         say(f"  {names[i]}  {proc.node_id}  mesh {proc.listen}{boards}"
             + (f"  (links to {names[i - 1].strip()})" if peers else ""))
-    return procs
 
 
 def directed(src: NodeProcess, dst: NodeProcess) -> None:
@@ -170,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     line: list[NodeProcess] = []
     started: list[BoardProcess] = []
     try:
-        line = start_line()
+        start_line(line)
         line[1].wait_peers(2)
         say("   the node links to both gateways; A and B are not linked to each other.")
         directed(line[0], line[2])
@@ -181,7 +183,12 @@ def main(argv: list[str] | None = None) -> int:
         for b in started:
             say(f"--- board {b.name} output (tail) ---\n" + "\n".join(b.lines[-15:]))
         return 1
+    except KeyboardInterrupt:  # Ctrl-C: the processes below are stopped all the same
+        say("\nInterrupted (Ctrl-C).")
+        return 130
     finally:
+        # a second Ctrl-C must not leave processes behind; each stop is bounded
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         for b in started:
             b.stop()
         for proc in reversed(line):

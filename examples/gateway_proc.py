@@ -1,6 +1,6 @@
 """Gateways and simulated boards as real child processes (demo, tests, bench).
 
-Rule: like meshlink_gw.proc: every process started here is stopped by
+Rule: like examples.node_proc: every process started here is stopped by
 stop()/kill(); waits are bounded by deadlines and driven by output lines.
 """
 
@@ -17,7 +17,8 @@ import time
 from pathlib import Path
 
 from meshlink_gw.boards.bundle import find_micropython
-from meshlink_gw.proc import NodeProcess, meshlink_cmd
+
+from examples.node_proc import NodeProcess, meshlink_cmd
 
 
 def meshlink(*args: str, timeout_s: float = 60.0) -> subprocess.CompletedProcess:

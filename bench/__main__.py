@@ -1,8 +1,12 @@
 """`make bench`: every benchmark of the project, printed as one table.
 
+Run from the repository root: `python -m bench [SECTION ...]`, where a
+SECTION picks the modules whose name contains it (`python -m bench crypto`).
+
 Rule: figures are medians of several runs measured now, on this machine;
-ratios compare against a baseline measured in the same run. Each section
-lives next to the code it measures and exposes run() -> [(name, value, unit)].
+ratios compare against a baseline measured in the same run. Each section is
+one module of bench/, named after the part of the tree it measures, and
+exposes run() -> [(name, value, unit)]. Nothing under bench/ is installed.
 """
 
 from __future__ import annotations
@@ -12,12 +16,12 @@ import sys
 import time
 
 SECTIONS = [
-    ("core (frames, board link)", "meshlink_gw.bench_core"),
-    ("hybrid handshake and session crypto", "meshlink_gw.crypto.bench"),
-    ("full node over loopback", "meshlink_gw.bench_node"),
-    ("gateway and boards", "meshlink_gw.bench_boards"),
-    ("routing simulator", "meshlink_gw.sim.bench"),
-    ("MQTT bridge", "meshlink_gw.bridges.bench"),
+    ("core (frames, board link)", "bench.core"),
+    ("hybrid handshake and session crypto", "bench.crypto"),
+    ("full node over loopback", "bench.node"),
+    ("gateway and boards", "bench.boards"),
+    ("routing simulator", "bench.sim"),
+    ("MQTT bridge", "bench.bridges"),
 ]
 
 

@@ -18,7 +18,6 @@ from meshlink import boardlink, cjson
 from meshlink._compat import b64decode
 from meshlink.errors import MeshLinkError, TransportError
 from meshlink.frames import Deframer, encode_frame
-
 from meshlink_gw.runtime import now_ms
 
 

@@ -23,11 +23,11 @@ from pathlib import Path
 from meshlink import messages
 from meshlink.frames import Deframer, encode_frame
 from meshlink.nodeid import new_message_id
-
 from meshlink_gw.crypto.handshake import Initiator, Responder
 from meshlink_gw.crypto.identity import Identity
 from meshlink_gw.crypto.kem import get_backend
-from meshlink_gw.proc import NodeProcess
+
+from examples.node_proc import NodeProcess
 
 PAYLOAD_BYTES = 256
 RELAY_MESSAGES = 60_000

@@ -14,9 +14,9 @@ from __future__ import annotations
 import statistics
 import time
 
-from .runner import run_one
-from .scenarios import STRATEGY_ORDER as STRATEGIES
-from .scenarios import TARGET, scenario
+from meshlink_gw.sim.runner import run_one
+from meshlink_gw.sim.scenarios import STRATEGY_ORDER as STRATEGIES
+from meshlink_gw.sim.scenarios import TARGET, scenario
 
 RUNS = 3
 
