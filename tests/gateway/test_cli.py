@@ -116,7 +116,7 @@ def test_ctrl_c_exits_130_quietly(monkeypatch, capsys):
 
 def test_a_closed_stdout_ends_quietly(tmp_path):
     """`meshlink recv | head -1`: no BrokenPipeError traceback, exit 141 as for SIGPIPE."""
-    from meshlink_gw.store import Inbox
+    from meshlink_gw.node.store import Inbox
 
     inbox = Inbox(tmp_path / "meshlink.db")
     for i in range(3000):  # far more than a pipe buffer

@@ -34,6 +34,8 @@ from typing import Any
 
 from meshlink.errors import ConfigError
 
+from meshlink_gw.config.links import valid_board_name
+
 DB_FILENAME = "boards.db"
 BOARD_TYPES = ("esp32-devkitc", "esp32-s3", "esp32-c3", "unix")
 TRANSPORTS = ("udp", "tcp", "serial", "ble")
@@ -137,12 +139,6 @@ def _board(row) -> BoardRecord:
 
 def _queued(row) -> Queued:
     return Queued(row[0], row[1], row[2], row[3], row[4], row[5], bytes(row[6]), row[7], row[8])
-
-
-def valid_board_name(name: str) -> bool:
-    """Board names are short and safe as a directory name: [A-Za-z0-9._-], 1..32."""
-    return (isinstance(name, str) and 1 <= len(name) <= 32 and name[0] not in ".-"
-            and all(c.isascii() and (c.isalnum() or c in "._-") for c in name))
 
 
 class BoardRegistry:

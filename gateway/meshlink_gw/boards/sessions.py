@@ -107,6 +107,9 @@ class BoardLink:
                  hello: bytes, now: int, cfg: GatewayConfig) -> None:
         self.board = board
         self.session = session
+        # set by the handshake that established it (GatewaySession.sid is
+        # None only before CONFIRM)
+        self.sid: int = session.sid if session.sid is not None else -1
         self.peer = peer
         self.hello = hello
         self.established_ms = now
@@ -286,7 +289,7 @@ class BoardSessions:
                             else "replaced by a new session")
         link = BoardLink(rec, ho.session, peer, ho.hello, now, self.cfg)
         self.links[rec.name] = link
-        self.by_sid[ho.session.sid] = link
+        self.by_sid[link.sid] = link
         peer.attach(link)
         self.stats["sessions"] += 1
         rec.last_boot_ctr = ho.session.boot_ctr
@@ -369,7 +372,7 @@ class BoardSessions:
     def close_link(self, link: BoardLink, why: str) -> None:
         """End one session; its sid is remembered so late records get a clear refusal."""
         link.closed = True
-        sid = link.session.sid
+        sid = link.sid
         if self.by_sid.get(sid) is link:
             del self.by_sid[sid]
         self.dead_sids[sid] = (link.board.name, why)

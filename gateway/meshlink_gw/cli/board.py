@@ -18,11 +18,11 @@ from typing import Any
 from meshlink.errors import ConfigError, TransportError
 from meshlink.nodeid import is_id
 
-from meshlink_gw import control
 from meshlink_gw.boards import bundle as board_bundle
 from meshlink_gw.boards.registry import BOARD_TYPES, BoardRegistry
 from meshlink_gw.cli.common import data_dir, data_dir_arg
 from meshlink_gw.config import parse_hostport
+from meshlink_gw.node import control
 
 
 # -- meshlink board ... -----------------------------------------------------------------

@@ -18,13 +18,12 @@ from typing import Any
 
 from meshlink.errors import ConfigError
 
-from meshlink_gw import control
 from meshlink_gw.boards.registry import BoardRegistry
 from meshlink_gw.boards.service import BoardService
 from meshlink_gw.cli.common import node_args, node_config_from_args, run_loop
 from meshlink_gw.config import GatewayConfig, MqttConfig, NodeConfig, load_config, override
 from meshlink_gw.crypto.identity import Identity
-from meshlink_gw.node import Node
+from meshlink_gw.node import Node, control
 
 log = logging.getLogger("meshlink.cli")
 

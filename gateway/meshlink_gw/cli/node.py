@@ -16,7 +16,6 @@ from typing import Any
 from meshlink.errors import ConfigError
 from meshlink.nodeid import is_id
 
-from meshlink_gw import control
 from meshlink_gw.cli.common import (
     data_dir,
     data_dir_arg,
@@ -25,6 +24,7 @@ from meshlink_gw.cli.common import (
     run_loop,
 )
 from meshlink_gw.config import NodeConfig
+from meshlink_gw.node import control
 
 log = logging.getLogger("meshlink.cli")
 
@@ -118,7 +118,7 @@ def cmd_recv(args: argparse.Namespace) -> int:
         db = ddir / "meshlink.db"
         if not db.exists():
             return 0  # a node ran here but never received anything
-        from meshlink_gw.store import Inbox
+        from meshlink_gw.node.store import Inbox
 
         inbox = Inbox(db)
         for rec in inbox.since(0):

@@ -12,8 +12,13 @@ from typing import Any, ClassVar
 
 from meshlink.errors import ConfigError
 
-from meshlink_gw.boards.registry import valid_board_name
 from meshlink_gw.config.schema import Kind, bad_value, integer, number, text
+
+
+def valid_board_name(name: str) -> bool:
+    """Board names are short and safe as a directory name: [A-Za-z0-9._-], 1..32."""
+    return (isinstance(name, str) and 1 <= len(name) <= 32 and name[0] not in ".-"
+            and all(c.isascii() and (c.isalnum() or c in "._-") for c in name))
 
 
 def _board(value: Any, loc: str) -> str:

@@ -222,7 +222,7 @@ class Sim:
         busy = self.busy[u]
         last = None
         k = None
-        cat = None
+        cat = ""
         nb = 0
         for pid, msg in forward:
             v = idx[pid]

@@ -26,12 +26,12 @@ from meshlink.router import Router
 
 from meshlink_gw.announce import is_announce
 from meshlink_gw.config import NodeConfig
-from meshlink_gw.connection import LinkParams
-from meshlink_gw.discovery import Discovery
-from meshlink_gw.peers import LinkEvents, PeerTable
+from meshlink_gw.node.discovery import Discovery
+from meshlink_gw.node.link import LinkParams
+from meshlink_gw.node.peers import LinkEvents, PeerTable
+from meshlink_gw.node.store import Inbox, Received
 from meshlink_gw.routing_log import RoutingLog
 from meshlink_gw.runtime import now_ms
-from meshlink_gw.store import Inbox, Received
 from meshlink_gw.tasks import TaskSet
 
 log = logging.getLogger("meshlink.node")
