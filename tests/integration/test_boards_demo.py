@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from boards_harness import have_micropython
+from helpers import have_micropython
 
 
 @pytest.mark.parametrize("runtime", ["micropython", "cpython"])
