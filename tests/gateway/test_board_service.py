@@ -283,3 +283,16 @@ async def test_board_to_board_on_one_gateway_is_acked_end_to_end(tmp_path):
         assert got["data"] == b"hi" and got["from"] == b1.node_id
         await wait_until(lambda: rig.svc.stats["board_sends_acked"] >= 1)
 
+
+async def test_a_session_end_is_reported_offline_at_once(tmp_path):
+    """Offline when the session ends, not at the next tick: a board that
+    reconnects within one tick must still be seen going offline and online."""
+    async with rig_for(tmp_path) as rig:
+        await rig.online()
+        await wait_until(lambda: rig.online_events == [("b1", True)])
+        rig.svc.sessions.close_link(rig.svc.links["b1"], "unplugged")
+        assert rig.online_events == [("b1", True), ("b1", False)]
+        assert "b1" not in rig.svc.events.online
+        await rig.online()
+        await wait_until(lambda: rig.online_events == [("b1", True), ("b1", False),
+                                                       ("b1", True)])
