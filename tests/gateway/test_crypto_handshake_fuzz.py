@@ -14,7 +14,8 @@ from meshlink.errors import MeshLinkError
 from meshlink_gw.crypto.handshake import SUITE, compute_mac1, mac1_key, offer_bytes
 
 FUZZ = settings(max_examples=150, deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture])
+                suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                       HealthCheck.too_slow])
 
 
 def _tampered(payload: bytes, index: int, mask: int = 0x01) -> bytes:
