@@ -74,7 +74,7 @@ async def test_serial_board_reads_writes_skips_garbage_and_reconnects(tmp_path):
             await wait_until(lambda: "b1" in rig.svc.links
                              and rig.svc.links["b1"].session.sid != sid)
             await wait_until(lambda: rig.online_events == [("b1", True), ("b1", False),
-                                                    ("b1", True)])
+                                                           ("b1", True)])
         finally:
             task.cancel()
     pty.close()
