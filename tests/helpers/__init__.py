@@ -4,7 +4,9 @@ the MicroPython and mpy-cross executables, the `meshlink` CLI.
 tests/conftest.py puts tests/ on sys.path, so any test imports these as
 `from helpers import wait_until` (and `helpers.rigs`, `helpers.transports`,
 `helpers.crypto` for the in-process gateway rig, the supervised-transport
-harness and the handshake fixtures).
+harness and the handshake fixtures; `helpers.procs` for child processes).
+tests/shared/ is the exception: it also runs on MicroPython (tools/run_mpy_tests.py),
+so it keeps its own pytest-free helpers (vectors.py, router_steps.py).
 
 Rule: a test waits for a condition, never for a duration. Every wait polls
 and returns as soon as its condition holds; DEADLINE_S only bounds how long a
