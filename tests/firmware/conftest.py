@@ -5,15 +5,13 @@ that are always stopped at the end of a test."""
 from __future__ import annotations
 
 import pytest
-from firmware_harness import Board, FakeGateway, build_bundle, micropython
+from firmware_harness import Board, FakeGateway, build_bundle
+from helpers import require_micropython
 
 
 @pytest.fixture(scope="session")
 def bundle(tmp_path_factory):
-    try:
-        micropython()
-    except RuntimeError as e:
-        pytest.skip(str(e))
+    require_micropython()  # skips where there is none
     return build_bundle(tmp_path_factory.mktemp("bundle"))
 
 

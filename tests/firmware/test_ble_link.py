@@ -15,7 +15,8 @@ import socket
 import subprocess
 
 import pytest
-from firmware_harness import PEER_NODE_ID, FakeGateway, board_config, mpy_cross
+from firmware_harness import PEER_NODE_ID, FakeGateway, board_config
+from helpers import mpy_cross
 from meshlink import blefrag, cjson
 
 HERE = pathlib.Path(__file__).resolve().parent

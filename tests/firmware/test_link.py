@@ -5,6 +5,7 @@ real loopback UDP and TCP sockets."""
 from __future__ import annotations
 
 import re
+import socket
 
 import pytest
 from firmware_harness import (
@@ -12,8 +13,8 @@ from firmware_harness import (
     GATEWAY_NODE_ID,
     PEER_NODE_ID,
     board_config,
-    free_udp_port,
 )
+from helpers import free_port
 from meshlink import cjson
 
 TRANSPORTS = ["udp", "tcp"]
@@ -139,7 +140,7 @@ def test_dead_gateway_is_detected_and_relinked(boards, gateway):
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_discovery_by_gateway_beacon(boards, gateway, transport):
     gw = gateway()
-    port = free_udp_port()
+    port = free_port(socket.SOCK_DGRAM)
     gw.start_beacons(port)
     board = boards(board_config(transport=transport, gateway=None, discovery_port=port))
     board.wait_for(rf"^LINK up {transport} 127\.0\.0\.1:{port_of(gw, transport)} ")
@@ -147,7 +148,7 @@ def test_discovery_by_gateway_beacon(boards, gateway, transport):
 
 
 def test_no_beacon_backs_off(boards):
-    port = free_udp_port()
+    port = free_port(socket.SOCK_DGRAM)
     board = boards(board_config(gateway=None, discovery_port=port, discovery_timeout_ms=300))
     m = board.wait_for(r"^LINK down \(TransportError: no GatewayBeacon on UDP port (\d+)")
     assert int(m.group(1)) == port

@@ -15,14 +15,14 @@ async def exchange(link, echoed, mtu, message):
     echoed.clear()
     for piece in fragment(message, mtu - 3, 5):
         aioble.central.write(piece)
-    await asyncio.wait_for_ms(echoed.wait(), 2000)
+    await asyncio.wait_for_ms(echoed.wait(), 30000)
     r = Reassembler()
     replies = [r.feed(p) for p in aioble.central.notified]
     assert replies[-1] == b"echo:" + message, replies
     assert max(len(p) for p in aioble.central.notified) <= mtu - 3
     aioble.central.advertising.clear()
     aioble.central.drop()
-    await asyncio.wait_for_ms(aioble.central.advertising.wait(), 2000)  # back to advertising
+    await asyncio.wait_for_ms(aioble.central.advertising.wait(), 30000)  # back to advertising
     assert not link.connected()
 
 
@@ -39,7 +39,7 @@ async def main():
         echoed.set()
 
     task = asyncio.create_task(link.serve(on_message))
-    await asyncio.wait_for_ms(aioble.central.advertising.wait(), 2000)
+    await asyncio.wait_for_ms(aioble.central.advertising.wait(), 30000)
     await exchange(link, echoed, 23, bytes(range(100)))
     await exchange(link, echoed, 247, bytes(600))
     task.cancel()

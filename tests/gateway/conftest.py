@@ -7,10 +7,9 @@ import asyncio
 import inspect
 
 import pytest
+from helpers import TEST_TIMEOUT_S
 
 from examples.localbroker import LocalMosquitto, find_mosquitto
-
-ASYNC_TEST_TIMEOUT_S = 60
 
 
 def pytest_collection_modifyitems(config, items):
@@ -25,13 +24,13 @@ def pytest_collection_modifyitems(config, items):
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_pyfunc_call(pyfuncitem):
-    """Run `async def test_*` in a fresh event loop, bounded by a timeout."""
+    """Run `async def test_*` in a fresh event loop, bounded by a (generous) timeout."""
     fn = pyfuncitem.obj
     if not inspect.iscoroutinefunction(fn):
         return None
     names = pyfuncitem._fixtureinfo.argnames
     kwargs = {name: pyfuncitem.funcargs[name] for name in names}
-    asyncio.run(asyncio.wait_for(fn(**kwargs), ASYNC_TEST_TIMEOUT_S))
+    asyncio.run(asyncio.wait_for(fn(**kwargs), TEST_TIMEOUT_S))
     return True
 
 

@@ -9,6 +9,7 @@ import shutil
 import uuid
 from typing import Any
 
+from helpers import DEADLINE_S
 from meshlink_gw.bridges.mqtt import MqttBridge
 from meshlink_gw.config import MqttConfig
 
@@ -46,7 +47,7 @@ def bridge_config(broker: LocalMosquitto, **kw: Any) -> MqttConfig:
 async def started_bridge(broker: LocalMosquitto, mesh: FakeMesh, **kw: Any) -> MqttBridge:
     bridge = MqttBridge(bridge_config(broker, **kw), mesh)
     await bridge.start()
-    await bridge.wait_for(lambda b: b.connected, 10)
+    await bridge.wait_for(lambda b: b.connected, DEADLINE_S)
     return bridge
 
 
@@ -95,7 +96,7 @@ class Sub:
                 sub.early.append(line)
             return line.startswith("Subscribed")
 
-        await sub._until_line(subscribed, 10)
+        await sub._until_line(subscribed, DEADLINE_S)
         return sub
 
     async def _line(self, timeout_s: float) -> str:
@@ -113,7 +114,7 @@ class Sub:
                     return line
         return await asyncio.wait_for(_loop(), timeout_s)
 
-    async def message(self, timeout_s: float = 10) -> tuple[str, str]:
+    async def message(self, timeout_s: float = DEADLINE_S) -> tuple[str, str]:
         if self.early:
             line = self.early.pop(0)
         else:
@@ -121,7 +122,7 @@ class Sub:
         topic, _, payload = line.partition(" ")
         return topic, payload
 
-    async def messages(self, n: int, timeout_s: float = 20) -> list[tuple[str, str]]:
+    async def messages(self, n: int, timeout_s: float = DEADLINE_S) -> list[tuple[str, str]]:
         async def _n() -> list[tuple[str, str]]:
             return [await self.message(timeout_s) for _ in range(n)]
         return await asyncio.wait_for(_n(), timeout_s)
@@ -129,7 +130,7 @@ class Sub:
     async def stop(self) -> None:
         if self.proc.returncode is None:
             self.proc.terminate()
-        await asyncio.wait_for(self.proc.wait(), 5)
+        await asyncio.wait_for(self.proc.wait(), DEADLINE_S)
 
 
 async def mosquitto_pub(broker: LocalMosquitto, topic: str, payloads: list[bytes], *,
@@ -147,5 +148,5 @@ async def mosquitto_pub(broker: LocalMosquitto, topic: str, payloads: list[bytes
     proc = await asyncio.create_subprocess_exec(*args, stdin=stdin,
                                                 stderr=asyncio.subprocess.PIPE)
     data = b"".join(p + b"\n" for p in payloads) if stdin else None
-    _, err = await asyncio.wait_for(proc.communicate(data), 20)
+    _, err = await asyncio.wait_for(proc.communicate(data), DEADLINE_S)
     assert proc.returncode == 0, err.decode()

@@ -1,7 +1,7 @@
 # Run by tests/gateway/test_serial_firmware.py on the MicroPython unix port:
 # the firmware's serial link on one end of a pty. It announces itself, echoes
 # every payload back with an "echo:" prefix, and exits on b"quit" (or after
-# 10 s of silence, so a broken test cannot leave it running).
+# 60 s of silence, so a broken test cannot leave it running).
 import asyncio
 import sys
 
@@ -12,7 +12,7 @@ async def main(path):
     link = SerialLink(open_tty(path))
     link.send(b'{"board":"mpy","sensor":"temp","value":21}')
     while True:
-        payload = await asyncio.wait_for(link.recv(), 10)
+        payload = await asyncio.wait_for(link.recv(), 60)
         if payload == b"quit":
             link.send(b"bye:%d" % link.decoder.error_count())
             return

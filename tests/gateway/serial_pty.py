@@ -12,6 +12,7 @@ import os
 import pathlib
 import tty
 
+from helpers import DEADLINE_S
 from meshlink.serialframe import SerialDecoder, encode
 
 
@@ -60,7 +61,7 @@ class PtyBoard:
             n = os.write(self.master, view)
             view = view[n:]
 
-    async def recv(self, timeout_s: float = 5.0) -> bytes:
+    async def recv(self, timeout_s: float = DEADLINE_S) -> bytes:
         return await asyncio.wait_for(self.received.get(), timeout_s)
 
     def close(self) -> None:

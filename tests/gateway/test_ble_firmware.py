@@ -5,36 +5,26 @@ the real MicroPython VM; the Bluetooth stack itself is never exercised."""
 from __future__ import annotations
 
 import pathlib
-import shutil
 import subprocess
-import sys
 
 import pytest
+from helpers import ROOT, mpy_cross, require_micropython
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 HERE = pathlib.Path(__file__).resolve().parent
-
-
-def _tool(name: str) -> str:
-    venv_bin = pathlib.Path(sys.executable).parent / name
-    path = str(venv_bin) if venv_bin.exists() else shutil.which(name)
-    if path is None:
-        pytest.skip(f"{name} is not installed")
-    return path
 
 
 def test_ble_firmware_link_on_micropython_with_fake_aioble():
     path = f".frozen:{HERE / 'mpy_fakes'}:{ROOT / 'shared'}:{ROOT / 'firmware'}"
-    proc = subprocess.run([_tool("micropython"), "-X", "heapsize=112K",
+    proc = subprocess.run([require_micropython(), "-X", "heapsize=112K",
                            str(HERE / "ble_board_mpy.py")],
-                          env={"MICROPYPATH": path}, capture_output=True, text=True, timeout=30)
+                          env={"MICROPYPATH": path}, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert proc.stdout.split() == ["OK", "2", "meshlink-test"]
 
 
 @pytest.mark.parametrize("name", ["ble_link.py", "serial_link.py"])
 def test_ble_and_serial_firmware_compile_with_mpy_cross(tmp_path, name):
-    proc = subprocess.run([_tool("mpy-cross"), "-o", str(tmp_path / "out.mpy"),
+    proc = subprocess.run([mpy_cross(), "-o", str(tmp_path / "out.mpy"),
                            str(ROOT / "firmware" / "app" / name)],
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr

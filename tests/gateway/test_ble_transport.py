@@ -4,57 +4,27 @@ plus one real-adapter test behind the `hardware` marker."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 
 import pytest
 from ble_fake import FakeAir
 from bleak.exc import BleakError
+from helpers import DEADLINE_S
+from helpers.transports import supervised
 from meshlink.blefrag import SERVICE_UUID, fragment
 from meshlink.errors import LocalProtocolError, TransportError
-from meshlink_gw.transports.base import supervise
 from meshlink_gw.transports.ble import BleTransport, scan_boards
 
 ADDR = "24:6F:28:AA:BB:01"
 
 
-class Harness:
-    def __init__(self, air: FakeAir, **kw) -> None:
-        scanner, client = air.classes()
-        self.frames: asyncio.Queue[bytes] = asyncio.Queue()
-        self.ups: asyncio.Queue[BleTransport] = asyncio.Queue()
-        self.downs: asyncio.Queue[str] = asyncio.Queue()
-        self.stop = asyncio.Event()
-        self.attempts = 0
-        self.retried = asyncio.Event()  # set from the third attempt on
-        kw.setdefault("board_name", "kitchen")
-
-        def make() -> BleTransport:
-            self.attempts += 1
-            if self.attempts >= 3:
-                self.retried.set()
-            return BleTransport(scanner_cls=scanner, client_cls=client, scan_timeout_s=0.2, **kw)
-
-        self.task = asyncio.create_task(supervise(
-            make, self.frames.put_nowait, initial_backoff_ms=10, max_backoff_ms=50,
-            stop_event=self.stop, on_up=self.ups.put_nowait,
-            on_down=lambda t, r: self.downs.put_nowait(r)))
-
-    async def up(self) -> BleTransport:
-        return await asyncio.wait_for(self.ups.get(), 5)
-
-    async def frame(self) -> bytes:
-        return await asyncio.wait_for(self.frames.get(), 5)
-
-
-@contextlib.asynccontextmanager
-async def harness(air: FakeAir, **kw):
-    h = Harness(air, **kw)
-    try:
-        yield h
-    finally:
-        h.stop.set()
-        await asyncio.wait_for(h.task, 5)
+def harness(air: FakeAir, **kw):
+    """A supervised BleTransport on the fake air (board_name "kitchen" unless told)."""
+    scanner, client = air.classes()
+    kw.setdefault("board_name", "kitchen")
+    return supervised(lambda: BleTransport(scanner_cls=scanner, client_cls=client,
+                                           scan_timeout_s=0.2, **kw),
+                      initial_backoff_ms=10, max_backoff_ms=50)
 
 
 async def test_ble_scan_connect_and_fragmented_frames_both_ways():
@@ -69,7 +39,7 @@ async def test_ble_scan_connect_and_fragmented_frames_both_ways():
         assert link.att_payload_bytes == 20 and link.mtu == 2048
         frame = bytes(range(256)) + b"\x00" * 44  # 300 bytes: 17 writes of <= 20 bytes
         await link.send(frame)
-        assert await asyncio.wait_for(board.received.get(), 5) == frame
+        assert await asyncio.wait_for(board.received.get(), DEADLINE_S) == frame
         assert len(board.writes) == 17 and all(len(w) <= 20 for w in board.writes)
         assert await h.frame() == b"echo:" + frame  # came back as 17+ notifications
         board.notify(b"")  # an empty message is one LAST fragment
@@ -85,7 +55,7 @@ async def test_ble_large_mtu_board_and_address_filter():
         link = await h.up()
         assert link.name == f"ble:{ADDR}" and link.att_payload_bytes == 244
         await link.send(bytes(1000))
-        assert await asyncio.wait_for(wanted.received.get(), 5) == bytes(1000)
+        assert await asyncio.wait_for(wanted.received.get(), DEADLINE_S) == bytes(1000)
         assert len(wanted.writes) == 5  # ceil(1000 / 242)
 
 
@@ -98,7 +68,7 @@ async def test_ble_reconnects_after_the_board_drops():
         board.notify(b"reading 1")
         assert await h.frame() == b"reading 1"
         board.drop()
-        assert "disconnected" in await asyncio.wait_for(h.downs.get(), 5)
+        assert "disconnected" in await h.down()
         with pytest.raises(TransportError):
             await first.send(b"lost")
         second = await h.up()  # rescanned and reconnected by the supervisor
@@ -106,14 +76,14 @@ async def test_ble_reconnects_after_the_board_drops():
         board.notify(b"reading 2")
         assert await h.frame() == b"reading 2"
         await second.send(b"ack")
-        assert await asyncio.wait_for(board.received.get(), 5) == b"ack"
+        assert await asyncio.wait_for(board.received.get(), DEADLINE_S) == b"ack"
 
 
 async def test_ble_board_not_advertising_yet_then_found():
     air = FakeAir()
     board = air.board(ADDR, "kitchen")
     async with harness(air) as h:
-        await asyncio.wait_for(h.retried.wait(), 5)  # scans time out, supervisor retries
+        await asyncio.wait_for(h.retried.wait(), DEADLINE_S)  # scans time out, supervisor retries
         assert h.ups.empty()
         board.advertise()
         link = await h.up()

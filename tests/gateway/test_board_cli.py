@@ -10,19 +10,15 @@ import os
 import stat
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 
 import pytest
+from helpers import DEADLINE_S, cli, poll_until
 from meshlink_gw.boards import bundle as board_bundle
 from meshlink_gw.boards.registry import BoardRegistry
 
 from examples.node_proc import meshlink_cmd
-
-
-def cli(*args, env=None, timeout_s=60.0):
-    return subprocess.run(meshlink_cmd() + list(args), capture_output=True, text=True,
-                          timeout=timeout_s, env=env)
 
 
 def add(data_dir, name, *extra):
@@ -37,20 +33,28 @@ def tree_digest(root: Path) -> dict[str, str]:
             for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def run_until(argv, cwd, env, pattern, timeout_s=15.0):
-    """Start a board process, return its output once a line contains pattern."""
+def run_until(argv, cwd, env, pattern):
+    """Start a board process; its output once a line contains pattern (or once
+    it exited, or DEADLINE_S passed: the caller's assert shows the output)."""
     proc = subprocess.Popen(argv, cwd=cwd, env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
-    lines = []
-    deadline = time.monotonic() + timeout_s
-    try:
+    lines: list[str] = []
+
+    def read() -> None:
         for line in proc.stdout:
             lines.append(line)
-            if pattern in line or time.monotonic() > deadline:
-                break
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    try:
+        poll_until(lambda: any(pattern in line for line in lines) or not reader.is_alive(),
+                   what=f"a line with {pattern!r}")
+    except AssertionError:
+        pass
     finally:
         proc.kill()
-        proc.wait(5)
+        proc.wait(DEADLINE_S)
+        reader.join(DEADLINE_S)
     return "".join(lines)
 
 

@@ -8,54 +8,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 
 from ble_fake import FakeAir
+from helpers import DEADLINE_S, wait_until
+from helpers.rigs import Rig
 from meshlink import cjson
 from meshlink.serialframe import encode
-from meshlink_gw.boards.registry import BoardRegistry
-from meshlink_gw.boards.service import BoardService
-from meshlink_gw.config import BleLinkConfig, GatewayConfig, SerialLinkConfig, override
+from meshlink_gw.config import BleLinkConfig, SerialLinkConfig
 from serial_pty import PtyBoard
-from test_board_service import start_node, wait_until
 
 from examples.sim_board import SimBoard
 
 
-class WiredRig:
-    """A gateway (node + board service, no UDP/TCP) linked to one plain node."""
-
-    async def start(self, root, *, serial=(), ble=(), ble_classes=None) -> WiredRig:
-        self.gw = await start_node(root, "gw", retry_interval_ms=300)
-        self.peer = await start_node(root, "peer", peers=[self.gw.listen_addr],
-                                     retry_interval_ms=300)
-        self.reg = BoardRegistry(root / "gw")
-        self.recs = {n: self.reg.add(n, "unix", "serial") for n in ("b1", "b2")}
-        self.cfg = dataclasses.replace(
-            override(GatewayConfig(), {"board_udp": "off", "board_tcp": "off", "beacon": False,
-                                       "refusal_log_interval_ms": 0, "retry_ms": 100}),
-            serial=tuple(serial), ble=tuple(ble))
-        self.svc = BoardService(self.gw, self.cfg, self.reg, ble_classes=ble_classes)
-        self.online: list[tuple[str, bool]] = []
-        self.svc.events.online_hooks.append(lambda rec, up: self.online.append((rec.name, up)))
-        await self.svc.start()
-        await wait_until(lambda: len(self.gw.peers.links) == 1)
-        return self
-
-    def board(self, name: str = "b1") -> SimBoard:
-        r = self.recs[name]
-        return SimBoard(r.psk, r.board_id, 1, r.node_id)
-
-    async def stop(self) -> None:
-        await self.svc.stop()
-        await self.peer.stop()
-        await self.gw.stop()
-        self.reg.close()
-
-
 @contextlib.asynccontextmanager
 async def wired(root, **kw):
-    rig = await WiredRig().start(root, **kw)
+    """A gateway with no board listeners, boards b1 and b2 registered for its wired links."""
+    rig = await Rig().start(root, ("b1", "b2"), transport="serial", listeners=False, **kw)
     try:
         yield rig
     finally:
@@ -87,7 +55,7 @@ async def test_serial_board_reads_writes_skips_garbage_and_reconnects(tmp_path):
             await wait_until(lambda: any(r.src == b.node_id for r in rig.peer.inbox.since(0)))
             msg, fut = rig.peer.originate(b.node_id, b"over the wire")
             assert (await b.recv_msg())["data"] == b"over the wire"
-            assert (await asyncio.wait_for(fut, 5)).delivered
+            assert (await asyncio.wait_for(fut, DEADLINE_S)).delivered
             # line noise and a partial frame: skipped, the session stays
             sid = rig.svc.links["b1"].session.sid
             pty.send_raw(b"boot chatter\r\n\xff\xfe\x00" + encode(b"partial")[:-3])
@@ -106,8 +74,8 @@ async def test_serial_board_reads_writes_skips_garbage_and_reconnects(tmp_path):
             await b2.connect_link(pty.send)
             await wait_until(lambda: "b1" in rig.svc.links
                              and rig.svc.links["b1"].session.sid != sid)
-            await wait_until(lambda: rig.online == [("b1", True), ("b1", False),
-                                                    ("b1", True)])
+            await wait_until(lambda: rig.online_events == [("b1", True), ("b1", False),
+                                                           ("b1", True)])
         finally:
             task.cancel()
     pty.close()
@@ -151,7 +119,7 @@ async def test_ble_board_over_the_fake_bleak(tmp_path):
         assert cjson.loads(got.data)["value_milli"] == 22_500
         msg, fut = rig.peer.originate(b.node_id, b"x" * 300)  # many fragments back
         assert (await b.recv_msg())["data"] == b"x" * 300
-        assert (await asyncio.wait_for(fut, 5)).delivered
+        assert (await asyncio.wait_for(fut, DEADLINE_S)).delivered
         radio.drop()  # out of range: the session ends, the runner rescans
         await wait_until(lambda: "b1" not in rig.svc.links)
         await wait_until(lambda: runner.ups == 2)

@@ -9,88 +9,16 @@ import os
 import stat
 
 import pytest
+from helpers import DEADLINE_S, wait_until
+from helpers.rigs import Rig, rig_for
 from meshlink import boardlink, cjson
 from meshlink.errors import ConfigError, TransportError
 from meshlink.messages import MeshMessage
 from meshlink.nodeid import new_message_id
 from meshlink_gw.boards.registry import BoardRegistry
-from meshlink_gw.boards.service import BoardService
 from meshlink_gw.boards.sessions import TokenBucket
-from meshlink_gw.config import GatewayConfig, NodeConfig, override, parse_config
+from meshlink_gw.config import override, parse_config
 from meshlink_gw.crypto.identity import Identity
-from meshlink_gw.node import Node
-
-from examples.sim_board import SharedUdp, SimBoard
-
-
-async def wait_until(pred, timeout_s: float = 10.0) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not pred():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        await asyncio.sleep(0.01)
-
-
-async def start_node(root, name, **cfg) -> Node:
-    config = NodeConfig(data_dir=root / name, listen=("127.0.0.1", 0), **cfg)
-    node = Node(config, Identity.load_or_create(config.data_dir))
-    await node.start()
-    return node
-
-
-class Rig:
-    """gateway (node + board service) linked to one plain node."""
-
-    async def start(self, root, boards=("b1",), **gw_over):
-        self.gw_node = await start_node(root, "gw", retry_interval_ms=300)
-        self.peer = await start_node(root, "peer", peers=[self.gw_node.listen_addr],
-                                     retry_interval_ms=300)
-        self.reg = BoardRegistry(root / "gw")
-        self.recs = {n: self.reg.add(n, "unix", "udp") for n in boards}
-        over = {"board_udp": "127.0.0.1:0", "board_tcp": "127.0.0.1:0", "beacon": False,
-                "retry_ms": 100, "refusal_log_interval_ms": 0}
-        over.update(gw_over)
-        self.cfg = override(GatewayConfig(), over)
-        self.svc = BoardService(self.gw_node, self.cfg, self.reg)
-        await self.svc.start()
-        self.udp = SharedUdp()
-        self.udp.start()
-        await wait_until(lambda: len(self.gw_node.peers.links) == 1
-                         and len(self.peer.peers.links) == 1)
-        return self
-
-    def board(self, name="b1", boot_ctr=1) -> SimBoard:
-        r = self.recs[name]
-        return SimBoard(r.psk, r.board_id, boot_ctr, r.node_id)
-
-    async def online(self, name="b1", boot_ctr=1) -> SimBoard:
-        b = self.board(name, boot_ctr)
-        await b.connect_udp(self.udp, self.svc.udp_addr)
-        await wait_until(lambda: name in self.svc.links
-                         and self.svc.links[name].session.sid == b.client.sid)
-        return b
-
-    async def stop(self):
-        self.udp.close()
-        await self.svc.stop()
-        await self.peer.stop()
-        await self.gw_node.stop()
-        self.reg.close()
-
-
-class rig_for:  # noqa: N801 - used as `async with rig_for(tmp_path) as rig`
-    """A started Rig with boards b1 and b2, stopped on exit (no async fixtures here)."""
-
-    def __init__(self, root, boards=("b1", "b2")):
-        self.root, self.boards = root, boards
-
-    async def __aenter__(self) -> Rig:
-        self.rig = await Rig().start(self.root, boards=self.boards)
-        return self.rig
-
-    async def __aexit__(self, *exc):
-        await self.rig.stop()
 
 
 def test_gateway_config_tables_and_errors():
@@ -178,7 +106,7 @@ async def test_mesh_ack_only_after_the_board_confirms(tmp_path):
         assert again["id"] == got["id"] == msg.origin_id
         assert not fut.done()
         b.send({"t": "ack", "id": got["id"]})
-        res = await asyncio.wait_for(fut, 5)
+        res = await asyncio.wait_for(fut, DEADLINE_S)
         assert res.delivered
         assert rig.reg.queued("b1") == []
 
@@ -191,7 +119,7 @@ async def test_queued_while_offline_then_delivered_in_order(tmp_path):
         b = await rig.online()
         got = [(await b.recv_msg())["data"] for _ in range(4)]
         assert got == [b"m0", b"m1", b"m2", b"m3"]
-        results = await asyncio.wait_for(asyncio.gather(*futs), 10)
+        results = await asyncio.wait_for(asyncio.gather(*futs), DEADLINE_S)
         assert all(r.delivered for r in results)
 
 
@@ -205,17 +133,18 @@ async def test_record_before_confirm_gets_the_challenge_again(tmp_path):
         b._challenge = asyncio.get_running_loop().create_future()
         b.send_raw(hello)
         b.send_raw(hello)  # a retransmitted HELLO: the same CHALLENGE
-        challenge = await asyncio.wait_for(b._challenge, 5)
+        challenge = await asyncio.wait_for(b._challenge, DEADLINE_S)
         assert len(rig.svc.half_open) == 1
         b.client.handle_challenge(challenge, 0)  # the CONFIRM is "lost"
         rig.udp.pending.clear()
         rig.udp.sessions[b.client.sid] = b
         b.send({"t": "ping", "seq": 1})  # -> the gateway resends the CHALLENGE,
         pong = None                       # the board answers with its cached CONFIRM
-        for _ in range(20):
-            try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + DEADLINE_S
+        while pong is None and loop.time() < deadline:
+            try:  # pings sent before the session was confirmed get no pong: ping again
                 pong = await b.recv(0.2)
-                break
             except TimeoutError:
                 b.send({"t": "ping", "seq": 2})
         assert pong and pong["t"] == "pong"
@@ -234,7 +163,7 @@ async def test_half_open_cap_and_unknown_board(tmp_path):
         await wait_until(lambda: rig.svc.refusals["unknown_board"] == 1)
         assert len(rig.svc.half_open) <= 3
         # other boards' handshakes still complete once the half-open ones expire
-        await wait_until(lambda: not rig.svc.half_open)
+        await wait_until(lambda: not rig.svc.half_open, what="half-open handshakes expired")
         await rig.online()
         assert rig.svc.refusals["handshake_timeout"] >= 1
     finally:
@@ -300,7 +229,7 @@ async def test_tcp_board_and_revoke_cuts_it(tmp_path):
         rig.svc.revoke("b2")
         with pytest.raises(TransportError):
             while True:  # the gateway closes the connection
-                await b.recv(2)
+                await b.recv()
         assert "b2" not in rig.svc.links
         assert rig.recs["b2"].node_id not in rig.gw_node.local_ids
         b2 = rig.board("b2")
@@ -318,7 +247,7 @@ async def test_messages_too_large_for_a_board_are_refused_not_queued(tmp_path):
         assert rig.reg.queued("b1") == [] and not fut.done()
         small, fut2 = rig.peer.originate(b.node_id, b"fits")
         assert (await b.recv_msg())["data"] == b"fits"
-        assert (await asyncio.wait_for(fut2, 5)).delivered
+        assert (await asyncio.wait_for(fut2, DEADLINE_S)).delivered
 
 
 async def test_board_send_record_null_is_a_broadcast(tmp_path):
@@ -340,7 +269,7 @@ async def test_gateway_send_to_its_own_board_waits_for_the_boards_ack(tmp_path):
         assert got["data"] == b"from the gateway" and got["from"] == rig.gw_node.node_id
         assert not fut.done() and not list(rig.gw_node.inbox.since(0))
         b.send({"t": "ack", "id": got["id"]})
-        assert (await asyncio.wait_for(fut, 5)).delivered
+        assert (await asyncio.wait_for(fut, DEADLINE_S)).delivered
         assert rig.reg.queued("b1") == []
 
 
@@ -352,3 +281,17 @@ async def test_board_to_board_on_one_gateway_is_acked_end_to_end(tmp_path):
         got = await b2.recv_msg()  # acks it
         assert got["data"] == b"hi" and got["from"] == b1.node_id
         await wait_until(lambda: rig.svc.stats["board_sends_acked"] >= 1)
+
+
+async def test_a_session_end_is_reported_offline_at_once(tmp_path):
+    """Offline when the session ends, not at the next tick: a board that
+    reconnects within one tick must still be seen going offline and online."""
+    async with rig_for(tmp_path) as rig:
+        await rig.online()
+        await wait_until(lambda: rig.online_events == [("b1", True)])
+        rig.svc.sessions.close_link(rig.svc.links["b1"], "unplugged")
+        assert rig.online_events == [("b1", True), ("b1", False)]
+        assert "b1" not in rig.svc.events.online
+        await rig.online()
+        await wait_until(lambda: rig.online_events == [("b1", True), ("b1", False),
+                                                       ("b1", True)])

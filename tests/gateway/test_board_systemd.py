@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import DEADLINE_S, ROOT, free_port
 
-ROOT = Path(__file__).resolve().parents[2]
 UNIT = ROOT / "packaging" / "meshlink-gateway.service"
 EXAMPLE = ROOT / "packaging" / "gateway.toml.example"
 VENV_MESHLINK = Path(sys.executable).parent / "meshlink"
@@ -30,12 +30,6 @@ def parse_unit(text: str) -> configparser.ConfigParser:
     cp.optionxform = str  # systemd keys are case-sensitive
     cp.read_string(text)
     return cp
-
-
-def free_port(kind=socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def test_unit_is_valid():
@@ -96,11 +90,11 @@ def test_gateway_starts_from_the_units_exec_start(tmp_path):
         assert started["board_udp"] == f"127.0.0.1:{udp}"
         assert started["board_tcp"] == f"127.0.0.1:{tcp}"
         st = subprocess.run([str(VENV_MESHLINK), "status", "--json", "--data-dir", str(data)],
-                            capture_output=True, text=True, timeout=30)
+                            capture_output=True, text=True, timeout=4 * DEADLINE_S)
         assert st.returncode == 0 and json.loads(st.stdout)["gateway"]["boards"] == 0
         assert oct(data.stat().st_mode & 0o777) == "0o700"
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(20) == 0, proc.stderr.read()
+        assert proc.wait(DEADLINE_S) == 0, proc.stderr.read()
         assert not (data / "control.sock").exists()
     finally:
         if proc.poll() is None:

@@ -18,8 +18,8 @@ from meshlink_gw.crypto.handshake import Initiator, Responder
 from meshlink_gw.crypto.identity import Identity
 from meshlink_gw.crypto.kem import get_backend
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_crypto_helpers import VECTOR_DIR, seeded_rng  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/: run as a script too
+from helpers.crypto import VECTOR_DIR, seeded_rng  # noqa: E402
 
 GOLDEN = VECTOR_DIR / "pqmesh1_handshake.json"
 PARAMS = {"initiator_seed": bytes(range(32)).hex(), "responder_seed": bytes(range(32, 64)).hex(),

@@ -6,6 +6,17 @@ import base64
 import itertools
 
 import pytest
+from helpers.crypto import (
+    ALICE,
+    BACKENDS,
+    BOB,
+    PSK,
+    flip,
+    full_handshake,
+    pair,
+    with_body,
+    wycheproof,
+)
 from meshlink import messages
 from meshlink.errors import (
     AuthError,
@@ -26,17 +37,6 @@ from meshlink_gw.crypto.handshake import (
 )
 from meshlink_gw.crypto.identity import Identity
 from meshlink_gw.crypto.kem import MLKEM768_EK_BYTES, get_backend
-from test_crypto_helpers import (
-    ALICE,
-    BACKENDS,
-    BOB,
-    PSK,
-    flip,
-    full_handshake,
-    pair,
-    with_body,
-    wycheproof,
-)
 
 
 def forge_m1(m1: bytes, *, versions=None, suites=None, body=None, psk=None) -> bytes:

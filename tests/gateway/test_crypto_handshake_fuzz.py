@@ -6,15 +6,16 @@ subclasses, and a changed payload never leads to an established session.
 
 from __future__ import annotations
 
+from helpers.crypto import pair
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from meshlink import messages
 from meshlink.errors import MeshLinkError
 from meshlink_gw.crypto.handshake import SUITE, compute_mac1, mac1_key, offer_bytes
-from test_crypto_helpers import pair
 
 FUZZ = settings(max_examples=150, deadline=None,
-                suppress_health_check=[HealthCheck.function_scoped_fixture])
+                suppress_health_check=[HealthCheck.function_scoped_fixture,
+                                       HealthCheck.too_slow])
 
 
 def _tampered(payload: bytes, index: int, mask: int = 0x01) -> bytes:

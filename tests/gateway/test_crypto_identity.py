@@ -8,10 +8,10 @@ import stat
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+from helpers.crypto import wycheproof
 from meshlink.errors import ConfigError, LocalProtocolError
 from meshlink.nodeid import is_id, node_id_text_from_public_key
 from meshlink_gw.crypto.identity import KEY_FILENAME, Identity, verify
-from test_crypto_helpers import wycheproof
 
 
 def _mode(path) -> int:

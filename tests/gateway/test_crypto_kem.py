@@ -17,10 +17,10 @@ import itertools
 import os
 
 import pytest
+from helpers.crypto import BACKENDS, wycheproof
 from meshlink.errors import ConfigError, DecodeError, HandshakeError, LocalProtocolError
 from meshlink_gw.crypto import kem
 from meshlink_gw.crypto.kem import get_backend
-from test_crypto_helpers import BACKENDS, wycheproof
 
 cryptography_vectors = pytest.importorskip("cryptography_vectors")
 KYBER_PY_KAT_STRIDE = 10

@@ -6,10 +6,10 @@ import hashlib
 
 import pytest
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from helpers.crypto import wycheproof
 from meshlink.errors import AuthError, LocalProtocolError
 from meshlink_gw.crypto.kdf import SymmetricState, hkdf, hkdf_expand, hkdf_extract
 from meshlink_gw.crypto.session import aead_decrypt, aead_encrypt
-from test_crypto_helpers import wycheproof
 
 cryptography_vectors = pytest.importorskip("cryptography_vectors")
 

@@ -13,6 +13,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+from helpers import DEADLINE_S
 from meshlink.errors import TransportError
 from meshlink_gw.bridges.mqtt_session import MqttSession
 from mqtt_helpers import FakeMesh, Sub, bridge_config, started_bridge
@@ -91,7 +92,7 @@ async def test_mqtt_tls_with_private_ca(make_broker, tmp_path):
             bridge.publish_reading(NODE, "shed", {"sensor": "temp", "value": i})
         got = [json.loads(p)["value"] for _, p in await sub.messages(20)]
         assert got == list(range(20))
-        await bridge.wait_for(lambda b: b.stats["published"] == 20, 10)
+        await bridge.wait_for(lambda b: b.stats["published"] == 20, DEADLINE_S)
     finally:
         await bridge.stop()
         await sub.stop()

@@ -8,6 +8,7 @@ import pathlib
 import sys
 import uuid
 
+from helpers import DEADLINE_S
 from mqtt_helpers import FakeMesh, Sub, mosquitto_pub, started_bridge
 
 KITCHEN = "5a4b1c7e-0000-4000-8000-00000000000a"
@@ -33,7 +34,8 @@ async def test_mqtt_reading_reaches_mosquitto_sub(mosquitto):
         body = json.loads(payload)
         assert topic.endswith("/sensor/voltage") and body["value"] == 3.3
         assert body["value_milli"] == 3300 and "unit" not in body
-        await bridge.wait_for(lambda b: b.stats["published"] == 2 and b.outbox_size() == 0, 5)
+        await bridge.wait_for(lambda b: b.stats["published"] == 2 and b.outbox_size() == 0,
+                              DEADLINE_S)
     finally:
         await bridge.stop()
         await sub.stop()
@@ -64,7 +66,7 @@ async def test_mqtt_last_will_marks_a_killed_gateway_offline(mosquitto):
         sys.executable, str(pathlib.Path(__file__).with_name("mqtt_gateway_proc.py")),
         mosquitto.host, str(mosquitto.port), gw, KITCHEN, stdout=asyncio.subprocess.PIPE)
     try:
-        assert await asyncio.wait_for(proc.stdout.readline(), 20) == b"UP\n"
+        assert await asyncio.wait_for(proc.stdout.readline(), DEADLINE_S) == b"UP\n"
         sub = await Sub.start(mosquitto, [f"meshlink/{gw}/status"])
         assert await sub.message() == (f"meshlink/{gw}/status", "online")
         proc.kill()  # no DISCONNECT: the broker publishes the will
@@ -73,7 +75,7 @@ async def test_mqtt_last_will_marks_a_killed_gateway_offline(mosquitto):
     finally:
         if proc.returncode is None:
             proc.kill()
-        await asyncio.wait_for(proc.wait(), 10)
+        await asyncio.wait_for(proc.wait(), DEADLINE_S)
     late = await Sub.start(mosquitto, ["meshlink/+/status"])  # the will was retained
     assert dict(await late.messages(2)) == {f"meshlink/{gw}/status": "offline",
                                             f"meshlink/{KITCHEN}/status": "online"}
@@ -87,7 +89,7 @@ async def test_mqtt_command_reaches_mesh_and_is_not_echoed(mosquitto):
     gw = mesh.gateway_node_id
     try:
         await mosquitto_pub(mosquitto, f"meshlink/{gw}/cmd/kitchen/ha", [b"light on"])
-        dst, data, origin, message_id = await asyncio.wait_for(mesh.sent.get(), 10)
+        dst, data, origin, message_id = await asyncio.wait_for(mesh.sent.get(), DEADLINE_S)
         assert (dst, data, origin) == (KITCHEN, b"light on", "mqtt")
         # the mesh hands the injected message back to the bridge: not re-published
         bridge.publish_message(gw, KITCHEN, b"light on", message_id, "mqtt")
@@ -117,13 +119,14 @@ async def test_mqtt_unlisted_unknown_retained_and_flood_are_refused(mosquitto):
         await mosquitto_pub(mosquitto, f"meshlink/{gw}/cmd/broadcast", [b"x"])  # not listed
         await bridge.wait_for(lambda b: b.stats["refused_unknown"] == 1
                               and b.stats["refused_acl"] == 1
-                              and b.stats["refused_invalid"] == 1, 10)
+                              and b.stats["refused_invalid"] == 1, DEADLINE_S)
         flood = [b"flood %d" % i for i in range(30)]
         await mosquitto_pub(mosquitto, f"meshlink/{gw}/cmd/kitchen/spammer", flood)
-        await bridge.wait_for(lambda b: b.stats["injected"] + b.stats["refused_rate"] == 30, 10)
+        await bridge.wait_for(lambda b: b.stats["injected"] + b.stats["refused_rate"] == 30,
+                              DEADLINE_S)
         assert bridge.stats["injected"] == 3  # the source's burst
         await mosquitto_pub(mosquitto, f"meshlink/{gw}/cmd/garage/other", [b"a", b"b", b"c"])
-        await bridge.wait_for(lambda b: b.stats["refused_rate"] == 28, 10)
+        await bridge.wait_for(lambda b: b.stats["refused_rate"] == 28, DEADLINE_S)
         assert bridge.stats["injected"] == 5  # then the global bucket is empty too
         assert mesh.sent.qsize() == 5
     finally:
@@ -141,7 +144,7 @@ async def test_mqtt_ha_discovery_configs_are_valid_json(mosquitto):
         # the board service's shape: integer milli-units
         bridge.publish_reading(KITCHEN, "kitchen", {"sensor": "voltage", "value_milli": 3312,
                                                     "unit": "V", "seq": 7})
-        await bridge.wait_for(lambda b: b.stats["published"] == 4, 10)
+        await bridge.wait_for(lambda b: b.stats["published"] == 4, DEADLINE_S)
         sub = await Sub.start(mosquitto, ["homeassistant/#"])  # retained configs
         configs = dict(await sub.messages(4))
         await sub.stop()

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 
+from helpers import DEADLINE_S, wait_until
+from helpers.rigs import Rig
 from meshlink_gw.bridges.gateway_port import start_bridge
 from mqtt_helpers import Sub, bridge_config, mosquitto_pub
-from test_board_service import Rig, wait_until
 
 
 async def test_gateway_bridge_uplink_downlink_and_no_echo(tmp_path, mosquitto):
@@ -20,7 +21,7 @@ async def test_gateway_bridge_uplink_downlink_and_no_echo(tmp_path, mosquitto):
     gw = rig.gw_node.node_id
     sub = await Sub.start(mosquitto, ["meshlink/#"])
     try:
-        await bridge.wait_for(lambda b: b.connected, 10)
+        await bridge.wait_for(lambda b: b.connected, DEADLINE_S)
         b1 = await rig.online("b1")
         b1.reading("temp", 21_500, 1)  # to the gateway
         b1.reading("temp", 21_600, 2, to=rig.peer.node_id)  # to another node: published too
@@ -107,7 +108,7 @@ async def test_a_silent_board_goes_offline_on_mqtt(tmp_path, mosquitto):
     bridge = await start_bridge(bridge_config(mosquitto), rig.gw_node, rig.svc)
     node_id = rig.recs["b1"].node_id
     try:
-        await bridge.wait_for(lambda b: b.connected, 10)
+        await bridge.wait_for(lambda b: b.connected, DEADLINE_S)
         sub = await Sub.start(mosquitto, [f"meshlink/{node_id}/status"])
         topic = f"meshlink/{node_id}/status"
         assert await sub.message() == (topic, "offline")  # retained: not seen yet

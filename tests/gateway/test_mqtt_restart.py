@@ -14,6 +14,7 @@ import os
 import signal
 import time
 
+from helpers import DEADLINE_S
 from meshlink_gw.bridges.mqtt import MqttBridge
 from mqtt_helpers import FakeMesh, Sub, bridge_config, started_bridge
 
@@ -63,7 +64,7 @@ async def wait_saved(broker, since_s: float) -> None:
     async def _until() -> None:
         while not (broker.db_path.exists() and os.path.getmtime(broker.db_path) >= since_s):
             await asyncio.sleep(0.02)  # the file is written by another process: poll it
-    await asyncio.wait_for(_until(), 10)
+    await asyncio.wait_for(_until(), DEADLINE_S)
 
 
 async def test_mqtt_broker_killed_mid_stream_loses_no_qos1_reading(make_broker):
@@ -73,7 +74,7 @@ async def test_mqtt_broker_killed_mid_stream_loses_no_qos1_reading(make_broker):
     bridge = await started_bridge(broker, FakeMesh(), outbox_max=5000, max_inflight=32)
     try:
         publish(bridge, range(0, 200))
-        await col.wait_count(200, 20)
+        await col.wait_count(200, DEADLINE_S)
         t0 = time.time() - 1
         broker.send_signal(signal.SIGUSR1)  # persist the subscriber's session now
         await wait_saved(broker, t0)
@@ -81,12 +82,12 @@ async def test_mqtt_broker_killed_mid_stream_loses_no_qos1_reading(make_broker):
         publish(bridge, range(200, 300))
         assert bridge.outbox_inflight() == 32 and bridge.outbox_size() == 100
         broker.stop(signal.SIGKILL)  # dies without ever acknowledging them
-        await bridge.wait_for(lambda b: not b.connected, 10)
+        await bridge.wait_for(lambda b: not b.connected, DEADLINE_S)
         publish(bridge, range(300, 400))  # produced while the broker is down
         assert bridge.outbox_size() == 200 and bridge.outbox_inflight() == 0
         broker.start()
-        await bridge.wait_for(lambda b: b.outbox_size() == 0, 30)
-        await col.wait_count(400, 30)
+        await bridge.wait_for(lambda b: b.outbox_size() == 0, DEADLINE_S)
+        await col.wait_count(400, DEADLINE_S)
         assert col.seen == set(range(400))
         assert bridge.stats["reconnects"] >= 1 and bridge.stats["dropped_outbox"] == 0
     finally:
@@ -106,12 +107,12 @@ async def test_mqtt_outbox_keeps_newest_when_full_and_counts_drops(make_broker):
         publish(bridge, range(80))
         assert bridge.stats["dropped_outbox"] == 30 and bridge.outbox_size() == 50
         broker.start()
-        await bridge.wait_for(lambda b: b.connected and b.outbox_size() == 0, 30)
+        await bridge.wait_for(lambda b: b.connected and b.outbox_size() == 0, DEADLINE_S)
         col = Collector(await Sub.start(broker, ["meshlink/+/sensor/#"], client_id="outbox-sub",
                                         persistent=True))
-        await col.wait_count(50, 20)
+        await col.wait_count(50, DEADLINE_S)
         publish(bridge, range(1000, 1001))  # a marker: nothing else is on its way
-        await col.wait_count(51, 20)
+        await col.wait_count(51, DEADLINE_S)
         assert col.values == [*range(30, 80), 1000]
         assert bridge.stats["published"] == 51
         await col.stop()

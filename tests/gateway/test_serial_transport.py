@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 
 import pytest
+from helpers import DEADLINE_S
+from helpers.transports import supervised
 from meshlink.errors import LocalProtocolError, TransportError
 from meshlink.serialframe import encode
 from meshlink_gw.transports.base import supervise
@@ -13,39 +15,17 @@ from meshlink_gw.transports.serial import SerialTransport
 from serial_pty import PtyBoard
 
 
-class Harness:
-    """A supervised SerialTransport on board.link, with queues to await on."""
-
-    def __init__(self, board: PtyBoard) -> None:
-        self.board = board
-        self.frames: asyncio.Queue[bytes] = asyncio.Queue()
-        self.ups: asyncio.Queue[SerialTransport] = asyncio.Queue()
-        self.downs: asyncio.Queue[str] = asyncio.Queue()
-        self.stop = asyncio.Event()
-        self.task = asyncio.create_task(supervise(
-            lambda: SerialTransport(str(board.link)), self.frames.put_nowait,
-            initial_backoff_ms=20, max_backoff_ms=200, stop_event=self.stop,
-            on_up=self.ups.put_nowait, on_down=lambda t, r: self.downs.put_nowait(r)))
-
-    async def up(self) -> SerialTransport:
-        return await asyncio.wait_for(self.ups.get(), 5)
-
-    async def frame(self) -> bytes:
-        return await asyncio.wait_for(self.frames.get(), 5)
-
-    async def shutdown(self) -> None:
-        self.stop.set()
-        await asyncio.wait_for(self.task, 5)
-        self.board.close()
-
-
 @contextlib.asynccontextmanager
 async def harness(tmp_path):
-    h = Harness(PtyBoard(tmp_path / "ttyMESH0"))
+    """A supervised SerialTransport on a PtyBoard's link; h.board is the board."""
+    board = PtyBoard(tmp_path / "ttyMESH0")
     try:
-        yield h
+        async with supervised(lambda: SerialTransport(str(board.link)), initial_backoff_ms=20,
+                              max_backoff_ms=200) as h:
+            h.board = board
+            yield h
     finally:
-        await h.shutdown()
+        board.close()
 
 
 async def test_serial_readings_flow_both_ways(tmp_path):
@@ -88,7 +68,7 @@ async def test_serial_unplug_and_replug_reconnects(tmp_path):
         h.board.send(b"before")
         assert await h.frame() == b"before"
         h.board.unplug()
-        reason = await asyncio.wait_for(h.downs.get(), 5)
+        reason = await h.down()
         assert "failed" in reason or "closed" in reason
         with pytest.raises(TransportError):
             await first.send(b"into the void")
@@ -142,11 +122,11 @@ async def test_serial_supervisor_retries_until_port_appears(tmp_path):
     task = asyncio.create_task(supervise(make, lambda f: None, initial_backoff_ms=10,
                                          max_backoff_ms=40, stop_event=stop,
                                          on_up=opened.put_nowait))
-    await asyncio.wait_for(three_failed.wait(), 5)
+    await asyncio.wait_for(three_failed.wait(), DEADLINE_S)
     board = PtyBoard(link)
     try:
-        assert (await asyncio.wait_for(opened.get(), 5)).port == str(link)
+        assert (await asyncio.wait_for(opened.get(), DEADLINE_S)).port == str(link)
     finally:
         stop.set()
-        await asyncio.wait_for(task, 5)
+        await asyncio.wait_for(task, DEADLINE_S)
         board.close()

@@ -2,22 +2,19 @@
 provisioned with `meshlink board add`, and the REAL firmware bundle run by
 `meshlink board run` (MicroPython unix port, -X heapsize=112K).
 
-Waits are bounded and event-driven (console lines, log lines, CLI polls).
+Waits poll a condition (console lines, log lines, CLI polls) and end as soon
+as it holds; their deadline is tests/helpers' generous DEADLINE_S.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import subprocess
 import threading
-import time
 from pathlib import Path
 
-from meshlink_gw.boards.bundle import find_micropython
-
-from examples import gateway_proc as board_proc
-from examples.node_proc import meshlink_cmd
+from helpers import DEADLINE_S, cli, poll_until
+from helpers.procs import Board, Gateway
 
 # The ESP32 budget; MESHLINK_TEST_BOARD_HEAP overrides it only to debug the firmware.
 HEAP = os.environ.get("MESHLINK_TEST_BOARD_HEAP", "112K")
@@ -45,16 +42,7 @@ registry_poll_ms = 500
 """
 
 
-def have_micropython() -> bool:
-    return find_micropython() is not None
-
-
-def cli(*args: str, timeout_s: float = 60.0) -> subprocess.CompletedProcess:
-    return subprocess.run(meshlink_cmd() + list(args), capture_output=True, text=True,
-                          timeout=timeout_s)
-
-
-class GatewayProcess(board_proc.GatewayProcess):
+class GatewayProcess(Gateway):
     """`meshlink gateway` with board listeners on free loopback ports and fast
     test timeouts ([boards] table)."""
 
@@ -70,15 +58,13 @@ class GatewayProcess(board_proc.GatewayProcess):
         super().__init__(data_dir, peers=peers, udp=udp, tcp=tcp, listen=listen, config=conf,
                          beacon_to=beacon_to, extra=extra)
 
-    def wait_board(self, name: str, pred, timeout_s: float = 15.0) -> dict:
-        deadline = time.monotonic() + timeout_s
-        row: dict = {}
-        while time.monotonic() < deadline:
+    def wait_board(self, name: str, pred, timeout_s: float = DEADLINE_S) -> dict:
+        """Poll `board list` until board name's row satisfies pred; return the row."""
+        def check() -> dict | None:
             row = self.boards().get(name, {})
-            if row and pred(row):
-                return row
-            time.sleep(0.1)
-        raise AssertionError(f"board {name} never reached the wanted state: {row}")
+            return row if row and pred(row) else None
+        return poll_until(check, timeout_s, interval_s=0.1,
+                          what=f"board {name} in the wanted state")
 
     def readings(self, board_node_id: str) -> list[dict]:
         """Readings from a board delivered to this gateway's own inbox, decoded."""
@@ -115,7 +101,7 @@ def add_board(data_dir: Path, name: str, *, gateway: str | None, transport: str 
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-class FirmwareBoard(board_proc.BoardProcess):
+class FirmwareBoard(Board):
     """`meshlink board run NAME`: the real firmware bundle on the unix port."""
 
     def __init__(self, data_dir: Path, name: str) -> None:

@@ -1,27 +1,19 @@
-"""Fixtures for tests that run real node processes on loopback."""
+"""Fixtures for tests that run real processes on loopback (ports, waits and the
+rest: tests/helpers)."""
 
 from __future__ import annotations
 
-import socket
-
 import pytest
-
-from examples.node_proc import NodeProcess
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from helpers.procs import Node
 
 
 @pytest.fixture
 def spawn(tmp_path):
-    """Start NodeProcess objects that are always stopped at the end of the test."""
-    started: list[NodeProcess] = []
+    """Start `meshlink node` processes that are always stopped at the end of the test."""
+    started: list[Node] = []
 
-    def _spawn(name: str, **kw) -> NodeProcess:
-        node = NodeProcess(tmp_path / name, **kw).start()
+    def _spawn(name: str, **kw) -> Node:
+        node = Node(tmp_path / name, **kw).start()
         started.append(node)
         return node
 
@@ -32,8 +24,9 @@ def spawn(tmp_path):
 
 @pytest.fixture
 def procs():
-    """A list to append started processes to; each is killed at the end."""
+    """A list to append what a test started (processes, brokers, proxies, pty
+    bridges); each is killed (or closed, or stopped) at the end, newest first."""
     started: list = []
     yield started
     for p in reversed(started):
-        p.kill()
+        (getattr(p, "kill", None) or getattr(p, "close", None) or p.stop)()

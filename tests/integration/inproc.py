@@ -1,38 +1,13 @@
-"""In-process nodes and a frame-level TCP proxy for adversarial tests."""
+"""A frame-level TCP proxy and raw-socket helpers for the adversarial tests
+(in-process nodes and waits: tests/helpers)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 from collections.abc import Callable
-from pathlib import Path
 
 from meshlink.frames import Deframer, encode_frame
-from meshlink_gw.config import NodeConfig
-from meshlink_gw.crypto.identity import Identity
-from meshlink_gw.node import Node
-
-
-async def start_node(root: Path, name: str, **cfg) -> Node:
-    config = NodeConfig(data_dir=root / name, listen=("127.0.0.1", 0), **cfg)
-    ident = Identity.load_or_create(config.data_dir)
-    node = Node(config, ident)
-    await node.start()
-    return node
-
-
-def addr(node: Node) -> tuple[str, int]:
-    return node.listen_addr
-
-
-async def wait_until(pred: Callable[[], bool], timeout_s: float = 10.0) -> None:
-    """Poll a condition every 10 ms until true or the deadline (then fail)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout_s
-    while not pred():
-        if loop.time() > deadline:
-            raise AssertionError("condition not met before the deadline")
-        await asyncio.sleep(0.01)
 
 
 async def read_frame(reader: asyncio.StreamReader, deframer: Deframer) -> bytes:

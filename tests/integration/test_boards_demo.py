@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from boards_harness import have_micropython
+from helpers import have_micropython
 
 ROOT = Path(__file__).resolve().parents[2]  # examples/ is not installed: run it from here
 

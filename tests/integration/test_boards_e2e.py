@@ -12,14 +12,8 @@ import subprocess
 import sys
 
 import pytest
-from boards_harness import (
-    FAST_BOARD,
-    FirmwareBoard,
-    GatewayProcess,
-    add_board,
-    cli,
-    have_micropython,
-)
+from boards_harness import FAST_BOARD, FirmwareBoard, GatewayProcess, add_board
+from helpers import cli, free_port, have_micropython
 
 pytestmark = pytest.mark.skipif(not have_micropython(), reason="no MicroPython unix port")
 
@@ -70,7 +64,7 @@ def test_board_to_board_across_two_gateways_and_a_node(tmp_path, procs):
     board_b = _start(procs, FirmwareBoard(gw_b.data_dir, "b1"))
     board_b.wait_for("LINK up")
     board_a = _start(procs, FirmwareBoard(gw_a.data_dir, "a1"))
-    rx = board_b.wait_for(rf"RX reading from {a1['node_id']} temp=(\d+)", timeout_s=20)[0]
+    rx = board_b.wait_for(rf"RX reading from {a1['node_id']} temp=(\d+)")[0]
     assert int(rx.group(1)) > 25000
     board_b.wait_for(r"ACTION relay=1 \(rule: temp from " + a1["node_id"])
     gw_b.wait_log(r"for board b1, (\d+) hop\(s\)")
@@ -116,7 +110,7 @@ def test_gateway_restart_loses_no_queued_message(tmp_path, procs):
     gw2 = _start(procs, GatewayProcess(tmp_path / "gw", udp=udp))
     assert gw2.boards()["q1"]["queued"] == 3
     board = _start(procs, FirmwareBoard(gw2.data_dir, "q1"))
-    lines = board.wait_for(r"TEXT from \S+: (queued message \d)", count=3, timeout_s=20)
+    lines = board.wait_for(r"TEXT from \S+: (queued message \d)", count=3)
     assert [m.group(1) for m in lines] == [f"queued message {i}" for i in range(3)]
     gw2.wait_board("q1", lambda r: r["queued"] == 0)
     for p in senders:
@@ -126,9 +120,7 @@ def test_gateway_restart_loses_no_queued_message(tmp_path, procs):
 
 
 def test_board_without_an_address_finds_the_gateway_by_its_beacon(tmp_path, procs):
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port(socket.SOCK_DGRAM)
     gw = _start(procs, GatewayProcess(tmp_path / "gw", beacon_to=f"127.0.0.1:{port}"))
     info = add_board(gw.data_dir, "d1", gateway=None, transport="tcp",
                      sets=(*FAST_BOARD, f"discovery_port={port}", "discovery_timeout_ms=3000"))

@@ -11,11 +11,9 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import time
 
 import pytest
-
-from examples.node_proc import NodeProcess
+from helpers.procs import Node
 
 SUBNET = "10.77.{n}.{h}"
 
@@ -75,20 +73,18 @@ def test_two_hosts_discover_each_other(lan, tmp_path):
     nodes = []
     try:
         for host, addr in zip(hosts, addrs, strict=True):
-            nodes.append(NodeProcess(tmp_path / host, listen=f"{addr}:7400",
+            nodes.append(Node(tmp_path / host, listen=f"{addr}:7400",
                                      extra=("--config", str(cfg)),
                                      prefix=("ip", "netns", "exec", host)).start())
         a, b = nodes
-        st = a.wait_peers(1, timeout_s=20)
+        st = a.wait_peers(1)
         assert st["peers"][0]["node_id"] == b.node_id
         assert st["peers"][0]["address"].startswith(addrs[1] + ":")
         # the discovered link carries real traffic
         out = a.cli("send", "--to", b.node_id, "found you")
         assert out.returncode == 0, out.stdout + out.stderr
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not b.received():
-            time.sleep(0.05)
-        assert [m["text"] for m in b.received()] == ["found you"]
+        got = b.wait_inbox(lambda items: items)
+        assert [m["text"] for m in got] == ["found you"]
     finally:
         for node in nodes:
             node.stop()

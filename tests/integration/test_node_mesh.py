@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from examples.localbroker import free_port  # not `conftest`: several dirs have one
+from helpers import free_port
 
 
 def _send(node, *args):
@@ -57,7 +57,7 @@ def test_middle_node_killed_and_restarted_restores_delivery(spawn, tmp_path):
     n2.kill()  # SIGKILL: no goodbye
     n2 = spawn("n2", listen=f"127.0.0.1:{port2}", peers=(n1.listen,))
     assert n2.node_id == old_id  # same data dir, same identity
-    n2.wait_peers(2, timeout_s=30)
+    n2.wait_peers(2)
     rc, res = _send(n1, "--to", n3.node_id, "after restart")
     assert rc == 0 and res["delivered"], res
     assert n3.wait_received(res["message_id"])["text"] == "after restart"

@@ -3,9 +3,8 @@ traffic keeps flowing with new keys."""
 
 from __future__ import annotations
 
-import asyncio
-
-from inproc import start_node, wait_until
+from helpers import run, wait_until
+from helpers.rigs import start_node
 from meshlink_gw.crypto.session import Session
 
 
@@ -33,6 +32,6 @@ def test_session_limit_triggers_fresh_handshake(tmp_path):
 
     real = Session.needs_rekey
     try:
-        asyncio.run(asyncio.wait_for(main(), 30))
+        run(main())
     finally:
         Session.needs_rekey = real

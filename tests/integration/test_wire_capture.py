@@ -7,11 +7,12 @@ appear anywhere in the stream, in clear or in base64.
 
 from __future__ import annotations
 
-import asyncio
 import base64
 
 from cryptography.hazmat.primitives.asymmetric.mlkem import MLKEM768PublicKey
-from inproc import FrameProxy, start_node, wait_until
+from helpers import run, wait_until
+from helpers.rigs import start_node
+from inproc import FrameProxy
 from meshlink import messages
 
 SECRET = "attack at dawn, bring the sensor logs"
@@ -37,7 +38,7 @@ def test_capture_shows_mlkem_key_and_no_plaintext(tmp_path):
         await b.stop()
         await proxy.close()
 
-    asyncio.run(asyncio.wait_for(main(), 30))
+    run(main())
 
     first = messages.decode(captured["c2s"][0])
     assert first.TYPE == "handshake"

@@ -92,6 +92,11 @@ class BoardEvents:
             self.online[rec.name] = rec
             self._changed(rec, True)
 
+    def offline(self, rec: BoardRecord) -> None:
+        """The board's session ended: offline now, if it was online."""
+        if self.online.pop(rec.name, None) is not None:
+            self._changed(rec, False)
+
     def check(self, is_online: Callable[[str], bool]) -> None:
         """Report every board that is no longer online."""
         for name, rec in list(self.online.items()):

@@ -81,7 +81,8 @@ class BoardService:
         self.refusals = self.refusal_log.counts
         self.refuse = self.refusal_log.refuse
         self.sessions = BoardSessions(config, self.refuse, self.stats, self._lookup,
-                                      self._on_established, self._on_record)
+                                      self._on_established, self._on_record,
+                                      self._on_closed)
         self.links = self.sessions.links  # established sessions, by board name
         self.half_open = self.sessions.half_open
         self.queue = BoardQueue(node, config, registry, self.sessions, self.refuse,
@@ -238,6 +239,12 @@ class BoardService:
         self.announcer.announce(rec)
         self.queue.dirty.add(rec.name)
         self.queue.pump(link, now)
+
+    def _on_closed(self, link: BoardLink) -> None:
+        # Offline now, not at the next tick: a board that reconnected within one
+        # tick would otherwise never be reported offline, nor online again.
+        if link.board.name not in self.links and not self._stopping:
+            self.events.offline(link.board)
 
     def _on_record(self, link: BoardLink, plaintext: bytes, now: int) -> None:
         self._seen_dirty[link.board.name] = (unix_ms(), None)

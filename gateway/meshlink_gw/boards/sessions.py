@@ -138,18 +138,21 @@ class BoardSessions:
         on_record(link, plaintext, now): an authentic record's plaintext (may raise
             DecodeError, LocalProtocolError, KeyError, TypeError, ValueError:
             refused as bad_payload).
+        on_closed(link): a session ended (close_link), whatever the reason.
     """
 
     def __init__(self, cfg: GatewayConfig, refuse: Callable[..., None], stats,
                  lookup: Callable[[bytes, int], BoardRecord | None],
                  on_established: Callable[[BoardLink, int], None],
-                 on_record: Callable[[BoardLink, bytes, int], None]) -> None:
+                 on_record: Callable[[BoardLink, bytes, int], None],
+                 on_closed: Callable[[BoardLink], None] | None = None) -> None:
         self.cfg = cfg
         self.refuse = refuse
         self.stats = stats
         self._lookup = lookup
         self._on_established = on_established
         self._on_record = on_record
+        self._on_closed = on_closed
         self.links: dict[str, BoardLink] = {}  # established, by board name
         self.by_sid: dict[int, BoardLink] = {}
         self.half_open: dict[int, HalfOpen] = {}
@@ -382,6 +385,8 @@ class BoardSessions:
             del self.links[link.board.name]
         link.peer.session_ended(why)
         log.info("board %s session %08x ended: %s", link.board.name, sid, why)
+        if self._on_closed is not None:
+            self._on_closed(link)
 
     def cut(self, name: str, why: str) -> None:
         """End a board's live session and half-open handshakes."""

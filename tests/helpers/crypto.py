@@ -1,4 +1,5 @@
-"""Shared helpers for the test_crypto_* modules (no tests here).
+"""Handshake fixtures for the tests/gateway/test_crypto_* modules: fixed
+identities, a seeded rng, initiator/responder pairs and payload mutations.
 
 Vectors are read only from tests/vectors/ inside the repository, or from the
 installed cryptography_vectors package.
