@@ -169,6 +169,14 @@ class Delivery:
             heapq.heappop(timers)
         return None
 
+    def cancel(self, origin_id):
+        """Stop tracking one message (its heap entry goes stale); True if it was."""
+        p = self._pending.pop(origin_id, None)
+        if p is None:
+            return False
+        self._forget(p)
+        return True
+
     def abandon(self):
         """Stop tracking everything (shutdown); returns what was pending."""
         out = list(self._pending.values())

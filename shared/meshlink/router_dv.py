@@ -72,6 +72,14 @@ class DistanceVector:
                 best = (v, e[i + 2])
         return None if best is None else (best[0], best[1] + 1)
 
+    def destinations(self):
+        """{dst: (selected next hop, hops)} of every reachable destination."""
+        out = {}
+        for dst, e in self.table.items():
+            if e[VIA] >= 0 and e[HOPS] != INFINITY:
+                out[dst] = (e[e[VIA]], e[HOPS])
+        return out
+
     # -- announcements received ------------------------------------------------
     def on_routes(self, msg, from_peer, now_ms):
         """Apply a neighbour's Routes message. The hot loop of a converging mesh:

@@ -29,6 +29,7 @@ import logging
 import os
 import socket
 import sqlite3
+import time
 from collections import Counter
 from typing import Any
 
@@ -90,6 +91,7 @@ class BoardService:
         self.tcp = TcpListener(config, MAX_BOARD_FRAME_BYTES + 64, self.sessions.handle,
                                self.sessions.close_link, self.refuse)
         self.events = BoardEvents()
+        self.latest: dict[str, dict[str, dict]] = {}  # board -> sensor -> its last reading
         self.announcer = Announcer(node, self.boards, lambda: self.cfg.announce_interval_ms,
                                    self.stats, now_ms())
         self.runners: list[BoardLinkRunner] = []
@@ -268,8 +270,10 @@ class BoardService:
         rec = link.board
         data = records.reading_data(rec.name, rec.node_id, sensor, value, unit, seq)
         self.stats["readings"] += 1
-        self.events.reading(rec, {"sensor": sensor, "value_milli": value, "unit": unit,
-                                  "seq": seq})
+        reading = {"sensor": sensor, "value_milli": value, "unit": unit, "seq": seq}
+        stamped = dict(reading, unix_ms=int(time.time() * 1000))
+        self.latest.setdefault(rec.name, {})[sensor] = stamped
+        self.events.reading(rec, reading)
         self._from_board(link, records.target(obj.get("to")), data,
                          "reading %s=%d%s seq %d" % (sensor, value, unit and " m" + unit, seq))
 

@@ -68,6 +68,7 @@ async def run_gateway(node_cfg: NodeConfig, gw_cfg: GatewayConfig,
     control socket) until stop or a signal."""
     ident = Identity.load_or_create(node_cfg.data_dir)
     node = Node(node_cfg, ident)
+    node.role = "gateway"
     registry = BoardRegistry(node_cfg.data_dir)
     service = BoardService(node, gw_cfg, registry)
     ctl = control.ControlServer(node_cfg.control_socket())

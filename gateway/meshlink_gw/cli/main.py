@@ -32,6 +32,7 @@ from typing import Any
 
 from meshlink.errors import ConfigError, MeshLinkError
 
+from meshlink_gw.cli import mesh as mesh_cmds
 from meshlink_gw.cli import node as node_cmds
 from meshlink_gw.cli.common import setup_logging
 
@@ -93,6 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--version", action="version", version=f"{PROG} {version()}")
     sub = ap.add_subparsers(dest="command", required=True)
     node_cmds.add_parser(sub)
+    mesh_cmds.add_parser(sub)
     for module in OPTIONAL:
         module.add_parser(sub)
     return ap

@@ -58,8 +58,10 @@ class ControlServer:
             result = await handler(req, writer)
             if result is not None:
                 writer.write(_line({"ok": True, "result": result}))
-        except (ValueError, MeshLinkError) as e:
-            writer.write(_line({"ok": False, "error": f"{type(e).__name__}: {e}"}))
+        except MeshLinkError as e:  # its text is the message for the user
+            writer.write(_line({"ok": False, "error": str(e)}))
+        except ValueError as e:
+            writer.write(_line({"ok": False, "error": f"bad request: {e}"}))
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
         finally:
@@ -109,10 +111,23 @@ async def stream(path: Path, req: dict, timeout_s: float | None = None) -> Async
 
 
 def attach_node_commands(server: ControlServer, node) -> None:
-    """Register status, send and recv for a Node."""
+    """Register status, nodes, resolve, probe, send and recv for a Node."""
 
     async def status(req: dict, w: asyncio.StreamWriter) -> Any:
         return node.status()
+
+    async def nodes(req: dict, w: asyncio.StreamWriter) -> Any:
+        return node.nodes()
+
+    async def resolve(req: dict, w: asyncio.StreamWriter) -> Any:
+        return {"node_id": node.resolve(str(req.get("node", "")))}
+
+    async def probe(req: dict, w: asyncio.StreamWriter) -> Any:
+        timeout_s = req.get("timeout_s", 5.0)
+        if type(timeout_s) not in (int, float) or not 0 < timeout_s <= 600:
+            raise LocalProtocolError("timeout_s must be a number in (0, 600]")
+        return await node.probe(node.resolve(str(req.get("to", ""))),
+                                bool(req.get("trace")), float(timeout_s))
 
     async def send(req: dict, w: asyncio.StreamWriter) -> Any:
         data = bytes.fromhex(req["data_hex"]) if "data_hex" in req else \
@@ -140,5 +155,8 @@ def attach_node_commands(server: ControlServer, node) -> None:
             await changed.wait()
 
     server.register("status", status)
+    server.register("nodes", nodes)
+    server.register("resolve", resolve)
+    server.register("probe", probe)
     server.register("send", send)
     server.register("recv", recv)

@@ -24,12 +24,14 @@ from meshlink.errors import MeshLinkError, ProtocolError, TransportError
 from meshlink.nodeid import new_message_id
 from meshlink.router import Router
 
-from meshlink_gw.announce import is_announce
+from meshlink_gw.announce import node_announce_data, parse_board_announce, parse_node_announce
 from meshlink_gw.config import NodeConfig
+from meshlink_gw.node.directory import Directory
 from meshlink_gw.node.discovery import Discovery
 from meshlink_gw.node.link import LinkParams
 from meshlink_gw.node.peers import LinkEvents, PeerTable
 from meshlink_gw.node.store import Inbox, Received
+from meshlink_gw.probes import parse_probe, parse_trace, probe_data, trace_data
 from meshlink_gw.routing_log import RoutingLog
 from meshlink_gw.runtime import now_ms
 from meshlink_gw.tasks import TaskSet
@@ -81,7 +83,7 @@ class Node:
         params = LinkParams(identity, config.listen[1], config.network_key,
                             config.max_frame_bytes, config.handshake_timeout_ms)
         events = LinkEvents(on_message=self.on_message,
-                            on_peer_up=self._after(self.router.peer_up),
+                            on_peer_up=self._after(self._peer_up),
                             on_peer_down=self._after(self.router.peer_down),
                             on_rtt=self._after(self.router.record_rtt),
                             on_ping_lost=self._after(self.router.record_ping_lost))
@@ -91,7 +93,12 @@ class Node:
         self.inbox_changed = asyncio.Event()
         self.deliver_hooks: list[Callable[[Received], None]] = []
         self.served: dict[str, Callable[[messages.MeshMessage, int], bool]] = {}
-        self.counters = {"relayed": 0, "delivered": 0, "duplicates": 0, "announces": 0}
+        self.counters = {"relayed": 0, "delivered": 0, "duplicates": 0, "announces": 0,
+                         "probes_answered": 0}
+        self.role = "node"  # what our name announcement says we are (a gateway sets it)
+        self.directory = Directory()
+        self._traces: dict[str, asyncio.Future] = {}  # probe nonce -> trace reply path
+        self._name_due: asyncio.TimerHandle | None = None
         self._server: asyncio.AbstractServer | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due: int | None = None
@@ -121,6 +128,8 @@ class Node:
         self._arm_timer()
         if self.config.discovery:
             await self._start_discovery()
+        if self.config.name:
+            self.spawn(self._name_loop(), "name announcements")
 
     async def _start_discovery(self) -> None:
         cfg = self.config
@@ -146,6 +155,8 @@ class Node:
             self.discovery.close()
         if self._timer is not None:
             self._timer.cancel()
+        if self._name_due is not None:
+            self._name_due.cancel()
         await self.peers.close_all("shutdown")
         await self.tasks.close()
         for gone in self.delivery.abandon():
@@ -192,15 +203,18 @@ class Node:
             self.dispatch(d.forward)
         if not d.deliver:
             return
+        self.directory.heard(msg.src, hops_travelled(msg), now)
         if msg.TYPE == "ack":
             if msg.dst in self.local_ids:
                 self._on_ack(msg, now)
+            return
+        if msg.dst is not None and msg.dst in self.local_ids and self._answer_probe(msg):
             return
         if msg.dst in self.served:
             # every arrival: the board queue deduplicates durably and re-acks
             self._to_served(msg, hops_travelled(msg))
             return
-        if msg.dst is None and is_announce(msg.src, None, msg.data):
+        if msg.dst is None and self._on_announce(msg):
             self.counters["announces"] += 1  # routed and relayed; not a user message
             return
         if msg.dst is None or msg.dst == self.node_id:
@@ -211,6 +225,41 @@ class Node:
                 self.counters["duplicates"] += 1
             if msg.dst is not None:
                 self.send_ack_for(msg)  # every arrival: our earlier Ack may be lost
+
+    def _on_announce(self, msg: messages.MeshMessage) -> bool:
+        """Record a node or board announcement; False if msg is neither."""
+        node = parse_node_announce(msg.src, msg.dst, msg.data)
+        if node is not None:
+            known = self.directory.known.get(msg.src)
+            if known is None or not known.name:
+                self._name_soon()  # a newcomer learns our name without waiting a period
+            self.directory.named(msg.src, node["name"], node["role"])
+            return True
+        board = parse_board_announce(msg.src, msg.dst, msg.data)
+        if board is not None:
+            self.directory.board(msg.src, board["name"], board["gateway"])
+            return True
+        return False
+
+    def _answer_probe(self, msg: messages.MeshMessage) -> bool:
+        """Ack a probe (and answer a trace) for us or a served ID without
+        storing it; a trace reply resolves its waiting probe. False: neither."""
+        probe = parse_probe(msg.data)
+        if probe is not None:
+            self.counters["probes_answered"] += 1
+            self.send_ack_for(msg)
+            if probe["trace"] and msg.dst is not None:
+                path = list(msg.path) + [msg.dst]
+                self.originate(msg.src, trace_data(probe["nonce"], path), src=msg.dst)
+            return True
+        reply = parse_trace(msg.data)
+        if reply is None:
+            return False
+        self.send_ack_for(msg)
+        fut = self._traces.get(reply["nonce"])
+        if fut is not None and not fut.done():
+            fut.set_result(reply["path"])
+        return True
 
     def dispatch(self, forward: list) -> None:
         """Send each (peer_id, message) of a routing decision; encode each message once."""
@@ -285,6 +334,8 @@ class Node:
 
     def _to_served(self, msg: messages.MeshMessage, hops: int) -> None:
         """Hand a directed message to its served ID's handler (it acks when delivered)."""
+        if self._answer_probe(msg):  # the gateway answers probes for its boards
+            return
         handler = self.served.get(msg.dst or "")
         if handler is not None and handler(msg, hops):
             self.send_ack_for(msg)
@@ -352,6 +403,114 @@ class Node:
             return SendResult(msg.message_id, True, None, 1, "broadcast (no ack)")
         return await fut
 
+    async def probe(self, dst: str, trace: bool = False, timeout_s: float = 5.0) -> dict:
+        """Send one probe to dst and wait for its Ack (and, with trace, the path).
+
+        Returns {"ok", "rtt_ms", "attempts", "path", "reason"}; a probe that gets
+        no answer within timeout_s is no longer retried.
+        Raises:
+            LocalProtocolError: invalid destination, too many pending sends.
+        """
+        if dst in self.local_ids:
+            return {"ok": True, "rtt_ms": 0, "attempts": 1, "path": [dst], "reason": ""}
+        nonce = os.urandom(8).hex()
+        loop = asyncio.get_running_loop()
+        tfut = self._traces[nonce] = loop.create_future() if trace else None
+        msg, fut = self.originate(dst, probe_data(nonce, trace))
+        assert fut is not None  # directed
+        deadline = loop.time() + timeout_s
+        try:
+            res = await asyncio.wait_for(asyncio.shield(fut), timeout_s)
+            path = None
+            if tfut is not None:
+                path = await asyncio.wait_for(tfut, max(0.0, deadline - loop.time()))
+        except TimeoutError:
+            self.delivery.cancel(msg.origin_id)
+            self._futures.pop(msg.origin_id, None)
+            return {"ok": False, "rtt_ms": None, "attempts": None, "path": None,
+                    "reason": f"no answer within {timeout_s:g} s"}
+        finally:
+            self._traces.pop(nonce, None)
+        return {"ok": res.delivered, "rtt_ms": res.rtt_ms, "attempts": res.attempts,
+                "path": path, "reason": res.reason}
+
+    # -- names -------------------------------------------------------------
+    def _peer_up(self, peer_id: str, now: int) -> None:
+        self.router.peer_up(peer_id, now)
+        self._name_soon()
+
+    def _name_soon(self) -> None:
+        """Announce our name in half a second (batches a burst of new peers and
+        newcomers into one announcement; a newcomer answering a newcomer ends
+        there, as each already knows the other's name)."""
+        if self.config.name and self._name_due is None and not self.stopping:
+            self._name_due = asyncio.get_running_loop().call_later(0.5, self.announce_name)
+
+    def announce_name(self) -> None:
+        """Broadcast our name announcement (docs/PROTOCOL.md §11)."""
+        self._name_due = None
+        if not self.config.name or self.stopping or not self.peers.links:
+            return
+        data = node_announce_data(self.config.name, self.role, self.node_id)
+        self.dispatch(self.router.originate(self.delivery.message(self.node_id, None, data),
+                                            now_ms()).forward)
+        self._arm_timer()
+
+    async def _name_loop(self) -> None:
+        while not self.stopping:
+            await asyncio.sleep(self.config.name_interval_ms / 1000)
+            self.announce_name()
+
+    def nodes(self) -> list[dict]:
+        """Every node we know of (docs/CLI.md, `meshlink nodes`): ourselves, our
+        neighbours, every announced destination and everyone heard from."""
+        now = now_ms()
+        routes = self.router.destinations()
+        links = {p["node_id"]: p for p in self.peers.describe({})}
+        ids = set(routes) | set(links) | set(self.directory.known) | self.local_ids
+        out = []
+        for nid in sorted(ids):
+            k = self.directory.known.get(nid)
+            link = links.get(nid)
+            via, hops = routes.get(nid, (None, None))
+            if link is not None:
+                via, hops = nid, 1
+            elif nid in self.local_ids:
+                hops = 0
+            elif hops is None and k is not None:
+                hops = k.hops
+            heard = None if k is None or k.last_heard_ms is None else (now - k.last_heard_ms)
+            out.append({
+                "node_id": nid, "name": self._name_of(nid, k),
+                "role": self._role_of(nid, k), "hops": hops, "next_hop": via,
+                "last_heard_s": 0.0 if link or nid in self.local_ids else
+                (None if heard is None else round(heard / 1000, 1)),
+                "rtt_ms": link["rtt_ms"] if link else None,
+                "gateway": k.gateway if k else (self.node_id if nid in self.served else None),
+                "reachable": nid in self.local_ids or link is not None or nid in routes,
+                "self": nid == self.node_id})
+        return out
+
+    def _name_of(self, nid: str, k) -> str:
+        if nid == self.node_id:
+            return self.config.name
+        return k.name if k is not None else ""
+
+    def _role_of(self, nid: str, k) -> str:
+        if nid == self.node_id:
+            return self.role
+        if nid in self.served:
+            return "board"
+        return k.role if k is not None else "node"
+
+    def resolve(self, text: str) -> str:
+        """The node ID that text (an ID, a name or a unique ID prefix) names.
+
+        Raises:
+            LocalProtocolError: unknown or ambiguous.
+        """
+        return self.directory.resolve(text, {n["node_id"]: n["name"] for n in self.nodes()})
+
     # -- timers: sleep until the router's or delivery's next deadline ----
     def _after(self, router_call: Callable[..., object]) -> Callable[..., None]:
         """router_call, then re-arm the timer (a link event may move a deadline)."""
@@ -406,6 +565,7 @@ class Node:
         scores = {p["peer_id"]: p for p in self.router.peers()}
         return {
             "node_id": self.node_id,
+            "name": self.config.name,
             "listen": f"{self.listen_addr[0]}:{self.listen_addr[1]}",
             "router": self.config.router,
             "routing": self.router.status(),
