@@ -209,10 +209,14 @@ class MeshlinkStrategy(Strategy):
 
     def destinations(self):
         """{dst: (via, hops)}: the announced route or the shortest learned one
-        through a live neighbour, whichever is shorter (no side effects)."""
+        through a live neighbour, whichever is shorter; a destination whose
+        announcement was retracted is left out (no side effects)."""
         out = {} if self.dv is None else self.dv.destinations()
         up = self.r.up_set
+        gone = () if self.dv is None else self.dv.table  # retracted: not via a learned route
         for dst, cands in self.t.routes.items():
+            if dst in gone and dst not in out:
+                continue
             for c in cands:
                 if c[0] in up:
                     best = out.get(dst)

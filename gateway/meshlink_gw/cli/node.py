@@ -54,15 +54,22 @@ async def run_until_signal(node: Any, ctl: control.ControlServer) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await node.start()
-    await ctl.start()
-    print(json.dumps({"event": "started", "node_id": node.node_id,
-                      "listen": "%s:%d" % node.listen_addr}), flush=True)
+    from meshlink_gw.cli.web import start_dashboard
+
+    web = None
     try:
+        await node.start()
+        web = await start_dashboard(node)
+        await ctl.start()
+        print(json.dumps({"event": "started", "node_id": node.node_id,
+                          "listen": "%s:%d" % node.listen_addr,
+                          "dashboard": web.url if web else None}), flush=True)
         await stop.wait()
     finally:
         log.info("stopping")
         await ctl.close()
+        if web is not None:
+            await web.close()
         await node.stop()
 
 

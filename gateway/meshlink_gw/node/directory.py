@@ -26,6 +26,7 @@ class Known:
     gateway: str | None = None  # a board's gateway
     last_heard_ms: int | None = None
     hops: int | None = None  # links its last message crossed
+    path: tuple[str, ...] = ()  # that message's path (origin, relays), then us
 
 
 class Directory:
@@ -45,11 +46,22 @@ class Directory:
         oldest = min(self.known, key=lambda n: self.known[n].last_heard_ms or 0)
         del self.known[oldest]
 
-    def heard(self, node_id: str, hops: int, now_ms: int) -> None:
-        """A routed message from node_id arrived having crossed hops links."""
+    def heard(self, node_id: str, hops: int, now_ms: int, path: tuple[str, ...] = ()) -> None:
+        """A routed message from node_id arrived having crossed hops links along
+        path (origin and relays, then this node)."""
         k = self._entry(node_id)
         k.last_heard_ms = now_ms
         k.hops = hops
+        k.path = path
+
+    def edges(self) -> set[tuple[str, str]]:
+        """Links seen in the paths of the last message from each node (a, b sorted)."""
+        out = set()
+        for k in self.known.values():
+            for a, b in zip(k.path, k.path[1:], strict=False):
+                if a != b:
+                    out.add((a, b) if a < b else (b, a))
+        return out
 
     def named(self, node_id: str, name: str, role: str) -> None:
         k = self._entry(node_id)

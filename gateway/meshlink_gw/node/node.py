@@ -11,6 +11,7 @@ at most that peer's link, never the process.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import os
 import random
@@ -37,6 +38,8 @@ from meshlink_gw.runtime import now_ms
 from meshlink_gw.tasks import TaskSet
 
 log = logging.getLogger("meshlink.node")
+
+RECENT_MESSAGES = 50  # routed messages kept for the dashboard's message flow
 
 
 def hops_travelled(msg) -> int:
@@ -97,6 +100,7 @@ class Node:
                          "probes_answered": 0}
         self.role = "node"  # what our name announcement says we are (a gateway sets it)
         self.directory = Directory()
+        self.recent: collections.deque[dict] = collections.deque(maxlen=RECENT_MESSAGES)
         self._traces: dict[str, asyncio.Future] = {}  # probe nonce -> trace reply path
         self._name_due: asyncio.TimerHandle | None = None
         self._server: asyncio.AbstractServer | None = None
@@ -201,9 +205,13 @@ class Node:
         if d.forward:
             self.counters["relayed"] += 1
             self.dispatch(d.forward)
+        path = tuple(msg.path) + (self.node_id,)
+        self.directory.heard(msg.src, hops_travelled(msg), now, path)
+        self.recent.append({"unix_ms": int(time.time() * 1000), "type": msg.TYPE,
+                            "src": msg.src, "dst": msg.dst, "path": list(path),
+                            "relayed": bool(d.forward), "delivered": bool(d.deliver)})
         if not d.deliver:
             return
-        self.directory.heard(msg.src, hops_travelled(msg), now)
         if msg.TYPE == "ack":
             if msg.dst in self.local_ids:
                 self._on_ack(msg, now)
@@ -502,6 +510,24 @@ class Node:
         if nid in self.served:
             return "board"
         return k.role if k is not None else "node"
+
+    def links_view(self) -> list[dict]:
+        """The mesh's links as this node sees them: its own (with RTT and score)
+        and those in the paths of messages it received (docs/CLI.md, dashboard)."""
+        scores = {p["peer_id"]: p for p in self.router.peers()}
+        out = {}
+        for p in self.peers.describe(scores):
+            a, b = sorted((self.node_id, p["node_id"]))
+            out[(a, b)] = {"a": a, "b": b, "rtt_ms": p["rtt_ms"], "score": p["score"],
+                           "direct": True}
+        for a, b in self.directory.edges():
+            out.setdefault((a, b), {"a": a, "b": b, "rtt_ms": None, "score": None,
+                                    "direct": False})
+        for sid in self.served:
+            a, b = sorted((self.node_id, sid))
+            out.setdefault((a, b), {"a": a, "b": b, "rtt_ms": None, "score": None,
+                                    "direct": True})
+        return list(out.values())
 
     def resolve(self, text: str) -> str:
         """The node ID that text (an ID, a name or a unique ID prefix) names.
