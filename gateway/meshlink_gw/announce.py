@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from meshlink import cjson
 from meshlink.errors import DecodeError
-from meshlink.nodeid import is_id
+from meshlink.nodeid import is_id, is_name
 
 _KEYS = ["board", "gateway", "kind", "node_id"]
 _MARK = b'"kind":"announce"'
@@ -44,7 +44,6 @@ def is_announce(src: str, dst: str | None, data: bytes) -> bool:
 _NODE_KEYS = ["kind", "name", "node_id", "role"]
 _NODE_MARK = b'"kind":"node"'
 ROLES = ("node", "gateway")
-NAME_MAX_BYTES = 32
 
 
 def node_announce_data(name: str, role: str, node_id: str) -> bytes:
@@ -62,7 +61,7 @@ def parse_node_announce(src: str, dst: str | None, data: bytes) -> dict | None:
         return None
     if (type(obj) is not dict or sorted(obj) != _NODE_KEYS or obj["kind"] != "node"
             or obj["node_id"] != src or obj["role"] not in ROLES
-            or type(obj["name"]) is not str or not 0 < len(obj["name"]) <= NAME_MAX_BYTES):
+            or not is_name(obj["name"])):
         return None
     return {"name": obj["name"], "role": obj["role"]}
 

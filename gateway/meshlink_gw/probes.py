@@ -46,7 +46,8 @@ def parse_probe(data: bytes) -> dict | None:
     """{"nonce", "trace"} if data is a probe, else None."""
     obj = _load(data, b'"kind":"probe"')
     if (obj is None or sorted(obj) != _PROBE_KEYS or obj["kind"] != "probe"
-            or not _nonce_ok(obj["nonce"]) or obj["trace"] not in (0, 1)):
+            or not _nonce_ok(obj["nonce"]) or type(obj["trace"]) is not int
+            or obj["trace"] not in (0, 1)):
         return None
     return {"nonce": obj["nonce"], "trace": obj["trace"] == 1}
 

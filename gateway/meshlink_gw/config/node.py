@@ -12,6 +12,7 @@ import pathlib
 from typing import ClassVar
 
 from meshlink.errors import ConfigError
+from meshlink.nodeid import NAME_MAX, is_name
 
 from meshlink_gw.config.schema import (
     HOSTPORT,
@@ -54,25 +55,17 @@ def _network_key(value: object, loc: str) -> bytes:
 
 NETWORK_KEY = Kind("64 hex characters (32 bytes)", _network_key)
 
-NODE_NAME_MAX = 32  # bytes; a name travels in every node announcement
-
-
-def valid_node_name(name: str) -> bool:
-    """1-32 of [A-Za-z0-9._-], starting with a letter or digit (docs/PROTOCOL.md §11)."""
-    return (0 < len(name) <= NODE_NAME_MAX and name[0].isascii() and name[0].isalnum()
-            and all(c.isascii() and (c.isalnum() or c in "._-") for c in name))
-
 
 def _node_name(value: object, loc: str) -> str:
     if not isinstance(value, str):
         raise ConfigError(f"{loc}: expected a string, got {value!r}")
-    if value and not valid_node_name(value):
-        raise ConfigError(f"{loc}: expected 1-{NODE_NAME_MAX} letters, digits, '.', '_' or '-' "
+    if value and not is_name(value):
+        raise ConfigError(f"{loc}: expected 1-{NAME_MAX} letters, digits, '.', '_' or '-' "
                           f"starting with a letter or digit, got {value!r}")
     return value
 
 
-NODE_NAME = Kind(f"a name of 1-{NODE_NAME_MAX} letters, digits, '.', '_', '-'", _node_name)
+NODE_NAME = Kind(f"a name of 1-{NAME_MAX} letters, digits, '.', '_', '-'", _node_name)
 
 
 def _strategies() -> list[str]:
