@@ -292,6 +292,20 @@ def load_config(data_dir: Path, name: str) -> dict[str, Any]:
                           f"`meshlink board add` (or `board bundle`)")
 
 
+def board_io(data_dir: Path, name: str, board_type: str) -> tuple[list[str], list[str]]:
+    """(sensor names, outputs) that a board's bundle declares; outputs are the
+    relay/led handlers it has pins for (the unix port simulates both)."""
+    try:
+        cfg = load_config(data_dir, name)
+    except (ConfigError, ValueError):
+        return [], []
+    sensors = [s["name"] for s in cfg.get("sensors", [])
+               if isinstance(s, dict) and isinstance(s.get("name"), str)]
+    handlers = cfg.get("handlers") if isinstance(cfg.get("handlers"), dict) else {}
+    outputs = [o for o in ("relay", "led") if o in handlers or board_type == "unix"]
+    return sensors, outputs
+
+
 # -- flashing ---------------------------------------------------------------------------
 def flash_plan(bundle: Path) -> list[str]:
     """Top-level entries of the bundle in copy order: config, libraries, main.py last.

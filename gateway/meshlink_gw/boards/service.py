@@ -37,7 +37,7 @@ from meshlink import boardlink
 from meshlink.errors import MeshLinkError
 from meshlink.nodeid import new_message_id
 
-from meshlink_gw.boards import control, records
+from meshlink_gw.boards import bundle, control, records
 from meshlink_gw.boards.events import Announcer, BoardEvents
 from meshlink_gw.boards.links import BoardLinkRunner, ble_runner, serial_runner
 from meshlink_gw.boards.queue import BoardQueue
@@ -202,8 +202,14 @@ class BoardService:
         self.announcer.later(name)
 
     def _forget(self, rec: BoardRecord) -> None:
+        """A revoked board: no longer served, and observers are told."""
         self.node.unserve_id(rec.node_id)
         self.by_node_id.pop(rec.node_id, None)
+        self.events.revoked(rec)
+
+    def board_io(self, rec: BoardRecord) -> tuple[list[str], list[str]]:
+        """(sensor names, outputs) of a board, from its bundle."""
+        return bundle.board_io(self.reg.path.parent, rec.name, rec.board_type)
 
     def _lookup(self, board_id: bytes, now: int) -> BoardRecord | None:
         rec = self.by_board_id.get(board_id)
