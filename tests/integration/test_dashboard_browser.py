@@ -107,7 +107,8 @@ def test_dashboard_shows_the_mesh_and_follows_a_node_leaving(tmp_path, procs, sp
             edge.stop()
             page.wait_for_function(
                 "id => { const r = document.querySelector("
-                "`#node-list tr[data-node-id=\"${id}\"]`); return r && r.classList.contains('down'); }",
+                "`#node-list tr[data-node-id=\"${id}\"]`);"
+                " return r && r.classList.contains('down'); }",
                 arg=edge.node_id, timeout=wait_ms)
             assert "down" in (page.locator(f'#graph g.node[data-node-id="{edge.node_id}"]')
                               .get_attribute("class") or "")

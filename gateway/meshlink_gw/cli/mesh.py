@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from meshlink.errors import MeshLinkError
+from meshlink.errors import ConfigError, MeshLinkError
+from meshlink.nodeid import is_id, is_name
 
 from meshlink_gw.cli.common import data_dir, data_dir_arg
 from meshlink_gw.node import control
@@ -24,9 +25,19 @@ def _sock(args: argparse.Namespace) -> Path:
     return data_dir(args) / "control.sock"
 
 
-def resolve(args: argparse.Namespace, text: str) -> str:
+def resolve(args: argparse.Namespace, text: str, flag: str = "NODE") -> str:
     """The node ID that text (an ID, a name or a unique ID prefix) names,
-    as the running node resolves it. Raises LocalProtocolError, TransportError."""
+    as the running node resolves it.
+
+    Raises:
+        ConfigError: text cannot name a node (checked before asking the node).
+        LocalProtocolError: no known node, or more than one, matches.
+        TransportError: no node is running on this data directory.
+    """
+    if not (is_id(text) or is_name(text)):
+        raise ConfigError(f"{flag} {text!r} is not a node ID, name or ID prefix (a node ID "
+                          "is 36 characters of lowercase hex in UUID form; names and IDs "
+                          "are listed by `meshlink nodes`)")
     res = asyncio.run(control.request(_sock(args), {"cmd": "resolve", "node": text}))
     return str(res["node_id"])
 

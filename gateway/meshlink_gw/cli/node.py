@@ -99,7 +99,7 @@ def cmd_send(args: argparse.Namespace) -> int:
 
     # a name or prefix becomes the one node ID it names; an unknown node fails
     # here at once instead of after the delivery timeout
-    to = None if args.broadcast else resolve(args, args.to)
+    to = None if args.broadcast else resolve(args, args.to, "--to")
     req = {"cmd": "send", "to": to, "text": args.text}
     res = asyncio.run(control.request(data_dir(args) / "control.sock", req, timeout_s=None))
     if args.json:

@@ -64,6 +64,11 @@ class ControlServer:
             writer.write(_line({"ok": False, "error": f"bad request: {e}"}))
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
+        except asyncio.CancelledError:
+            # the node is stopping with a client attached (`recv --follow`): end
+            # quietly; Python 3.11's stream callback logs a cancelled handler's
+            # CancelledError with a traceback
+            pass
         finally:
             with contextlib.suppress(OSError):
                 await writer.drain()
@@ -93,8 +98,13 @@ async def stream(path: Path, req: dict, timeout_s: float | None = None) -> Async
     """Send one command and yield each result line (for follow-style commands)."""
     try:
         reader, writer = await asyncio.open_unix_connection(str(path), limit=MAX_REQUEST_BYTES)
-    except (FileNotFoundError, ConnectionRefusedError):
-        raise TransportError(f"no node is running with control socket {path}")
+    except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError):
+        raise TransportError(f"no node is running with control socket {path} (start one "
+                             "with `meshlink node` or `meshlink gateway`, or give the "
+                             "--data-dir it runs with)")
+    except PermissionError:
+        raise TransportError(f"cannot open the control socket {path}: permission denied "
+                             "(run as the user the node runs as)")
     try:
         writer.write(_line(req))
         await writer.drain()
