@@ -329,7 +329,8 @@ def flash(bundle: Path, port: str, mpremote: str | None = None, progress=print) 
     """
     tool = mpremote or shutil.which("mpremote") or str(Path(sys.executable).parent / "mpremote")
     if not Path(tool).exists() and shutil.which(tool) is None:
-        raise ConfigError("mpremote not found: pip install mpremote")
+        raise ConfigError("mpremote not found: `make setup` installs it (the [flash] extra), "
+                          "or pip install mpremote")
     plan = flash_plan(bundle)
     total_files = sum(1 for _ in bundle.rglob("*") if _.is_file())
     total_bytes = sum(p.stat().st_size for p in bundle.rglob("*") if p.is_file())
