@@ -301,7 +301,9 @@ def board_io(data_dir: Path, name: str, board_type: str) -> tuple[list[str], lis
         return [], []
     sensors = [s["name"] for s in cfg.get("sensors", [])
                if isinstance(s, dict) and isinstance(s.get("name"), str)]
-    handlers = cfg.get("handlers") if isinstance(cfg.get("handlers"), dict) else {}
+    handlers = cfg.get("handlers")
+    if not isinstance(handlers, dict):
+        handlers = {}
     outputs = [o for o in ("relay", "led") if o in handlers or board_type == "unix"]
     return sensors, outputs
 

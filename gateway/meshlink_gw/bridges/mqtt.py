@@ -17,7 +17,7 @@ import collections
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
 from meshlink.errors import MeshLinkError
@@ -205,7 +205,7 @@ class MqttBridge:
                                    ha_switch_config(self.topics, node_id, board_name, output,
                                                     command))
 
-    def forget_node(self, node_id: str, entities: list[str] = ()) -> None:  # type: ignore[assignment]
+    def forget_node(self, node_id: str, entities: Iterable[str] = ()) -> None:
         """A board was revoked: publish its discovery configs empty (retained),
         which makes Home Assistant remove its entities: those published by this
         run, and its known sensors and outputs (entities) from earlier runs."""

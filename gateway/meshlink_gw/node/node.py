@@ -423,7 +423,9 @@ class Node:
             return {"ok": True, "rtt_ms": 0, "attempts": 1, "path": [dst], "reason": ""}
         nonce = os.urandom(8).hex()
         loop = asyncio.get_running_loop()
-        tfut = self._traces[nonce] = loop.create_future() if trace else None
+        tfut: asyncio.Future | None = None
+        if trace:
+            tfut = self._traces[nonce] = loop.create_future()
         msg, fut = self.originate(dst, probe_data(nonce, trace))
         assert fut is not None  # directed
         deadline = loop.time() + timeout_s
