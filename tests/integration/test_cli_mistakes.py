@@ -5,11 +5,12 @@ documented exit code (cli/main.py), and never a traceback."""
 
 from __future__ import annotations
 
+import select
 import signal
 import socket
 import subprocess
 
-from helpers import DEADLINE_S, poll_until
+from helpers import DEADLINE_S
 
 from examples.node_proc import meshlink_cmd
 
@@ -73,15 +74,19 @@ def test_ports_in_use_say_which_and_what_to_do(tmp_path):
             assert "address already in use" in msg and "port 0 picks a free one" in msg, msg
 
 
-def test_ctrl_c_and_a_closed_pipe_end_quietly(tmp_path, spawn):
+def test_ctrl_c_ends_quietly(tmp_path, spawn):
     node = spawn("a", extra=("--name", "alpha"))
+    sent = node.cli("send", "--to", node.node_id, "to myself")
+    assert sent.returncode == 0, sent.stderr
     follow = subprocess.Popen(meshlink_cmd() + ["recv", "--follow", "--data-dir",
                                                 str(node.data_dir)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    # interrupt the follower as Ctrl-C would, once both are running
-    poll_until(lambda: follow.poll() is None and node.status(), what="recv --follow running")
-    follow.send_signal(signal.SIGINT)
-    out, err = follow.communicate(timeout=4 * DEADLINE_S)
+    assert follow.stdout is not None
+    # connected and streaming once it has printed the stored message
+    ready, _, _ = select.select([follow.stdout], [], [], 4 * DEADLINE_S)
+    assert ready and "to myself" in follow.stdout.readline()
+    follow.send_signal(signal.SIGINT)  # as Ctrl-C would
+    _out, err = follow.communicate(timeout=4 * DEADLINE_S)
     assert follow.returncode == 130 and err == "", err
     # SIGINT to the node itself: a clean stop, exit 0, no traceback in its log
     assert node.proc is not None

@@ -36,7 +36,7 @@ async def start_dashboard(node: Any, service: Any = None) -> WebServer | None:
         return None
 
     async def trace(text: str) -> dict:
-        return await node.probe(node.resolve(text), True, 5.0)
+        return await node.probe(await node.resolve_reachable(text), True, 5.0)
 
     web = WebServer(cfg.dashboard, cfg.dashboard_token or new_token(), snapshot_of(node, service),
                     trace)

@@ -130,14 +130,14 @@ def attach_node_commands(server: ControlServer, node) -> None:
         return node.nodes()
 
     async def resolve(req: dict, w: asyncio.StreamWriter) -> Any:
-        return {"node_id": node.resolve(str(req.get("node", "")))}
+        return {"node_id": await node.resolve_reachable(str(req.get("node", "")))}
 
     async def probe(req: dict, w: asyncio.StreamWriter) -> Any:
         timeout_s = req.get("timeout_s", 5.0)
         if type(timeout_s) not in (int, float) or not 0 < timeout_s <= 600:
             raise LocalProtocolError("timeout_s must be a number in (0, 600]")
-        return await node.probe(node.resolve(str(req.get("to", ""))),
-                                bool(req.get("trace")), float(timeout_s))
+        node_id = await node.resolve_reachable(str(req.get("to", "")), float(timeout_s))
+        return await node.probe(node_id, bool(req.get("trace")), float(timeout_s))
 
     async def send(req: dict, w: asyncio.StreamWriter) -> Any:
         data = bytes.fromhex(req["data_hex"]) if "data_hex" in req else \

@@ -21,12 +21,13 @@ from dataclasses import dataclass
 
 from meshlink import messages
 from meshlink.delivery import Delivered, Delivery, Expired, Retry
-from meshlink.errors import MeshLinkError, ProtocolError, TransportError
-from meshlink.nodeid import new_message_id
+from meshlink.errors import LocalProtocolError, MeshLinkError, ProtocolError, TransportError
+from meshlink.nodeid import is_id, new_message_id
 from meshlink.router import Router
 
 from meshlink_gw.announce import node_announce_data, parse_board_announce, parse_node_announce
 from meshlink_gw.config import NodeConfig
+from meshlink_gw.node import view
 from meshlink_gw.node.directory import Directory
 from meshlink_gw.node.discovery import Discovery
 from meshlink_gw.node.link import LinkParams
@@ -40,6 +41,7 @@ from meshlink_gw.tasks import TaskSet
 log = logging.getLogger("meshlink.node")
 
 RECENT_MESSAGES = 50  # routed messages kept for the dashboard's message flow
+PROBE_TIMEOUT_S = 5.0  # how long a node ID nobody knows gets to answer before "unknown"
 
 
 def hops_travelled(msg) -> int:
@@ -472,64 +474,12 @@ class Node:
             self.announce_name()
 
     def nodes(self) -> list[dict]:
-        """Every node we know of (docs/CLI.md, `meshlink nodes`): ourselves, our
-        neighbours, every announced destination and everyone heard from."""
-        now = now_ms()
-        routes = self.router.destinations()
-        links = {p["node_id"]: p for p in self.peers.describe({})}
-        ids = set(routes) | set(links) | set(self.directory.known) | self.local_ids
-        out = []
-        for nid in sorted(ids):
-            k = self.directory.known.get(nid)
-            link = links.get(nid)
-            via, hops = routes.get(nid, (None, None))
-            if link is not None:
-                via, hops = nid, 1
-            elif nid in self.local_ids:
-                hops = 0
-            elif hops is None and k is not None:
-                hops = k.hops
-            heard = None if k is None or k.last_heard_ms is None else (now - k.last_heard_ms)
-            out.append({
-                "node_id": nid, "name": self._name_of(nid, k),
-                "role": self._role_of(nid, k), "hops": hops, "next_hop": via,
-                "last_heard_s": 0.0 if link or nid in self.local_ids else
-                (None if heard is None else round(heard / 1000, 1)),
-                "rtt_ms": link["rtt_ms"] if link else None,
-                "gateway": k.gateway if k else (self.node_id if nid in self.served else None),
-                "reachable": nid in self.local_ids or link is not None or nid in routes,
-                "self": nid == self.node_id})
-        return out
-
-    def _name_of(self, nid: str, k) -> str:
-        if nid == self.node_id:
-            return self.config.name
-        return k.name if k is not None else ""
-
-    def _role_of(self, nid: str, k) -> str:
-        if nid == self.node_id:
-            return self.role
-        if nid in self.served:
-            return "board"
-        return k.role if k is not None else "node"
+        """Every node we know of (`meshlink nodes`): see node/view.py."""
+        return view.nodes(self)
 
     def links_view(self) -> list[dict]:
-        """The mesh's links as this node sees them: its own (with RTT and score)
-        and those in the paths of messages it received (docs/CLI.md, dashboard)."""
-        scores = {p["peer_id"]: p for p in self.router.peers()}
-        out = {}
-        for p in self.peers.describe(scores):
-            a, b = sorted((self.node_id, p["node_id"]))
-            out[(a, b)] = {"a": a, "b": b, "rtt_ms": p["rtt_ms"], "score": p["score"],
-                           "direct": True}
-        for a, b in self.directory.edges():
-            out.setdefault((a, b), {"a": a, "b": b, "rtt_ms": None, "score": None,
-                                    "direct": False})
-        for sid in self.served:
-            a, b = sorted((self.node_id, sid))
-            out.setdefault((a, b), {"a": a, "b": b, "rtt_ms": None, "score": None,
-                                    "direct": True})
-        return list(out.values())
+        """The mesh's links as this node sees them (the dashboard): node/view.py."""
+        return view.links(self)
 
     def resolve(self, text: str) -> str:
         """The node ID that text (an ID, a name or a unique ID prefix) names.
@@ -538,6 +488,28 @@ class Node:
             LocalProtocolError: unknown or ambiguous.
         """
         return self.directory.resolve(text, {n["node_id"]: n["name"] for n in self.nodes()})
+
+    async def resolve_reachable(self, text: str, probe_timeout_s: float = PROBE_TIMEOUT_S
+                                ) -> str:
+        """resolve(text); a well-formed node ID we know nothing of yet (no route,
+        never heard from: routing may not have converged, or the strategy has no
+        announcements) is probed once instead, so that an unknown node fails in
+        probe_timeout_s with a clear message rather than after delivery_timeout_ms.
+
+        Raises:
+            LocalProtocolError: unknown (and, for an ID, unanswered) or ambiguous.
+        """
+        try:
+            return self.resolve(text)
+        except LocalProtocolError:
+            if not is_id(text.strip()):
+                raise
+        node_id = text.strip()
+        if (await self.probe(node_id, False, probe_timeout_s))["ok"]:
+            return node_id
+        raise LocalProtocolError(f"unknown node {node_id}: no route to it, never heard from, "
+                                 f"and no answer to a probe within {probe_timeout_s:g} s (is it "
+                                 "running and connected? see `meshlink nodes`)")
 
     # -- timers: sleep until the router's or delivery's next deadline ----
     def _after(self, router_call: Callable[..., object]) -> Callable[..., None]:

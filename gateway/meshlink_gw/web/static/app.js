@@ -63,6 +63,11 @@ function drawGraph() {
     const s = l.score == null ? "" : ` score ${l.score.toFixed(2)}`;
     line.appendChild(el("svg:title", {}, `${label(l.a)} – ${label(l.b)}${q}${s}`));
     svg.appendChild(line);
+    if (l.rtt_ms != null) {  // link quality on the link itself
+      svg.appendChild(el("svg:text", {x: (pos[l.a][0] + pos[l.b][0]) / 2 + 6,
+                                      y: (pos[l.a][1] + pos[l.b][1]) / 2 - 6, class: "quality"},
+                         `${l.rtt_ms.toFixed(1)} ms` + (l.score == null ? "" : ` · ${l.score.toFixed(2)}`)));
+    }
   }
   for (const n of state.nodes) {
     const [x, y] = pos[n.node_id];
