@@ -53,6 +53,8 @@ def test_ping_and_trace_by_name_and_prefix_leave_no_inbox_message(spawn):
     assert "alpha" in lines[1] and "bravo" in lines[2] and "charlie" in lines[3]
     assert all("rtt" in ln and " ms" in ln for ln in lines[2:4])
     assert c.received() == [] and b.received() == []
+    rows = {r["node_id"]: r for r in _nodes(a)}
+    assert rows[c.node_id]["rtt_ms"] is not None  # from the answered probes
     st = c.status()
     assert st["stats"]["probes_answered"] >= 3
     # a name resolves for send too, and the message does arrive

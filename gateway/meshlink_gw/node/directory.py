@@ -27,6 +27,7 @@ class Known:
     last_heard_ms: int | None = None
     hops: int | None = None  # links its last message crossed
     path: tuple[str, ...] = ()  # that message's path (origin, relays), then us
+    rtt_ms: int | None = None  # end to end, from the last answered probe (ping, trace)
 
 
 class Directory:
@@ -62,6 +63,10 @@ class Directory:
                 if a != b:
                     out.add((a, b) if a < b else (b, a))
         return out
+
+    def probed(self, node_id: str, rtt_ms: int | None) -> None:
+        """A probe to node_id was answered after rtt_ms."""
+        self._entry(node_id).rtt_ms = rtt_ms
 
     def named(self, node_id: str, name: str, role: str) -> None:
         k = self._entry(node_id)

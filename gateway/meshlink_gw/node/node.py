@@ -443,6 +443,8 @@ class Node:
                     "reason": f"no answer within {timeout_s:g} s"}
         finally:
             self._traces.pop(nonce, None)
+        if res.delivered:
+            self.directory.probed(dst, res.rtt_ms)
         return {"ok": res.delivered, "rtt_ms": res.rtt_ms, "attempts": res.attempts,
                 "path": path, "reason": res.reason}
 

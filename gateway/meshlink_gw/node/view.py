@@ -16,7 +16,8 @@ from meshlink_gw.runtime import now_ms
 def nodes(node: Any) -> list[dict]:
     """One row per node: ourselves, our neighbours, every destination with a
     route and everyone heard from. `reachable` means a live link or a route
-    (a node whose route was withdrawn stays listed, unreachable)."""
+    (a node whose route was withdrawn stays listed, unreachable); `rtt_ms` is
+    the link's for a neighbour, else the last answered ping's or trace's."""
     now = now_ms()
     routes = node.router.destinations()
     links = {p["node_id"]: p for p in node.peers.describe({})}
@@ -41,7 +42,7 @@ def _row(node: Any, nid: str, routes: dict, links: dict, now: int) -> dict:
         "hops": hops, "next_hop": via,
         "last_heard_s": 0.0 if link or local else
         (None if heard is None else round(heard / 1000, 1)),
-        "rtt_ms": link["rtt_ms"] if link else None,
+        "rtt_ms": link["rtt_ms"] if link else (k.rtt_ms if k else None),
         "gateway": k.gateway if k else (node.node_id if nid in node.served else None),
         "reachable": local or link is not None or nid in routes,
         "self": nid == node.node_id}
