@@ -18,15 +18,15 @@ def test_served_ids_are_announced_and_withdrawn():
     r = Router(uid("G"), "meshlink", rng=1,
                options={"announce_ms": 60000, "announce_seq0": 7})
     r.peer_up(uid("A"), 0)
-    assert [m.routes for _p, m in r.handle_timer(300)] == [[[uid("G"), 7, 0]]]
+    assert [m.routes for _p, m in r.handle_timer(300)] == [[[uid("G"), 7, 0, ""]]]
     r.serve(uid("b1"))
     assert r.next_deadline() == 0  # the next tick announces it
-    assert [(p, m.routes) for p, m in r.handle_timer(310)] == [(uid("A"), [[uid("b1"), 7, 0]])]
+    assert [(p, m.routes) for p, m in r.handle_timer(310)] == [(uid("A"), [[uid("b1"), 7, 0, ""]])]
     # an announcement of a served ID by a neighbour is ignored
-    r.receive(Routes(routes=[[uid("b1"), 9, 1], [uid("Z"), 3, 1]]), uid("A"), 320)
+    r.receive(Routes(routes=[[uid("b1"), 9, 1, ""], [uid("Z"), 3, 1, ""]]), uid("A"), 320)
     assert r.strategy.dv.next_hop(uid("b1"), None, []) is None
     assert r.strategy.dv.next_hop(uid("Z"), None, []) == (uid("A"), 2)
-    assert [m.routes for _p, m in r.handle_timer(700)] == [[[uid("Z"), 3, 2]]]
+    assert [m.routes for _p, m in r.handle_timer(700)] == [[[uid("Z"), 3, 2, ""]]]
     r.unserve(uid("b1"))
     out = r.handle_timer(4000)
-    assert [(p, m.routes) for p, m in out] == [(uid("A"), [[uid("b1"), 7, 255]])]
+    assert [(p, m.routes) for p, m in out] == [(uid("A"), [[uid("b1"), 7, 255, ""]])]
