@@ -93,7 +93,7 @@ def bench_end_to_end(n: int) -> list[tuple[str, float, str]]:
     seqs = list(range(n))
     proofs = [auth.announce_proof(dest.node_id, q) for q in seqs]  # signs, fills the cache
     checker = Auth(verify)
-    entries = list(zip(seqs, proofs))
+    entries = list(zip(seqs, proofs, strict=True))
     first_us = _us_per_call(lambda e: checker.check_announce(dest.node_id, e[0], e[1]), entries)
     again_us = _us_per_call(lambda e: checker.check_announce(dest.node_id, e[0], e[1]), entries)
     entry = [dest.node_id, 1764032400, 2, ""]

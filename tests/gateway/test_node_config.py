@@ -6,9 +6,7 @@ from meshlink_gw.config import MIN_FRAME_BYTES, parse_config
 
 
 def test_frames_must_hold_a_full_routes_announcement():
-    from meshlink.messages import MAX_ROUTES, MAX_UINT, Routes
-
-    from meshlink.messages import MAX_PROOF_CHARS
+    from meshlink.messages import MAX_PROOF_CHARS, MAX_ROUTES, MAX_UINT, Routes
 
     entry = ["6f1c2a3b-0d4e-4f50-8a61-72839405a6b7", MAX_UINT, 255, "A" * MAX_PROOF_CHARS]
     biggest = len(Routes(routes=[entry] * MAX_ROUTES).encode())

@@ -7,7 +7,6 @@ messages go through (docs/PROTOCOL.md §11)."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 import queue
 import shutil

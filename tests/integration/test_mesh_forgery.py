@@ -14,7 +14,6 @@ from meshlink import messages
 from meshlink._compat import b64encode
 from meshlink.auth import announce_signed_bytes
 from meshlink.messages import MAX_UINT
-
 from meshlink_gw.crypto.identity import Identity
 
 FAST = "[node]\nretry_interval_ms = 500\ndelivery_timeout_ms = 3000\n"
