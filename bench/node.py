@@ -7,7 +7,8 @@
   allowed: the count received must equal the count sent), side by side:
   messages signed by their origin (docs/PROTOCOL.md §11, what nodes send)
   and the same messages with empty key and sig (the unsigned size), runs
-  interleaved in one node process; relays verify neither;
+  interleaved in one node process, median of 5 each, no loss; relays
+  verify neither;
 - per-hop latency (one relay, two links) at low load, p50 and p99.
 
 The sender and receiver are lean raw peers in this process (handshake, then
@@ -197,11 +198,11 @@ async def _relay_benches(data_dir: Path, cfg: Path, loop_name: str,
         lat = await _hop_latency(sender, receiver)
     unsigned, signed_rate = statistics.median(rates[False]), statistics.median(rates[True])
     return [
-        (f"[{loop_name}] messages relayed by one node/s, unsigned (256 B, median of 5, "
-         "no loss)", unsigned, "msg/s"),
-        (f"[{loop_name}] messages relayed by one node/s, signed by their origin (same run)",
-         signed_rate, "msg/s"),
-        (f"[{loop_name}] relay throughput signed / unsigned", 100 * signed_rate / unsigned, "%"),
+        (f"[{loop_name}] relayed by one node/s, 256 B, unsigned", unsigned, "msg/s"),
+        (f"[{loop_name}] relayed by one node/s, 256 B, signed (same run)", signed_rate,
+         "msg/s"),
+        (f"[{loop_name}] relay throughput, signed / unsigned", 100 * signed_rate / unsigned,
+         "%"),
         (f"[{loop_name}] per-hop latency, low load (one relay, two links): p50",
          _pct(lat, 0.5), "ms"),
         (f"[{loop_name}] per-hop latency, low load (one relay, two links): p99",
