@@ -114,7 +114,7 @@ def bench_end_to_end(n: int) -> list[tuple[str, float, str]]:
 
 
 def run(n_handshakes: int = 200, n_handshakes_slow: int = 20,
-        n_records: int = 200_000) -> list[tuple[str, float, str]]:
+        n_records: int = 200_000, n_e2e: int = 2000) -> list[tuple[str, float, str]]:
     """Run all benchmarks; return (name, value, unit) rows.
 
     kyber-py is pure Python (~10 ms per handshake), so it gets n_handshakes_slow runs.
@@ -128,7 +128,7 @@ def run(n_handshakes: int = 200, n_handshakes_slow: int = 20,
     print("bench: %d records" % n_records, file=sys.stderr)
     rows += bench_records(n_records)
     print("bench: end-to-end signatures", file=sys.stderr)
-    return rows + bench_end_to_end(2000)
+    return rows + bench_end_to_end(n_e2e)
 
 
 def main() -> None:
