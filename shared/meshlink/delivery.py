@@ -110,16 +110,17 @@ class Delivery:
         self._seen_since_ms = None
 
     # -- origin side ---------------------------------------------------------
-    def message(self, src, dst, data):
-        """A new mesh message from src (validated; nothing is tracked yet).
+    def message(self, src, dst, data, sign=True):
+        """A new mesh message from src (validated and signed; nothing is tracked
+        yet). sign=False: it never leaves this node (no one would verify it).
 
         Raises:
-            LocalProtocolError: invalid IDs or payload too large.
+            LocalProtocolError: invalid IDs, payload too large, or no key for src.
         """
         msg = MeshMessage(src=src, dst=dst, data=data, message_id=self.new_id(),
                           ttl=self.default_ttl, path=[])
         msg.encode()  # validate before anything is queued or routed (and signed)
-        return self._signed(msg)
+        return self._signed(msg) if sign else msg
 
     def _signed(self, msg):
         if self.auth is not None:

@@ -355,7 +355,8 @@ class Node:
                 many directed messages awaiting acknowledgement.
         """
         now = now_ms()
-        msg = self.delivery.message(src or self.node_id, dst, data)
+        # to our own inbox (a board's reading, say) nothing leaves: no signature
+        msg = self.delivery.message(src or self.node_id, dst, data, sign=dst != self.node_id)
         mid = msg.message_id
         if dst == self.node_id:
             self._deliver(msg.src, dst, mid, mid, data, 0)
