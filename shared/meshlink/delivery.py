@@ -65,11 +65,15 @@ class Expired:
 
 
 class _Pending:
-    def __init__(self, msg, now_ms, retry_ms, expires_ms):
+    def __init__(self, msg, now_ms, retry_after_ms, timeout_ms):
         self.msg = msg
         self.started_ms = now_ms
-        self.retry_ms = retry_ms
-        self.expires_ms = expires_ms
+        # retries and expiry are offsets from the first attempt, summed as
+        # integers: with a fractional now_ms (the simulator) a retry due at
+        # the expiry instant stays exactly equal to it and is not sent
+        self.retry_after_ms = retry_after_ms
+        self.retry_ms = now_ms + retry_after_ms
+        self.expires_ms = now_ms + timeout_ms
         self.attempts = 1
         self.attempt_ids = [msg.message_id]
 
@@ -142,8 +146,7 @@ class Delivery:
         """
         if len(self._pending) >= self.max_pending:
             raise LocalProtocolError("too many directed messages awaiting acknowledgement")
-        p = _Pending(msg, now_ms, now_ms + self.retry_interval_ms,
-                     now_ms + self.delivery_timeout_ms)
+        p = _Pending(msg, now_ms, self.retry_interval_ms, self.delivery_timeout_ms)
         self._pending[msg.origin_id] = p
         self._attempt_origin[msg.message_id] = msg.origin_id
         heapq.heappush(self._timers, (p.due_ms(), msg.origin_id))
@@ -218,7 +221,8 @@ class Delivery:
         p.attempt_ids.append(mid)
         self._attempt_origin[mid] = m.origin_id
         factor = p.attempts if p.attempts < self.backoff_max else self.backoff_max
-        p.retry_ms = now_ms + self.retry_interval_ms * factor
+        p.retry_after_ms += self.retry_interval_ms * factor
+        p.retry_ms = p.started_ms + p.retry_after_ms
         return again
 
     def _forget(self, p):
