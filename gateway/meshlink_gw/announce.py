@@ -1,5 +1,5 @@
 """Announcements: a gateway's "this board's node ID is reached via me", and a
-node's "my name is ..." (docs/PROTOCOL.md §11).
+node's "my name is ..." (docs/PROTOCOL.md §12).
 
 Rule: pure functions, no I/O. A board announcement is a mesh broadcast from the
 board's own node ID whose data is exactly the canonical JSON

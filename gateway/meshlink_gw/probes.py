@@ -1,4 +1,4 @@
-"""Probes: `meshlink ping` and `meshlink trace` payloads (docs/PROTOCOL.md §11).
+"""Probes: `meshlink ping` and `meshlink trace` payloads (docs/PROTOCOL.md §12).
 
 Rule: pure functions, no I/O. A probe is a directed mesh message whose data
 is exactly the canonical JSON {"kind":"probe","nonce":HEX16,"trace":0|1}.

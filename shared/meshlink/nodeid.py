@@ -86,7 +86,7 @@ except (ImportError, AttributeError):  # MicroPython's re has no fullmatch
     pass
 
 
-NAME_MAX = 32  # characters of a node name (docs/PROTOCOL.md §11)
+NAME_MAX = 32  # characters of a node name (docs/PROTOCOL.md §12)
 _NAME_FIRST = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 _NAME_CHARS = _NAME_FIRST + "._-"
 

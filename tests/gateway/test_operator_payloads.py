@@ -1,4 +1,4 @@
-"""Node announcements and probe payloads (docs/PROTOCOL.md §11) against the
+"""Node announcements and probe payloads (docs/PROTOCOL.md §12) against the
 exact bytes in tests/vectors/operator.json; the parsers refuse every variant
 the spec excludes; names and prefixes resolve as `meshlink` promises."""
 

@@ -47,6 +47,7 @@ from meshlink_gw.boards.sessions import BoardLink, BoardSessions
 from meshlink_gw.boards.tcp import TcpListener
 from meshlink_gw.boards.udp import UdpProtocol, beacon_loop, open_udp
 from meshlink_gw.config import GatewayConfig
+from meshlink_gw.crypto.identity import Identity
 from meshlink_gw.runtime import now_ms
 from meshlink_gw.tasks import TaskSet
 
@@ -197,7 +198,9 @@ class BoardService:
         self.by_node_id[rec.node_id] = rec
         self._unknown_ids.pop(rec.board_id, None)
         name = rec.name
-        self.node.serve_id(rec.node_id, lambda msg, hops: self._from_mesh(name, msg, hops))
+        # we hold the board's identity: we sign its messages and delivery proofs
+        self.node.serve_id(rec.node_id, lambda msg, hops: self._from_mesh(name, msg, hops),
+                           Identity.from_pem(rec.identity_pem))
         self.queue.dirty.add(name)
         self.announcer.later(name)
 

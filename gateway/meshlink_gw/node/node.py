@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from meshlink import messages
+from meshlink.auth import Auth
 from meshlink.delivery import Delivered, Delivery, Expired, Retry
 from meshlink.errors import LocalProtocolError, MeshLinkError, ProtocolError, TransportError
 from meshlink.nodeid import is_id, new_message_id
@@ -27,6 +28,7 @@ from meshlink.router import Router
 
 from meshlink_gw.announce import node_announce_data, parse_board_announce, parse_node_announce
 from meshlink_gw.config import NodeConfig
+from meshlink_gw.crypto.identity import verify
 from meshlink_gw.node import view
 from meshlink_gw.node.directory import Directory
 from meshlink_gw.node.discovery import Discovery
@@ -72,17 +74,23 @@ class Node:
         self.identity = identity
         self.node_id: str = identity.node_id
         self.local_ids: set[str] = {self.node_id}
+        # end-to-end proofs (docs/PROTOCOL.md §11): we sign as ourselves and
+        # as our served IDs; destinations, origins and announcement receivers
+        # verify, relays do not
+        self.auth = Auth(verify)
+        self.auth.add_signer(self.node_id, identity.public_bytes, identity.sign)
         self.routing_log = RoutingLog(config.routing_log) if config.routing_log else None
         # wall-clock seconds start the announcement sequence numbers, so a
         # restarted node's announcements outrank those it made before
-        options = {"announce_seq0": int(time.time())} if config.router == "meshlink" else None
+        options = ({"announce_seq0": int(time.time()), "announce_auth": self.auth}
+                   if config.router == "meshlink" else None)
         self.router = Router(self.node_id, config.router, rng=random.Random(),
                              default_ttl=config.default_ttl, options=options,
                              log=self.routing_log.write if self.routing_log else None)
         self.delivery = Delivery(_new_id, retry_interval_ms=config.retry_interval_ms,
                                  delivery_timeout_ms=config.delivery_timeout_ms,
                                  max_pending=config.max_pending_sends,
-                                 default_ttl=config.default_ttl)
+                                 default_ttl=config.default_ttl, auth=self.auth)
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.inbox = Inbox(config.data_dir / "meshlink.db", config.inbox_max_messages)
         params = LinkParams(identity, config.listen[1], config.network_key,
@@ -99,7 +107,7 @@ class Node:
         self.deliver_hooks: list[Callable[[Received], None]] = []
         self.served: dict[str, Callable[[messages.MeshMessage, int], bool]] = {}
         self.counters = {"relayed": 0, "delivered": 0, "duplicates": 0, "announces": 0,
-                         "probes_answered": 0}
+                         "probes_answered": 0, "forged_messages": 0}
         self.role = "node"  # what our name announcement says we are (a gateway sets it)
         self.directory = Directory()
         self.recent: collections.deque[dict] = collections.deque(maxlen=RECENT_MESSAGES)
@@ -204,6 +212,9 @@ class Node:
     def _on_routed(self, peer_id: str, msg) -> None:
         now = now_ms()
         d = self.router.receive(msg, peer_id, now)
+        if msg.TYPE == "mesh" and msg.dst is None and (d.forward or d.deliver) \
+                and not self._authentic(peer_id, msg):
+            return  # a forged broadcast goes no further (every receiver checks it anyway)
         if d.forward:
             self.counters["relayed"] += 1
             self.dispatch(d.forward)
@@ -218,6 +229,8 @@ class Node:
             if msg.dst in self.local_ids:
                 self._on_ack(msg, now)
             return
+        if msg.dst is not None and not self._authentic(peer_id, msg):
+            return  # checked here, at its destination, never by relays
         if msg.dst is not None and msg.dst in self.local_ids and self._answer_probe(msg):
             return
         if msg.dst in self.served:
@@ -271,6 +284,15 @@ class Node:
             fut.set_result(reply["path"])
         return True
 
+    def _authentic(self, peer_id: str, msg: messages.MeshMessage) -> bool:
+        """True if msg's origin signed it; else count it and log one line."""
+        if self.delivery.authentic(msg):
+            return True
+        self.counters["forged_messages"] += 1
+        log.warning("dropped a mesh message not signed by its origin: from=%s to=%s id=%s "
+                    "via peer=%s", msg.src, msg.dst or "*", msg.message_id, peer_id)
+        return False
+
     def dispatch(self, forward: list) -> None:
         """Send each (peer_id, message) of a routing decision; encode each message once."""
         encoded: dict[int, bytes] = {}
@@ -319,18 +341,23 @@ class Node:
         """Neighbours with a live link."""
         return len(self.peers.links)
 
-    def serve_id(self, node_id: str,
-                 handler: Callable[[messages.MeshMessage, int], bool]) -> None:
+    def serve_id(self, node_id: str, handler: Callable[[messages.MeshMessage, int], bool],
+                 identity=None) -> None:
         """Act for another node ID (a board): its directed messages go to handler,
         from the mesh or from this node (originate), and originate() may send
         from it (the router's served IDs).
 
         handler(msg, hops) returns True if the message is delivered (ack now);
         False means the caller acks later with send_ack_for() once it is.
+        identity (the served ID's, held by us) signs its messages, Acks and
+        announcements; without it nothing can be sent as node_id.
 
         Raises:
-            LocalProtocolError: our own node ID, or the router's max_served reached.
+            LocalProtocolError: our own node ID, the router's max_served
+                reached, or an identity that is not node_id's.
         """
+        if identity is not None:
+            self.auth.add_signer(node_id, identity.public_bytes, identity.sign)
         self.router.serve(node_id)
         self.local_ids.add(node_id)
         self.served[node_id] = handler
@@ -339,6 +366,7 @@ class Node:
         if node_id == self.node_id:
             return
         self.router.unserve(node_id)
+        self.auth.remove_signer(node_id)
         self.served.pop(node_id, None)
         self.local_ids.discard(node_id)
 
@@ -362,8 +390,13 @@ class Node:
         self._arm_timer()
 
     def _on_ack(self, ack: messages.Ack, now: int) -> None:
-        self.router.on_ack(ack, now)
+        forged = self.delivery.forged_acks
         done = self.delivery.on_ack(ack, now)
+        if self.delivery.forged_acks != forged:
+            log.warning("dropped an ack that is no delivery proof: from=%s for=%s",
+                        ack.src, ack.ack_for)
+            return  # credits no route: a next hop that yields no proofs is dropped
+        self.router.on_ack(ack, now)
         if done is not None:
             self._resolve(done.origin_id, SendResult(done.origin_id, True, done.rtt_ms,
                                                      done.attempts))
@@ -382,7 +415,8 @@ class Node:
                 many directed messages awaiting acknowledgement.
         """
         now = now_ms()
-        msg = self.delivery.message(src or self.node_id, dst, data)
+        # to our own inbox (a board's reading, say) nothing leaves: no signature
+        msg = self.delivery.message(src or self.node_id, dst, data, sign=dst != self.node_id)
         mid = msg.message_id
         if dst == self.node_id:
             self._deliver(msg.src, dst, mid, mid, data, 0)
@@ -461,7 +495,7 @@ class Node:
             self._name_due = asyncio.get_running_loop().call_later(0.5, self.announce_name)
 
     def announce_name(self) -> None:
-        """Broadcast our name announcement (docs/PROTOCOL.md §11)."""
+        """Broadcast our name announcement (docs/PROTOCOL.md §12)."""
         self._name_due = None
         if not self.config.name or self.stopping or not self.peers.links:
             return
@@ -560,8 +594,11 @@ class Node:
     @property
     def stats(self) -> dict[str, int]:
         """A snapshot of the node's and its links' counters."""
+        dv = getattr(self.router.strategy, "dv", None)
         return dict(self.counters, handshakes_failed=self.peers.stats["handshakes_failed"],
-                    records_rejected=self.peers.records_rejected())
+                    records_rejected=self.peers.records_rejected(),
+                    forged_acks=self.delivery.forged_acks,
+                    forged_routes=dv.forged if dv is not None else 0)
 
     def status(self) -> dict:
         scores = {p["peer_id"]: p for p in self.router.peers()}
