@@ -97,6 +97,12 @@ class NodeConfig:
     handshake_timeout_ms: int = integer(
         10_000, "a mesh handshake (hybrid X25519 + ML-KEM over TCP) must finish in this", ge=10)
     idle_timeout_ms: int = integer(30_000, "no frame at all for this long: close")
+    # session lifetime (PROTOCOL.md §5.4): may only be shortened
+    session_rekey_after_ms: int = integer(
+        120_000, "start a rekey once a session is this old", ge=100, le=120_000)
+    session_reject_after_ms: int = integer(
+        180_000, "hard stop: no record sealed or opened under an older key "
+        "(> session_rekey_after_ms)", ge=200, le=180_000)
     # reconnect backoff (exponential with jitter)
     reconnect_min_ms: int = integer(250, "first redial delay", ge=1)
     reconnect_max_ms: int = integer(30_000, "longest redial delay (>= reconnect_min_ms)")
@@ -117,6 +123,10 @@ class NodeConfig:
         if self.reconnect_max_ms < self.reconnect_min_ms:
             raise ConfigError(f"{where}.reconnect_max_ms must be >= reconnect_min_ms "
                               f"({self.reconnect_min_ms}), got {self.reconnect_max_ms}")
+        if self.session_reject_after_ms <= self.session_rekey_after_ms:
+            raise ConfigError(f"{where}.session_reject_after_ms must be > "
+                              f"session_rekey_after_ms ({self.session_rekey_after_ms}), "
+                              f"got {self.session_reject_after_ms}")
         return self
 
     def control_socket(self) -> pathlib.Path:

@@ -79,7 +79,9 @@ class Node:
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.inbox = Inbox(config.data_dir / "meshlink.db", config.inbox_max_messages)
         params = LinkParams(identity, config.listen[1], config.network_key,
-                            config.max_frame_bytes, config.handshake_timeout_ms)
+                            config.max_frame_bytes, config.handshake_timeout_ms,
+                            rekey_after_ms=config.session_rekey_after_ms,
+                            reject_after_ms=config.session_reject_after_ms)
         events = LinkEvents(on_message=self.on_message,
                             on_peer_up=self._after(self.router.peer_up),
                             on_peer_down=self._after(self.router.peer_down),

@@ -80,6 +80,7 @@ class PeerTable:
         self.known_addrs: dict[tuple[str, int], str] = {}  # dial address -> node ID
         self._dialing: set[tuple[str, int]] = set()
         self._lost: dict[tuple[str, int], asyncio.Event] = {}
+        self._rekeying: set[str] = set()  # peers with a rekey dial in progress
 
     def get(self, peer_id: str) -> PeerConnection | None:
         return self.links.get(peer_id)
@@ -250,6 +251,12 @@ class PeerTable:
             log.warning("peer %s silent: closing link", peer)
             self.tasks.spawn(conn.close("heartbeat timeout"), "close-silent")
             return
+        if conn.session is not None and conn.session.expired(now):
+            # no rekey in time (a peer that ignores it, or cannot be dialed): the key
+            # is never used past its limit; the link ends and the dialer redials
+            log.warning("session with %s expired before a rekey: closing link", peer)
+            self.tasks.spawn(conn.close("session expired"), "close-expired")
+            return
         if conn.session is not None and conn.session.needs_rekey(now):
             self._rekey(peer, conn)
         st.ping_seq += 1
@@ -258,13 +265,36 @@ class PeerTable:
         conn.send(messages.Ping(seq=st.ping_seq, sent_ms=now))
 
     def _rekey(self, peer: str, conn: PeerConnection) -> None:
-        """A fresh handshake replaces the session; the lower node ID dials it."""
-        if self.node_id < peer:
-            addr = conn.dial_addr or (conn.remote_addr[0], conn.peer_listen_port or 0)
+        """A fresh handshake on a new connection replaces the session (PROTOCOL.md §5.4).
+
+        The lower node ID dials it if it knows where to; otherwise (the peer
+        announced listen_port 0 and dialed us) the higher one does, since it
+        dialed the old link. The side that does not dial sends error{rekey}.
+        """
+        addr = self._redial_addr(conn)
+        peer_can_dial = not conn.outbound or self.params.listen_port != 0
+        if addr is not None and (self.node_id < peer or not peer_can_dial):
+            if peer in self._rekeying:
+                return  # one rekey dial at a time per peer
             log.info("rekeying link to %s", peer)
-            self.tasks.spawn(self.connect(addr, peer), f"rekey-{peer}")
+            self._rekeying.add(peer)
+            self.tasks.spawn(self._rekey_dial(peer, addr), f"rekey-{peer}")
         else:
             conn.send(messages.Error(code="rekey", reason="session limit reached"))
+
+    @staticmethod
+    def _redial_addr(conn: PeerConnection) -> tuple[str, int] | None:
+        if conn.dial_addr is not None:
+            return conn.dial_addr
+        if conn.peer_listen_port:
+            return (conn.remote_addr[0], conn.peer_listen_port)
+        return None
+
+    async def _rekey_dial(self, peer: str, addr: tuple[str, int]) -> None:
+        try:
+            await self.connect(addr, peer)
+        finally:
+            self._rekeying.discard(peer)
 
     # -- link-level messages ----------------------------------------------------
     def _on_message(self, conn: PeerConnection, msg: messages.Message) -> None:
