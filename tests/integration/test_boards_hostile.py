@@ -1,0 +1,87 @@
+"""Hostile WiFi neighbours against a real gateway's board link, no PSK needed
+(issue 14): forged records carrying a board's sniffed sid, and HELLO floods
+for a board's cleartext ID. Neither may change the board's state: its rate
+budget, its session or its handshake in progress."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+
+from boards_harness import GatewayProcess, add_board, bundle_secrets
+from helpers import DEADLINE_S, poll_until, run
+from meshlink import boardlink
+from meshlink_gw.runtime import now_ms
+
+from examples.sim_board import SharedUdp, SimBoard
+
+FORGED_RECORDS = 400
+HELLO_FLOOD = 50
+
+
+def _udp(addr: str) -> tuple[str, int]:
+    host, port = addr.rsplit(":", 1)
+    return host, int(port)
+
+
+def _forge(record: bytes, seq: int) -> bytes:
+    """A record with the board's sid, a later seq and a random body and tag."""
+    return record[:5] + seq.to_bytes(8, "big") + os.urandom(len(record) - 13)
+
+
+def test_forged_records_do_not_spend_the_boards_rate_budget(tmp_path, procs):
+    gw = procs.append(GatewayProcess(tmp_path / "gw", rate=20, burst=20)) or procs[-1].start()
+    info = add_board(gw.data_dir, "victim", gateway=gw.board_udp)
+    psk, board_id, _ = bundle_secrets(gw.data_dir, "victim")
+
+    async def main() -> None:
+        shared = SharedUdp()
+        shared.start()
+        board = SimBoard(psk, board_id)
+        await board.connect_udp(shared, _udp(gw.board_udp), timeout_s=DEADLINE_S)
+        sniffed = board.reading("temp", 1000, 0)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            for i in range(FORGED_RECORDS):  # far more than the board's burst of 20
+                s.sendto(_forge(sniffed, 1000 + i), _udp(gw.board_udp))
+        poll_until(lambda: gw.status()["gateway"]["refusals"].get("bad_tag", 0)
+                   >= FORGED_RECORDS // 2, what="the forged records refused")
+        for seq in range(1, 11):  # the board's own readings, within its budget
+            board.reading("temp", 1000 + seq, seq)
+            await asyncio.sleep(0.02)
+        shared.close()
+
+    run(main())
+    got = poll_until(lambda: (r := [x for x in gw.readings(info["node_id"])
+                                    if x.get("sensor") == "temp"]) and len(r) >= 11 and r,
+                     what="all 11 readings of the board")
+    assert len(got) == 11
+    refusals = gw.status()["gateway"]["refusals"]
+    assert refusals.get("rate_limited", 0) == 0, refusals
+    assert refusals.get("bad_tag", 0) > 0, refusals
+
+
+def test_hello_flood_cannot_evict_a_handshake_in_progress(tmp_path, procs):
+    gw = procs.append(GatewayProcess(tmp_path / "gw")) or procs[-1].start()
+    add_board(gw.data_dir, "victim", gateway=gw.board_udp)
+    psk, board_id, _ = bundle_secrets(gw.data_dir, "victim")
+    gateway = _udp(gw.board_udp)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as board, \
+            socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as attacker:
+        board.settimeout(DEADLINE_S)
+        attacker.settimeout(DEADLINE_S)
+        attacker.bind(("127.0.0.2", 0))  # another host on the same network
+        client = boardlink.BoardClient(psk, board_id, 1, os.urandom(16))
+        board.sendto(client.hello(), gateway)
+        challenge, _ = board.recvfrom(100)
+        # the board is between CHALLENGE and CONFIRM; the neighbour floods HELLOs
+        # for its ID (fresh nonces, so none is a retransmission)
+        answered = 0
+        for _ in range(HELLO_FLOOD):
+            attacker.sendto(boardlink.encode_hello(board_id, 1, os.urandom(16)), gateway)
+            attacker.recvfrom(100)  # the gateway handled it (it answers each one)
+            answered += 1
+        assert answered == HELLO_FLOOD
+        board.sendto(client.handle_challenge(challenge, now_ms()), gateway)
+        gw.wait_board("victim", lambda r: r["online"])
+        assert gw.status()["gateway"]["refusals"].get("unknown_session", 0) == 0
