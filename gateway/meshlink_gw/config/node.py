@@ -113,6 +113,14 @@ class NodeConfig:
     max_frame_bytes: int = integer(65536, "largest frame accepted", ge=MIN_FRAME_BYTES)
     max_peers: int = integer(64, "established links")
     max_half_open: int = integer(64, "mesh connections still in handshake")
+    max_half_open_per_host: int = integer(
+        8, "of those, from one host (a /24 or /64 prefix: 4x this)", ge=1)
+    handshake_attempts_per_s: int = integer(
+        20, "inbound handshakes per second from one host (a prefix: 4x)", ge=1)
+    handshake_attempt_burst: int = integer(10, "burst of those", ge=1)
+    max_discovery_dials: int = integer(
+        16, "addresses suggested by beacons dialed at once (each dropped after 3 "
+        "failed dials in a row)", ge=0)
     write_buffer_high_bytes: int = integer(1 << 20, "backpressure: stop reading above this")
     slow_peer_timeout_ms: int = integer(5000, "a peer that reads nothing this long is cut off")
     inbox_max_messages: int = integer(100_000, "received messages kept")

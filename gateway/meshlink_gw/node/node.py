@@ -129,7 +129,7 @@ class Node:
 
         def on_peer(node_id: str, addr: tuple[str, int]) -> None:
             if node_id not in self.peers.links and node_id not in self.local_ids:
-                self.peers.dial_forever(addr, node_id)
+                self.peers.dial_suggested(addr, node_id)
 
         self.discovery = Discovery(self.node_id, self.listen_addr[1], port=cfg.discovery_port,
                                    broadcast_addr=cfg.discovery_broadcast,
