@@ -8,7 +8,6 @@ import asyncio
 import logging
 
 import pytest
-
 from helpers import DEADLINE_S, run, wait_until
 from helpers.rigs import start_node
 from meshlink import messages

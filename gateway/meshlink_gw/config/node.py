@@ -15,8 +15,8 @@ from meshlink.errors import ConfigError
 
 from meshlink_gw.config.schema import (
     HOSTPORT,
-    HOSTPORT_LIST,
     PATH,
+    PEER_LIST,
     Kind,
     flag,
     integer,
@@ -50,6 +50,20 @@ def _network_key(value: object, loc: str) -> bytes:
     return raw
 
 
+def read_network_key_file(path: pathlib.Path, loc: str) -> bytes:
+    """The network key from a file (64 hex characters, surrounding whitespace
+    ignored) that only its owner can read. Raises ConfigError."""
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{loc}: cannot read {path}: {getattr(e, 'strerror', None) or e}")
+    if mode & 0o077:
+        raise ConfigError(f"{loc}: {path} is readable by others (mode {mode & 0o777:o}); "
+                          f"run chmod 600 {path}")
+    return _network_key(text, loc)
+
+
 NETWORK_KEY = Kind("64 hex characters (32 bytes)", _network_key)
 
 
@@ -73,9 +87,15 @@ class NodeConfig:
         ("127.0.0.1", DEFAULT_PORT), "TCP address to listen on (port 0 picks a free one)",
         kind=HOSTPORT)
     peers: tuple[tuple[str, int], ...] = setting(
-        (), "static peers to keep a link to", kind=HOSTPORT_LIST)
+        (), "static peers to keep a link to, as HOST:PORT or NODE_ID@HOST:PORT (pinned "
+        "to that node ID; a HOST:PORT peer is pinned to the first ID met there)",
+        kind=PEER_LIST)
     network_key: bytes | None = setting(
-        None, "optional 32-byte network PSK (admission), as hex", kind=NETWORK_KEY)
+        None, "optional 32-byte network PSK (admission), as hex; prefer network_key_file",
+        kind=NETWORK_KEY)
+    network_key_file: pathlib.Path | None = setting(
+        None, "file holding the network key as 64 hex characters (mode 0600: not readable "
+        "by group or others); read once at start", kind=PATH)
     router: str = text("meshlink", "routing strategy by name: meshlink, seed, flood",
                        choices=_strategies)
     event_loop: str = text("asyncio", "or uvloop (faster I/O, optional dependency)",
@@ -131,6 +151,12 @@ class NodeConfig:
         if self.reconnect_max_ms < self.reconnect_min_ms:
             raise ConfigError(f"{where}.reconnect_max_ms must be >= reconnect_min_ms "
                               f"({self.reconnect_min_ms}), got {self.reconnect_max_ms}")
+        if self.network_key_file is not None:
+            if self.network_key is not None:
+                raise ConfigError(f"{where}: give network_key or network_key_file, not both")
+            key = read_network_key_file(self.network_key_file, f"{where}.network_key_file")
+            return dataclasses.replace(self, network_key=key, network_key_file=None).finish(
+                where)
         if self.session_reject_after_ms <= self.session_rekey_after_ms:
             raise ConfigError(f"{where}.session_reject_after_ms must be > "
                               f"session_rekey_after_ms ({self.session_rekey_after_ms}), "

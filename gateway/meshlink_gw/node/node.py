@@ -26,9 +26,11 @@ from meshlink.router import Router
 
 from meshlink_gw.announce import is_announce
 from meshlink_gw.config import NodeConfig
+from meshlink_gw.node.datadir import secure_data_dir
 from meshlink_gw.node.discovery import Discovery
 from meshlink_gw.node.link import LinkParams
 from meshlink_gw.node.peers import LinkEvents, PeerTable
+from meshlink_gw.node.pins import PinStore
 from meshlink_gw.node.store import Inbox, Received
 from meshlink_gw.routing_log import RoutingLog
 from meshlink_gw.runtime import now_ms
@@ -77,7 +79,12 @@ class Node:
                                  max_pending=config.max_pending_sends,
                                  default_ttl=config.default_ttl)
         config.data_dir.mkdir(parents=True, exist_ok=True)
-        self.inbox = Inbox(config.data_dir / "meshlink.db", config.inbox_max_messages)
+        # the inbox is plaintext: owner-only, whatever the directory held before
+        secure_data_dir(config.data_dir)
+        db = config.data_dir / "meshlink.db"
+        os.close(os.open(db, os.O_CREAT | os.O_WRONLY, 0o600))
+        self.inbox = Inbox(db, config.inbox_max_messages)
+        secure_data_dir(config.data_dir)  # the WAL files it just created
         params = LinkParams(identity, config.listen[1], config.network_key,
                             config.max_frame_bytes, config.handshake_timeout_ms,
                             rekey_after_ms=config.session_rekey_after_ms,
@@ -88,7 +95,8 @@ class Node:
                             on_rtt=self._after(self.router.record_rtt),
                             on_ping_lost=self._after(self.router.record_ping_lost))
         self.peers = PeerTable(config, self.node_id, params, events,
-                               is_local=self.local_ids.__contains__)
+                               is_local=self.local_ids.__contains__,
+                               pins=PinStore(config.data_dir))
         self._futures: dict[str, asyncio.Future] = {}  # origin_id -> SendResult future
         self.inbox_changed = asyncio.Event()
         self.deliver_hooks: list[Callable[[Received], None]] = []
@@ -118,7 +126,7 @@ class Node:
         log.info("node %s listening on %s:%d router=%s", self.node_id, *self.listen_addr,
                  self.config.router)
         for addr in self.config.peers:
-            self.peers.dial_forever(addr)
+            self.peers.dial_forever(addr, getattr(addr, "node_id", None))
         self.peers.start()
         self._arm_timer()
         if self.config.discovery:

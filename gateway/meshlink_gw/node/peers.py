@@ -26,6 +26,7 @@ from meshlink.errors import ProtocolError, TransportError
 from meshlink_gw.config import NodeConfig
 from meshlink_gw.node.admission import Admission
 from meshlink_gw.node.link import LinkParams, PeerConnection
+from meshlink_gw.node.pins import PinStore
 from meshlink_gw.runtime import Backoff, now_ms
 from meshlink_gw.tasks import TaskSet
 
@@ -66,15 +67,18 @@ class PeerTable:
         params: what each link needs for its handshake.
         events: where link events go.
         is_local: True for an ID this node answers for (never a neighbour).
+        pins: where static peers' node IDs are pinned (None: no pinning).
     """
 
     def __init__(self, config: NodeConfig, node_id: str, params: LinkParams,
-                 events: LinkEvents, is_local: Callable[[str], bool]) -> None:
+                 events: LinkEvents, is_local: Callable[[str], bool],
+                 pins: PinStore | None = None) -> None:
         self.config = config
         self.node_id = node_id
         self.params = params
         self.events = events
         self.is_local = is_local
+        self.pins = pins
         self.tasks = TaskSet()
         self.closing = False
         self.stats = {"handshakes_failed": 0, "records_rejected": 0,
@@ -213,6 +217,8 @@ class PeerTable:
         if conn.dial_addr is not None and conn.dial_addr in self._static_addrs:
             return True
         pid = conn.peer_node_id
+        if self.pins is not None and pid in self.pins.load().values():
+            return True
         return pid in self._expected_ids or any(
             self.known_addrs.get(a) == pid for a in self._static_addrs)
 
@@ -305,8 +311,14 @@ class PeerTable:
                     backoff.reset()
                     failures = 0
                     continue
-                conn = await self.connect(addr, expected)
+                want = expected
+                if want is None and max_failures is None and self.pins is not None:
+                    want = self.pins.get(addr)  # re-read: an operator may reset it
+                conn = await self.connect(addr, want)
                 if conn is not None:
+                    if want is None and max_failures is None and self.pins is not None \
+                            and conn.peer_node_id:
+                        self.pins.pin(addr, conn.peer_node_id)  # trust on first use
                     backoff.reset()
                     failures = 0
                     continue
