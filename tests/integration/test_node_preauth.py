@@ -162,3 +162,39 @@ def test_forged_beacons_start_a_bounded_decaying_dial_set(tmp_path):
         await victim.stop()
 
     run(main())
+
+
+def test_two_processes_with_one_identity_back_off(tmp_path):
+    """A copied identity key: both holders dial the same peer and take the link
+    from each other. Each dialer backs off after a link that did not last, so
+    the takeovers slow down exponentially instead of running a handshake loop."""
+    import math
+    import shutil
+
+    from meshlink_gw.crypto.identity import KEY_FILENAME
+
+    async def main():
+        hub = await start_node(tmp_path, "hub")
+        honest = await start_node(tmp_path, "honest", peers=[hub.listen_addr])
+        twin1 = await start_node(tmp_path, "twin1", peers=[hub.listen_addr])
+        (tmp_path / "twin2").mkdir(mode=0o700)
+        shutil.copy(tmp_path / "twin1" / KEY_FILENAME, tmp_path / "twin2" / KEY_FILENAME)
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        twin2 = await start_node(tmp_path, "twin2", peers=[hub.listen_addr])
+        assert twin2.node_id == twin1.node_id
+        await wait_until(lambda: hub.peers.stats["links_established"] >= 5)  # takeovers
+        await asyncio.sleep(3)
+        elapsed_ms = (loop.time() - t0) * 1000
+        links = hub.peers.stats["links_established"]
+        # each twin redials after waits of 125, 250, 500 ... ms at least (half of
+        # 250 ms doubling), so at most ~log2(elapsed / 125 ms) + 2 links each;
+        # without the back-off this was hundreds per second
+        bound = 2 * (math.log2(elapsed_ms / 125) + 2) + 1  # + honest's link
+        assert links <= bound, (links, bound, elapsed_ms)
+        assert twin1.peers.stats["flaps"] + twin2.peers.stats["flaps"] > 0
+        assert (await honest.send(hub.node_id, b"hub still serves")).delivered
+        for n in (twin2, twin1, honest, hub):
+            await n.stop()
+
+    run(main())

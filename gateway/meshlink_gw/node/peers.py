@@ -33,6 +33,7 @@ from meshlink_gw.tasks import TaskSet
 log = logging.getLogger("meshlink.peers")
 
 REFUSAL_LOG_INTERVAL_MS = 1000
+STABLE_LINK_MS = 10_000  # a link that lasts this long resets its dialer's backoff
 DISCOVERY_DIAL_TRIES = 3  # failed dials in a row before a suggested address is dropped
 
 _LINK_ERRORS = (ProtocolError, TransportError, OSError, EOFError, asyncio.IncompleteReadError,
@@ -82,7 +83,8 @@ class PeerTable:
         self.tasks = TaskSet()
         self.closing = False
         self.stats = {"handshakes_failed": 0, "records_rejected": 0,
-                      "connections_refused": 0, "links_evicted": 0}
+                      "connections_refused": 0, "links_evicted": 0, "flaps": 0,
+                      "links_established": 0}
         self.admission = Admission(config.max_half_open_per_host,
                                    config.handshake_attempts_per_s,
                                    config.handshake_attempt_burst)
@@ -169,6 +171,7 @@ class PeerTable:
         if refused is not None:
             await conn.close(refused)
             return None
+        self.stats["links_established"] += 1
         self.tasks.spawn(self._run(conn), f"link-{conn.peer_node_id}")
         return conn
 
@@ -307,9 +310,10 @@ class PeerTable:
                 if known is not None and known in self.links:
                     lost = self._lost.setdefault(addr, asyncio.Event())
                     lost.clear()
+                    up_ms = now_ms()
                     await lost.wait()
-                    backoff.reset()
                     failures = 0
+                    await self._after_loss(addr, now_ms() - up_ms, backoff)
                     continue
                 want = expected
                 if want is None and max_failures is None and self.pins is not None:
@@ -319,8 +323,7 @@ class PeerTable:
                     if want is None and max_failures is None and self.pins is not None \
                             and conn.peer_node_id:
                         self.pins.pin(addr, conn.peer_node_id)  # trust on first use
-                    backoff.reset()
-                    failures = 0
+                    failures = 0  # the backoff is reset once the link proves stable
                     continue
                 if self.known_addrs.get(addr) in self.links:
                     continue  # the peer dialed us meanwhile
@@ -332,6 +335,21 @@ class PeerTable:
         finally:
             self._dialing.discard(addr)
             self._suggested.discard(addr)
+
+    async def _after_loss(self, addr: tuple[str, int], lived_ms: int, backoff: Backoff) -> None:
+        """A link that lived STABLE_LINK_MS resets the backoff; a shorter one
+        (a flapping peer, or another process with our identity taking the link
+        over at the peer) makes the dialer wait as after a failed dial, so two
+        such processes slow down instead of fighting with handshakes."""
+        if lived_ms >= STABLE_LINK_MS:
+            backoff.reset()
+            return
+        wait_ms = backoff.next_ms()
+        self.stats["flaps"] += 1
+        if self.stats["flaps"] % 10 == 1:  # one line per ten flaps
+            log.warning("link via %s:%d lasted %d ms (another process with our identity?): "
+                        "redialing in %d ms", addr[0], addr[1], lived_ms, wait_ms)
+        await asyncio.sleep(wait_ms / 1000)
 
     # -- heartbeats -------------------------------------------------------------
     def start(self) -> None:
