@@ -144,6 +144,12 @@ class NodeConfig:
     write_buffer_high_bytes: int = integer(1 << 20, "backpressure: stop reading above this")
     slow_peer_timeout_ms: int = integer(5000, "a peer that reads nothing this long is cut off")
     inbox_max_messages: int = integer(100_000, "received messages kept")
+    inbox_broadcast_max_bytes: int = integer(
+        16 << 20, "broadcast payload bytes kept in the inbox, all sources (oldest dropped)",
+        ge=65536)
+    inbox_broadcast_max_bytes_per_source: int = integer(
+        1 << 20, "broadcast payload bytes kept from one source (its oldest dropped)",
+        ge=65536)
     max_pending_sends: int = integer(10_000, "directed sends awaiting an ack; more are refused")
 
     def finish(self, where: str) -> NodeConfig:

@@ -83,7 +83,10 @@ class Node:
         secure_data_dir(config.data_dir)
         db = config.data_dir / "meshlink.db"
         os.close(os.open(db, os.O_CREAT | os.O_WRONLY, 0o600))
-        self.inbox = Inbox(db, config.inbox_max_messages)
+        self.inbox = Inbox(db, config.inbox_max_messages,
+                           broadcast_max_bytes=config.inbox_broadcast_max_bytes,
+                           broadcast_max_bytes_per_source=(
+                               config.inbox_broadcast_max_bytes_per_source))
         secure_data_dir(config.data_dir)  # the WAL files it just created
         params = LinkParams(identity, config.listen[1], config.network_key,
                             config.max_frame_bytes, config.handshake_timeout_ms,
