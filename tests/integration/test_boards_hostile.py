@@ -8,12 +8,16 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+import subprocess
 
 from boards_harness import GatewayProcess, add_board, bundle_secrets
-from helpers import DEADLINE_S, poll_until, run
-from meshlink import boardlink
+from helpers import DEADLINE_S, poll_until, run, wait_until
+from helpers.rigs import start_node
+from meshlink import boardlink, messages
+from meshlink.nodeid import format_id
 from meshlink_gw.runtime import now_ms
 
+from examples.node_proc import meshlink_cmd
 from examples.sim_board import SharedUdp, SimBoard
 
 FORGED_RECORDS = 400
@@ -85,3 +89,45 @@ def test_hello_flood_cannot_evict_a_handshake_in_progress(tmp_path, procs):
         board.sendto(client.handle_challenge(challenge, now_ms()), gateway)
         gw.wait_board("victim", lambda r: r["online"])
         assert gw.status()["gateway"]["refusals"].get("unknown_session", 0) == 0
+
+
+def test_forged_senders_cannot_fill_a_sleeping_boards_queue(tmp_path, procs):
+    """A mesh node queues messages for a sleeping board under one sender ID,
+    then under 1000 forged sender IDs: one sender gets its share, all of them
+    together never the reserve, and the operator's own command is queued."""
+    gw = procs.append(GatewayProcess(tmp_path / "gw")) or procs[-1].start()
+    info = add_board(gw.data_dir, "sleepy", gateway=gw.board_udp)
+
+    def queued() -> int:
+        return gw.boards()["sleepy"]["queued"]
+
+    async def flood() -> None:
+        host, port = gw.listen.rsplit(":", 1)
+        node = await start_node(tmp_path, "mesh", peers=[(host, int(port))],
+                                retry_interval_ms=600_000)
+        await wait_until(lambda: node.peers.links)
+        for i in range(150):  # one sender: more than its share of 100
+            node.originate(info["node_id"], b"spam %d" % i, src=node.node_id)
+        await asyncio.to_thread(gw.wait_log, r"already has 100 messages queued", count=50)
+        assert queued() == 100  # one sender's share
+        link = next(iter(node.peers.links.values()))
+        for i in range(1000):  # forged senders, one message each, straight onto the link
+            mid = format_id(os.urandom(16))
+            link.send(messages.MeshMessage(src=format_id(os.urandom(16)), dst=info["node_id"],
+                                           data=b"forged %d" % i, message_id=mid,
+                                           origin_id=mid, ttl=8, path=[]))
+            if i % 50 == 0:
+                await asyncio.sleep(0)
+        await asyncio.to_thread(poll_until, lambda: queued() >= 900, what="the mesh share")
+        await node.stop()
+
+    run(flood())
+    assert queued() == 900  # 90 % of queue_max_messages; the rest is the reserve
+    # the operator's command from the gateway itself still gets in
+    gw_id = gw.status()["node_id"]
+    # (the board sleeps: the send waits for an ack it will not get; not awaited)
+    procs.append(subprocess.Popen(meshlink_cmd() + [
+        "send", "--data-dir", str(gw.data_dir), "--to", info["node_id"], "operator command"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    poll_until(lambda: queued() == 901, what="the operator's command queued")
+    gw.wait_log(rf"mesh message \S+ from {gw_id} for board sleepy, \d+ hop\(s\): queued")
