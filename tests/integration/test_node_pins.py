@@ -28,7 +28,7 @@ async def _node_at(root, name: str, port: int) -> Node:
 async def _victim(root, peer: str, other) -> Node:
     cfg = NodeConfig(data_dir=root / "victim", listen=("127.0.0.1", 0),
                      peers=(parse_peer(peer, what="--peer"), other.listen_addr),
-                     reconnect_max_ms=300)
+                     reconnect_max_ms=300, ping_interval_ms=200)
     node = Node(cfg, Identity.load_or_create(cfg.data_dir))
     await node.start()
     return node
@@ -52,6 +52,7 @@ def test_unpinned_static_peer_is_pinned_on_first_use_and_reset_by_the_operator(
         victim = await _victim(tmp_path, f"127.0.0.1:{port}", other)
         await wait_until(lambda: first.node_id in victim.peers.links)
         await first.stop()
+        await wait_until(lambda: first.node_id not in victim.peers.links)
         impostor = await _node_at(tmp_path, "impostor", port)
         await _refused_while_serving(victim, other, impostor)
         pins = json.loads((await asyncio.to_thread(

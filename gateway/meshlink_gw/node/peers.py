@@ -115,6 +115,9 @@ class PeerTable:
     # -- establishing ------------------------------------------------------
     async def accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """asyncio server callback for an inbound TCP connection."""
+        if self.closing:
+            writer.close()
+            return
         peer = writer.get_extra_info("peername")
         host = str(peer[0]) if peer else "?"
         why = "too many handshakes in progress" \
@@ -190,6 +193,8 @@ class PeerTable:
         """Make conn the link to its peer; None, or why it is refused (its close reason)."""
         peer = conn.peer_node_id
         assert peer is not None
+        if self.closing:  # a handshake that finished after close_all(): no zombie link
+            return "shutdown"
         if self.is_local(peer):
             log.info("dropping a link to ourselves (%s:%d)", *conn.remote_addr)
             return "duplicate link"
