@@ -42,6 +42,10 @@ def node_args(p: argparse.ArgumentParser) -> None:
                    help="static peer to keep a link to (repeatable); with NODE_ID@ only "
                    "that identity is accepted there, else the first one met is pinned")
     p.add_argument("--config", type=Path, help="TOML config file ([node] table)")
+    p.add_argument("--name", help="this node's name, announced to the mesh (1-32 of "
+                   "letters, digits, '.', '_', '-')")
+    p.add_argument("--dashboard", metavar="HOST:PORT", help="serve the dashboard and "
+                   "/metrics here (off by default; use 127.0.0.1:PORT)")
     p.add_argument("--router", help="routing strategy: meshlink (default), seed, flood")
     p.add_argument("--discovery", action="store_true", default=None,
                    help="find peers on the LAN by UDP broadcast beacons")
@@ -81,7 +85,9 @@ def node_config_from_args(args: argparse.Namespace, file: Config | None = None) 
                  "peers": args.peer or None, "router": args.router,
                  "discovery": args.discovery, "network_key": args.network_key,
                  "network_key_file": args.network_key_file,
-                 "routing_log": args.routing_log, "event_loop": args.event_loop}
+                 "routing_log": args.routing_log, "event_loop": args.event_loop,
+                 "name": getattr(args, "name", None),
+                 "dashboard": getattr(args, "dashboard", None)}
     base = file.node
     if args.network_key_file is not None:  # the flag replaces the file's key
         base = dataclasses.replace(base, network_key=None)
