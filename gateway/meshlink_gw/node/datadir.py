@@ -29,6 +29,8 @@ def secure_data_dir(data_dir: Path) -> None:
     """Create data_dir if needed; make it and every directory below 0700 and every
     file 0600 (symlinks are left alone). Raises ConfigError if that fails."""
     data_dir = Path(data_dir)
+    if data_dir.exists() and not data_dir.is_dir():  # the message the identity step gave
+        raise ConfigError(f"cannot create identity in {data_dir}: Not a directory")
     try:
         data_dir.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
         _tighten(data_dir, DIR_MODE)
