@@ -182,8 +182,8 @@ def test_an_optional_subcommand_that_cannot_import_says_why():
 def test_every_subcommand_is_registered():
     ap = build_parser()
     sub = next(a for a in ap._actions if a.dest == "command")
-    assert set(sub.choices) == {"keygen", "node", "status", "send", "recv", "nodes", "ping",
-                                "trace", "sim", "gateway", "board"}
+    assert set(sub.choices) == {"keygen", "node", "status", "send", "recv", "pins", "nodes",
+                                "ping", "trace", "sim", "gateway", "board"}
     assert not any(isinstance(m, Unavailable) for m in OPTIONAL)
 
 

@@ -274,11 +274,12 @@ class BoardRegistry:
     # -- queue -----------------------------------------------------------------
     def enqueue(self, board: str, src: str, dst: str | None, origin_id: str,
                 ack_id: str | None, data: bytes, hops: int, *, max_messages: int,
-                max_bytes: int) -> str:
+                max_bytes: int, max_per_source: int | None = None) -> str:
         """Queue a message for a board.
 
         Returns "queued", "duplicate" (already queued: ack_id updated to the
-        newest attempt), "delivered" (the board already has it) or "full".
+        newest attempt), "delivered" (the board already has it), "full", or
+        "source_full" (src already holds max_per_source of the board's queue).
         """
         with self._tx():
             if self._db.execute("SELECT 1 FROM delivered WHERE board=? AND src=? AND "
@@ -294,6 +295,10 @@ class BoardRegistry:
                 (board,)).fetchone()
             if count >= max_messages or size + len(data) > max_bytes:
                 return "full"
+            if max_per_source is not None and self._db.execute(
+                    "SELECT COUNT(*) FROM queue WHERE board=? AND src=?",
+                    (board, src)).fetchone()[0] >= max_per_source:
+                return "source_full"
             self._db.execute(
                 f"INSERT INTO queue ({_QUEUE_COLS}) VALUES (NULL,?,?,?,?,?,?,?,?)",
                 (board, src, dst, origin_id, ack_id, data, hops, unix_ms()))

@@ -44,6 +44,7 @@ ONLINE = b"online"
 OFFLINE = b"offline"
 MAX_REMEMBERED_IDS = 4096  # message ids we injected, to refuse echoes
 STOP_PUBACK_WAIT_S = 2.0
+UNBOUND_SOURCE = "unbound"  # the one rate-limit source of commands whose <source> is not ACL-bound
 
 
 class MeshPort(Protocol):
@@ -63,7 +64,7 @@ class MeshPort(Protocol):
 def _stats() -> dict[str, int]:
     keys = ("published", "dropped_outbox", "refused_acl", "refused_rate", "refused_unknown",
             "refused_invalid", "injected", "inject_failed", "suppressed_echo", "connects",
-            "reconnects")
+            "reconnects", "rediscover_throttled")
     return dict.fromkeys(keys, 0)
 
 
@@ -99,6 +100,7 @@ class MqttBridge:
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
         self._mid_waiters: dict[int, asyncio.Future[None]] = {}
+        self._rediscovered_ms: int | None = None
         self._limiter = RateLimiter(config.source_rate_per_s, config.source_burst,
                                     config.global_rate_per_s, config.global_burst,
                                     config.max_sources, now_ms() / 1000)
@@ -328,11 +330,23 @@ class MqttBridge:
     async def _on_inbound(self, msg: InboundMessage) -> None:
         if msg.topic == self.topics.ha_status():
             if msg.payload == ONLINE and self._session is not None:
-                for topic, payload in self._retained.items():  # HA restarted: rediscover
-                    self._session.publish(topic, payload, 1, True)
+                self._rediscover()
             return
         await self._handle_command(msg)
         self._touch()
+
+    def _rediscover(self) -> None:
+        """HA restarted: resend the retained configs, at most once per
+        ha_rediscover_min_s (anyone may publish 'online' on its status topic)."""
+        now = now_ms()
+        if self._rediscovered_ms is not None and \
+                now - self._rediscovered_ms < self.config.ha_rediscover_min_s * 1000:
+            self.stats["rediscover_throttled"] += 1
+            return
+        self._rediscovered_ms = now
+        assert self._session is not None
+        for topic, payload in self._retained.items():
+            self._session.publish(topic, payload, 1, True)
 
     def _count(self, key: str) -> None:
         self.stats[key] += 1
@@ -353,7 +367,9 @@ class MqttBridge:
             return self._refuse("refused_acl", msg.topic, f"target {target!r} not allowed")
         if node is None and target != BROADCAST_TARGET:
             return self._refuse("refused_unknown", msg.topic, f"unknown target {target!r}")
-        if not self._limiter.allow(source, now_ms() / 1000):
+        # the <source> level is the publisher's choice unless the broker binds it
+        key = source if self.config.sources_bound_by_acl else UNBOUND_SOURCE
+        if not self._limiter.allow(key, now_ms() / 1000):
             return self._refuse("refused_rate", msg.topic, f"rate limit for {source!r}")
         try:
             message_id = await self.mesh.send_to_mesh(node, msg.payload, origin="mqtt")

@@ -1,4 +1,4 @@
-"""`meshlink keygen | node | status | send | recv`: a full node and its control socket.
+"""`meshlink keygen | node | status | send | recv | pins`: a full node and its control socket.
 
 Rule: argument parsing and human output only; errors are raised typed and
 turned into exit codes by cli/main.py.
@@ -16,6 +16,7 @@ from typing import Any
 from meshlink.errors import ConfigError
 
 from meshlink_gw.cli.common import (
+    claim_data_dir,
     data_dir,
     data_dir_arg,
     node_args,
@@ -75,7 +76,11 @@ async def run_until_signal(node: Any, ctl: control.ControlServer) -> None:
 
 def cmd_node(args: argparse.Namespace) -> int:
     cfg = node_config_from_args(args)
-    run_loop(cfg, _run_node(cfg))
+    lock = claim_data_dir(cfg.data_dir)
+    try:
+        run_loop(cfg, _run_node(cfg))
+    finally:
+        lock.release()
     return 0
 
 
@@ -151,8 +156,31 @@ def _print_received(item: dict, as_json: bool) -> None:
     print(f"[{item['seq']}] from {item['from']} to {to} hops {item['hops']}: {body}", flush=True)
 
 
+def cmd_pins(args: argparse.Namespace) -> int:
+    """Show the static peers' pinned node IDs, or forget some (--reset)."""
+    from meshlink_gw.config.schema import parse_hostport
+    from meshlink_gw.node.pins import PinStore
+
+    store = PinStore(data_dir(args))
+    if args.reset_all or args.reset:
+        key = None
+        if args.reset:
+            key = "%s:%d" % parse_hostport(args.reset, what="--reset")
+        gone = store.reset(key)
+        print(f"forgot {len(gone)} pin(s): {', '.join(gone) or '-'}; the next dial "
+              "pins whoever answers there")
+        return 0 if gone or args.reset_all else 1
+    pins = store.load()
+    if args.json:
+        print(json.dumps(pins, sort_keys=True))
+    else:
+        for addr, node_id in sorted(pins.items()):
+            print(f"{addr}  {node_id}")
+    return 0
+
+
 def add_parser(sub: Any) -> None:
-    """Add keygen, node, status, send and recv to the meshlink command line."""
+    """Add keygen, node, status, send, recv and pins to the meshlink command line."""
     p = sub.add_parser("keygen", help="create this node's identity (keys mode 0600)")
     data_dir_arg(p)
     p.set_defaults(func=cmd_keygen)
@@ -176,3 +204,10 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--follow", action="store_true", help="keep printing new messages")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(func=cmd_recv)
+    p = sub.add_parser("pins", help="show or reset the node IDs static peers are pinned to")
+    data_dir_arg(p)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--reset", metavar="HOST:PORT", help="forget this address's pin")
+    g.add_argument("--reset-all", action="store_true", help="forget every pin")
+    p.add_argument("--json", action="store_true", help="one JSON object")
+    p.set_defaults(func=cmd_pins)

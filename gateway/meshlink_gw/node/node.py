@@ -30,10 +30,12 @@ from meshlink_gw.announce import node_announce_data, parse_board_announce, parse
 from meshlink_gw.config import NodeConfig
 from meshlink_gw.crypto.identity import verify
 from meshlink_gw.node import view
+from meshlink_gw.node.datadir import secure_data_dir
 from meshlink_gw.node.directory import Directory
 from meshlink_gw.node.discovery import Discovery
 from meshlink_gw.node.link import LinkParams
 from meshlink_gw.node.peers import LinkEvents, PeerTable
+from meshlink_gw.node.pins import PinStore
 from meshlink_gw.node.store import Inbox, Received
 from meshlink_gw.probes import parse_probe, parse_trace, probe_data, trace_data
 from meshlink_gw.routing_log import RoutingLog
@@ -92,16 +94,27 @@ class Node:
                                  max_pending=config.max_pending_sends,
                                  default_ttl=config.default_ttl, auth=self.auth)
         config.data_dir.mkdir(parents=True, exist_ok=True)
-        self.inbox = Inbox(config.data_dir / "meshlink.db", config.inbox_max_messages)
+        # the inbox is plaintext: owner-only, whatever the directory held before
+        secure_data_dir(config.data_dir)
+        db = config.data_dir / "meshlink.db"
+        os.close(os.open(db, os.O_CREAT | os.O_WRONLY, 0o600))
+        self.inbox = Inbox(db, config.inbox_max_messages,
+                           broadcast_max_bytes=config.inbox_broadcast_max_bytes,
+                           broadcast_max_bytes_per_source=(
+                               config.inbox_broadcast_max_bytes_per_source))
+        secure_data_dir(config.data_dir)  # the WAL files it just created
         params = LinkParams(identity, config.listen[1], config.network_key,
-                            config.max_frame_bytes, config.handshake_timeout_ms)
+                            config.max_frame_bytes, config.handshake_timeout_ms,
+                            rekey_after_ms=config.session_rekey_after_ms,
+                            reject_after_ms=config.session_reject_after_ms)
         events = LinkEvents(on_message=self.on_message,
                             on_peer_up=self._after(self._peer_up),
                             on_peer_down=self._after(self.router.peer_down),
                             on_rtt=self._after(self.router.record_rtt),
                             on_ping_lost=self._after(self.router.record_ping_lost))
         self.peers = PeerTable(config, self.node_id, params, events,
-                               is_local=self.local_ids.__contains__)
+                               is_local=self.local_ids.__contains__,
+                               pins=PinStore(config.data_dir))
         self._futures: dict[str, asyncio.Future] = {}  # origin_id -> SendResult future
         self.inbox_changed = asyncio.Event()
         self.deliver_hooks: list[Callable[[Received], None]] = []
@@ -137,7 +150,7 @@ class Node:
         log.info("node %s listening on %s:%d router=%s", self.node_id, *self.listen_addr,
                  self.config.router)
         for addr in self.config.peers:
-            self.peers.dial_forever(addr)
+            self.peers.dial_forever(addr, getattr(addr, "node_id", None))
         self.peers.start()
         self._arm_timer()
         if self.config.discovery:
@@ -150,7 +163,7 @@ class Node:
 
         def on_peer(node_id: str, addr: tuple[str, int]) -> None:
             if node_id not in self.peers.links and node_id not in self.local_ids:
-                self.peers.dial_forever(addr, node_id)
+                self.peers.dial_suggested(addr, node_id)
 
         self.discovery = Discovery(self.node_id, self.listen_addr[1], port=cfg.discovery_port,
                                    broadcast_addr=cfg.discovery_broadcast,

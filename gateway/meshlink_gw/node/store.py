@@ -54,9 +54,13 @@ class Received:
 class Inbox:
     """Received messages, deduplicated and kept across restarts."""
 
-    def __init__(self, path: Path, max_messages: int = 100_000) -> None:
+    def __init__(self, path: Path, max_messages: int = 100_000, *,
+                 broadcast_max_bytes: int = 16 << 20,
+                 broadcast_max_bytes_per_source: int = 1 << 20) -> None:
         self.path = path
         self.max_messages = max_messages
+        self.broadcast_max_bytes = broadcast_max_bytes
+        self.broadcast_max_bytes_per_source = broadcast_max_bytes_per_source
         self._db = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
@@ -75,11 +79,36 @@ class Inbox:
         seq = cur.lastrowid
         if seq is not None and seq % 1000 == 0:
             self._trim()
+        if dst is None:
+            self._trim_broadcasts(src)
         return Received(int(seq or 0), src, dst, message_id, origin_id, data, hops, now)
 
     def _trim(self) -> None:
         self._db.execute("DELETE FROM inbox WHERE seq <= (SELECT MAX(seq) FROM inbox) - ?",
                          (self.max_messages,))
+
+    def _trim_broadcasts(self, src: str) -> None:
+        """Broadcasts are bounded by bytes, per source first, then in total: anyone
+        may broadcast to every inbox, so one source must not fill them. The
+        oldest go first (a source's own oldest for its quota)."""
+        self._trim_bytes("src = ? AND dst IS NULL", (src,), self.broadcast_max_bytes_per_source)
+        self._trim_bytes("dst IS NULL", (), self.broadcast_max_bytes)
+
+    def _trim_bytes(self, where: str, args: tuple, max_bytes: int) -> None:
+        total = self._db.execute(f"SELECT COALESCE(SUM(LENGTH(data)), 0) FROM inbox "
+                                 f"WHERE {where}", args).fetchone()[0]
+        if total <= max_bytes:
+            return
+        # newest first: keep rows while the running total fits, delete the rest
+        rows = self._db.execute(f"SELECT seq, LENGTH(data) FROM inbox WHERE {where} "
+                                f"ORDER BY seq DESC", args).fetchall()
+        kept = 0
+        for seq, size in rows:
+            kept += size
+            if kept > max_bytes:
+                self._db.execute(f"DELETE FROM inbox WHERE {where} AND seq <= ?",
+                                 args + (seq,))
+                return
 
     def since(self, after_seq: int = 0, limit: int = 10_000) -> list[Received]:
         rows = self._db.execute(
