@@ -345,6 +345,12 @@ class BoardSessions:
         else:
             self.refuse("unknown_session", "record for unknown session %08x (gateway "
                         "restarted?)" % sid, peer=peer)
+        if dead is None or dead[1] != "revoked":
+            # tell the board at once (PROTOCOL.md section 6.4: STALE), instead
+            # of letting it send into a dead session until its link timeout;
+            # 5 bytes back for >= 29 in: no amplification
+            self.stats["stale_sent"] += 1
+            peer.send(boardlink.encode_stale(sid))
 
     def _open(self, link: BoardLink, data: bytes, peer, now: int) -> bytes | None:
         """Verify and decrypt a record; None (refused) if it does not verify."""
