@@ -105,13 +105,13 @@ class RecentReadings:
 
     def __init__(self, per_board: int = 64) -> None:
         self.per_board = per_board
-        self._seen: dict[str, deque[tuple[int, int, Any]]] = {}
+        self._seen: dict[str, deque[tuple[Any, int, Any]]] = {}
 
-    def seen(self, board: str, key: tuple[int, int, Any]) -> bool:
+    def seen(self, board: str, key: tuple[Any, int, Any]) -> bool:
         """True if board's reading key (boot_ctr, seq, to) was confirmed lately."""
         return key in self._seen.get(board, ())
 
-    def remember(self, board: str, key: tuple[int, int, Any]) -> None:
+    def remember(self, board: str, key: tuple[Any, int, Any]) -> None:
         self._seen.setdefault(board, deque(maxlen=self.per_board)).append(key)
 
     def forget(self, board: str) -> None:
