@@ -218,6 +218,10 @@ class Delivery:
         self._seen.add(key)
         return True
 
+    def forget_arrival(self, msg):
+        """Undo first_arrival(msg): it could not be kept, so its retry is new."""
+        self._seen.discard((msg.src, msg.origin_id))
+
     def ack_for(self, msg):
         """The end-to-end Ack the destination of msg sends back to its origin."""
         return Ack(src=msg.dst, dst=msg.src, ack_for=msg.message_id, message_id=self.new_id(),

@@ -29,6 +29,7 @@ from meshlink.errors import (
     MeshLinkError,
     ReplayError,
     SessionExpiredError,
+    StoreError,
     VersionError,
 )
 
@@ -328,6 +329,8 @@ class BoardSessions:
             self._on_record(link, plaintext, now)
         except (DecodeError, LocalProtocolError, KeyError, TypeError, ValueError) as e:
             self.refuse("bad_payload", f"{type(e).__name__}: {e}", link.board.name, peer)
+        except StoreError:  # a full disk (the node logged it): not confirmed, the board resends
+            self.stats["storage_errors"] += 1
 
     def _record_without_session(self, sid: int, peer, now: int) -> None:
         ho = self.half_open.get(sid)
