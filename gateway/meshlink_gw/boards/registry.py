@@ -208,13 +208,21 @@ class BoardRegistry:
 
     def add_many(self, rows: Sequence[tuple[str, bytes, bytes, Any]], board_type: str = "unix",
                  transport: str = "udp") -> None:
-        """Bulk insert (name, board_id, psk, identity) rows in one transaction (bench)."""
+        """Provision many boards in one transaction: (name, board_id, psk, identity)
+        rows, checked as add() checks a name. Raises ConfigError: a bad or
+        duplicate name (nothing is added then)."""
+        bad = [n for n, _b, _p, _i in rows if not valid_board_name(n)]
+        if bad:
+            raise ConfigError(f"invalid board name {bad[0]!r}")
         now = unix_ms()
-        with self._tx():
-            self._db.executemany(
-                f"INSERT INTO boards ({_BOARD_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                [(n, b.hex(), p, i.private_pem(), i.node_id, board_type, transport, now,
-                  None, None, None) for n, b, p, i in rows])
+        try:
+            with self._tx():
+                self._db.executemany(
+                    f"INSERT INTO boards ({_BOARD_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    [(n, b.hex(), p, i.private_pem(), i.node_id, board_type, transport, now,
+                      None, None, None) for n, b, p, i in rows])
+        except sqlite3.IntegrityError as e:
+            raise ConfigError(f"cannot add boards: {e}") from None
 
     def get(self, name: str) -> BoardRecord | None:
         row = self._db.execute(f"SELECT {_BOARD_COLS} FROM boards WHERE name = ?",

@@ -23,6 +23,7 @@ from typing import Any, Protocol
 from meshlink.errors import MeshLinkError
 
 from meshlink_gw.config import MqttConfig
+from meshlink_gw.runtime import now_ms
 
 from ..transports.base import supervise
 from .mqtt_outbox import Outbox, RateLimiter
@@ -92,7 +93,7 @@ class MqttBridge:
         self._mid_waiters: dict[int, asyncio.Future[None]] = {}
         self._limiter = RateLimiter(config.source_rate_per_s, config.source_burst,
                                     config.global_rate_per_s, config.global_burst,
-                                    config.max_sources, time.monotonic())
+                                    config.max_sources, now_ms() / 1000)
 
     # --- lifecycle ---
 
@@ -309,7 +310,7 @@ class MqttBridge:
             return self._refuse("refused_acl", msg.topic, f"target {target!r} not allowed")
         if node is None and target != BROADCAST_TARGET:
             return self._refuse("refused_unknown", msg.topic, f"unknown target {target!r}")
-        if not self._limiter.allow(source, time.monotonic()):
+        if not self._limiter.allow(source, now_ms() / 1000):
             return self._refuse("refused_rate", msg.topic, f"rate limit for {source!r}")
         try:
             message_id = await self.mesh.send_to_mesh(node, msg.payload, origin="mqtt")
