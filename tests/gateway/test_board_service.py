@@ -323,3 +323,18 @@ async def test_a_record_for_an_unknown_session_gets_stale(tmp_path):
         await wait_until(lambda: b.stale == 1)
         assert rig.svc.refusals["unknown_session"] == 1
         assert boardlink.decode_stale(boardlink.encode_stale(sid)) == sid
+
+
+def test_a_wall_clock_jump_expires_nothing_queued(tmp_path, monkeypatch):
+    import time
+
+    reg = BoardRegistry(tmp_path)
+    reg.add("j1", "unix", "udp")
+    assert reg.enqueue("j1", "a" * 36, None, "b" * 36, None, b"hi", 1, max_messages=10,
+                       max_bytes=1000) == "queued"
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + 2 * 86_400)  # two days forward
+    monkeypatch.setattr(time, "time_ns", lambda: int((real() + 2 * 86_400) * 1e9))
+    assert reg.expire(86_400_000) == []
+    assert len(reg.queued("j1")) == 1
+    reg.close()

@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,7 @@ from typing import Any
 from meshlink.errors import ConfigError
 
 from meshlink_gw.config.links import valid_board_name
+from meshlink_gw.runtime import steady_unix_ms
 from meshlink_gw.storecheck import open_store
 
 DB_FILENAME = "boards.db"
@@ -79,7 +79,8 @@ CREATE TABLE IF NOT EXISTS delivered (
 
 
 def unix_ms() -> int:
-    return int(time.time() * 1000)
+    """Timestamps and queue ages: a clock that cannot jump (runtime.steady_unix_ms)."""
+    return steady_unix_ms()
 
 
 @dataclass
