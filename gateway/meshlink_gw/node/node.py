@@ -123,6 +123,7 @@ class Node:
                  self.config.router)
         for addr in self.config.peers:
             self.peers.dial_forever(addr)
+        self.peers.dial_known()  # neighbours from the last run: heal at once
         self.peers.start()
         self._arm_timer()
         if self.config.discovery:
