@@ -262,6 +262,7 @@ class Node:
                 hook(rec)
             except MeshLinkError as e:
                 log.warning("deliver hook failed: %s", e)
+        return True
 
     def _store_refused(self, e: sqlite3.Error) -> None:
         """Count a message the inbox could not keep; one log line per interval."""

@@ -11,6 +11,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from meshlink.errors import ConfigError
 
@@ -105,7 +106,8 @@ class Inbox:
                src: str | None = None) -> tuple[list[Received], int]:
         """The newest limit messages received at or after since_unix_ms from src
         (each filter optional), oldest first, and how many matched in all."""
-        where, params = [], []
+        where: list[str] = []
+        params: list[Any] = []
         if since_unix_ms is not None:
             where.append("received_unix_ms >= ?")
             params.append(since_unix_ms)
