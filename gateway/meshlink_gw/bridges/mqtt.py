@@ -28,8 +28,8 @@ from meshlink_gw.runtime import now_ms
 
 from ..transports.base import supervise
 from .mqtt_outbox import Outbox, RateLimiter
-from .mqtt_store import OutboxStore
 from .mqtt_session import InboundMessage, MqttSession
+from .mqtt_store import OutboxStore
 from .mqtt_topics import BROADCAST_TARGET, Topics, ha_sensor_config
 
 log = logging.getLogger("meshlink.mqtt")

@@ -24,8 +24,8 @@ from meshlink import messages
 from meshlink.errors import ProtocolError, TransportError
 
 from meshlink_gw.config import NodeConfig
-from meshlink_gw.node.link import LinkParams, PeerConnection
 from meshlink_gw.node.known_peers import KnownPeers
+from meshlink_gw.node.link import LinkParams, PeerConnection
 from meshlink_gw.runtime import Backoff, now_ms
 from meshlink_gw.tasks import TaskSet
 
