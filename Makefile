@@ -18,7 +18,8 @@ $(VENV)/.setup-done: pyproject.toml
 	@test -n "$(PYTHON_BOOT)" || { echo "error: Python 3.11+ not found" >&2; exit 1; }
 	$(PYTHON_BOOT) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]'
+	@# [flash]: esptool and mpremote, the tools `make flash` / `meshlink board flash` use
+	$(PY) -m pip install -q -e '.[dev,flash]'
 	@# cryptography-vectors must match the installed cryptography release.
 	$(PY) -m pip install -q "cryptography-vectors==$$($(PY) -c 'import cryptography; print(cryptography.__version__)')"
 	@# ESP32 stubs for the firmware type check (make lint and its tests)

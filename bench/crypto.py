@@ -11,8 +11,11 @@ import statistics
 import sys
 import time
 
+from meshlink import messages
+from meshlink.auth import Auth
+from meshlink.nodeid import new_message_id
 from meshlink_gw.crypto.handshake import Initiator, Responder
-from meshlink_gw.crypto.identity import Identity
+from meshlink_gw.crypto.identity import Identity, verify
 from meshlink_gw.crypto.kem import BACKEND_NAMES, KemBackend, get_backend
 from meshlink_gw.crypto.session import Session
 
@@ -60,8 +63,58 @@ def bench_records(n_records: int) -> list[tuple[str, float, str]]:
             ("records relayed/s, 1 core (crypto only: open+seal)", 1e6 / pair_us, "msg/s")]
 
 
+def _us_per_call(fn, items: list) -> float:
+    t0 = time.perf_counter_ns()
+    for x in items:
+        fn(x)
+    return (time.perf_counter_ns() - t0) / 1e3 / len(items)
+
+
+def bench_end_to_end(n: int) -> list[tuple[str, float, str]]:
+    """Cost of the end-to-end proofs (docs/PROTOCOL.md §11) at the ends, and
+    the bytes they add on the wire."""
+    origin, dest = Identity.generate(), Identity.generate()
+    auth = Auth(verify)
+    auth.add_signer(origin.node_id, origin.public_bytes, origin.sign)
+    auth.add_signer(dest.node_id, dest.public_bytes, dest.sign)
+
+    def mesh() -> messages.MeshMessage:
+        return messages.MeshMessage(src=origin.node_id, dst=dest.node_id,
+                                    data=os.urandom(RECORD_BYTES),
+                                    message_id=new_message_id(os.urandom(16)), ttl=8, path=[])
+
+    unsigned = [mesh() for _ in range(n)]
+    plain_bytes = len(unsigned[0].encode())
+    sign_us = _us_per_call(auth.sign_mesh, unsigned)
+    verify_us = _us_per_call(auth.check_mesh, unsigned)
+    acks = [messages.Ack(src=dest.node_id, dst=origin.node_id, ack_for=m.message_id,
+                         message_id=m.message_id, ttl=8, path=[]) for m in unsigned]
+    ack_us = _us_per_call(auth.sign_ack, acks) + _us_per_call(auth.check_ack, acks)
+    seqs = list(range(n))
+    proofs = [auth.announce_proof(dest.node_id, q) for q in seqs]  # signs, fills the cache
+    checker = Auth(verify)
+    entries = list(zip(seqs, proofs, strict=True))
+    first_us = _us_per_call(lambda e: checker.check_announce(dest.node_id, e[0], e[1]), entries)
+    again_us = _us_per_call(lambda e: checker.check_announce(dest.node_id, e[0], e[1]), entries)
+    entry = [dest.node_id, 1764032400, 2, ""]
+    bare_entry = len(messages.Routes(routes=[entry]).encode())
+    entry[3] = proofs[0]
+    # the pre-auth wire forms had no key, sig or proof at all: count from there
+    legacy_mesh = plain_bytes - len(',"key":"","sig":""')
+    legacy_entry = bare_entry - len(',""')
+    return [("e2e: sign a 256 B mesh message (Ed25519, origin)", sign_us, "us"),
+            ("e2e: verify a 256 B mesh message (destination)", verify_us, "us"),
+            ("e2e: sign + verify an Ack (delivery proof)", ack_us, "us"),
+            ("e2e: announcement entry, first (dst, seq) seen: verify", first_us, "us"),
+            ("e2e: announcement entry, (dst, seq) again: cache", again_us, "us"),
+            ("e2e: bytes added per mesh message or Ack", len(unsigned[0].encode()) - legacy_mesh,
+             "B"),
+            ("e2e: bytes added per announcement entry",
+             len(messages.Routes(routes=[entry]).encode()) - legacy_entry, "B")]
+
+
 def run(n_handshakes: int = 200, n_handshakes_slow: int = 20,
-        n_records: int = 200_000) -> list[tuple[str, float, str]]:
+        n_records: int = 200_000, n_e2e: int = 2000) -> list[tuple[str, float, str]]:
     """Run all benchmarks; return (name, value, unit) rows.
 
     kyber-py is pure Python (~10 ms per handshake), so it gets n_handshakes_slow runs.
@@ -73,7 +126,9 @@ def run(n_handshakes: int = 200, n_handshakes_slow: int = 20,
         print("bench: %d handshakes with %s" % (runs, name), file=sys.stderr)
         rows += bench_handshake(backend, runs)
     print("bench: %d records" % n_records, file=sys.stderr)
-    return rows + bench_records(n_records)
+    rows += bench_records(n_records)
+    print("bench: end-to-end signatures", file=sys.stderr)
+    return rows + bench_end_to_end(n_e2e)
 
 
 def main() -> None:

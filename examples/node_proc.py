@@ -40,6 +40,7 @@ class NodeProcess:
         self.proc: subprocess.Popen | None = None
         self.node_id = ""
         self.listen = ""
+        self.started: dict[str, Any] = {}
 
     def start(self, timeout_s: float = 20.0) -> NodeProcess:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -49,6 +50,7 @@ class NodeProcess:
                                      env=dict(os.environ, PYTHONUNBUFFERED="1"))
         started = self._read_started(timeout_s)
         self.node_id, self.listen = started["node_id"], started["listen"]
+        self.started = started
         return self
 
     def _read_started(self, timeout_s: float) -> dict[str, Any]:

@@ -13,6 +13,12 @@ simulator measures the retry policy that nodes run):
   (from, origin_id) within a bounded memory) and acks every arrival
   (`ack_for`), so a lost Ack is answered by the next retry.
 
+With an `auth` (meshlink.auth.Auth; docs/PROTOCOL.md §11) every message and
+Ack built here is signed by its origin, `authentic` checks an arrival's
+origin and `on_ack` counts only an Ack that the tracked message's
+destination signed (a delivery proof). Without one (the simulator, which
+accounts the signature bytes instead) nothing is signed or checked.
+
 The owner feeds `now_ms`, routes what comes out and wakes at
 `next_deadline()` (aioquic's get_timer / handle_timer). Nothing here reads a
 clock or draws randomness: message IDs come from the `new_id` callable.
@@ -59,11 +65,15 @@ class Expired:
 
 
 class _Pending:
-    def __init__(self, msg, now_ms, retry_ms, expires_ms):
+    def __init__(self, msg, now_ms, retry_after_ms, timeout_ms):
         self.msg = msg
         self.started_ms = now_ms
-        self.retry_ms = retry_ms
-        self.expires_ms = expires_ms
+        # retries and expiry are offsets from the first attempt, summed as
+        # integers: with a fractional now_ms (the simulator) a retry due at
+        # the expiry instant stays exactly equal to it and is not sent
+        self.retry_after_ms = retry_after_ms
+        self.retry_ms = now_ms + retry_after_ms
+        self.expires_ms = now_ms + timeout_ms
         self.attempts = 1
         self.attempt_ids = [msg.message_id]
 
@@ -81,12 +91,15 @@ class Delivery:
             min(n, backoff_max)).
         default_ttl: TTL of the Acks this node sends.
         seen_max: size of one generation of the duplicate filter.
+        auth: a meshlink.auth.Auth that signs and checks, or None (no checks).
     """
 
     def __init__(self, new_id, retry_interval_ms=RETRY_INTERVAL_MS,
                  delivery_timeout_ms=DELIVERY_TIMEOUT_MS, max_pending=MAX_PENDING,
-                 default_ttl=8, seen_max=SEEN_MAX, backoff_max=RETRY_BACKOFF_MAX):
+                 default_ttl=8, seen_max=SEEN_MAX, backoff_max=RETRY_BACKOFF_MAX, auth=None):
         self.new_id = new_id
+        self.auth = auth
+        self.forged_acks = 0  # Acks naming a pending attempt that were no proof
         self.retry_interval_ms = retry_interval_ms
         self.backoff_max = backoff_max
         self.delivery_timeout_ms = delivery_timeout_ms
@@ -101,16 +114,29 @@ class Delivery:
         self._seen_since_ms = None
 
     # -- origin side ---------------------------------------------------------
-    def message(self, src, dst, data):
-        """A new mesh message from src (validated; nothing is tracked yet).
+    def message(self, src, dst, data, sign=True):
+        """A new mesh message from src (validated and signed; nothing is tracked
+        yet). sign=False: it never leaves this node (no one would verify it).
 
         Raises:
-            LocalProtocolError: invalid IDs or payload too large.
+            LocalProtocolError: invalid IDs, payload too large, or no key for src.
         """
         msg = MeshMessage(src=src, dst=dst, data=data, message_id=self.new_id(),
                           ttl=self.default_ttl, path=[])
-        msg.encode()  # validate before anything is queued or routed
+        msg.encode()  # validate before anything is queued or routed (and signed)
+        return self._signed(msg) if sign else msg
+
+    def _signed(self, msg):
+        if self.auth is not None:
+            if msg.TYPE == "ack":
+                self.auth.sign_ack(msg)
+            else:
+                self.auth.sign_mesh(msg)
         return msg
+
+    def authentic(self, msg):
+        """True if msg (a mesh message) was signed by its origin (always without auth)."""
+        return self.auth is None or self.auth.check_mesh(msg)
 
     def track(self, msg, now_ms):
         """Await msg's end-to-end Ack (msg is directed and its first attempt).
@@ -120,8 +146,7 @@ class Delivery:
         """
         if len(self._pending) >= self.max_pending:
             raise LocalProtocolError("too many directed messages awaiting acknowledgement")
-        p = _Pending(msg, now_ms, now_ms + self.retry_interval_ms,
-                     now_ms + self.delivery_timeout_ms)
+        p = _Pending(msg, now_ms, self.retry_interval_ms, self.delivery_timeout_ms)
         self._pending[msg.origin_id] = p
         self._attempt_origin[msg.message_id] = msg.origin_id
         heapq.heappush(self._timers, (p.due_ms(), msg.origin_id))
@@ -130,12 +155,19 @@ class Delivery:
         """An Ack addressed to this node (or a served ID) arrived.
 
         Returns:
-            Delivered, or None if it names no pending attempt (late or duplicate).
+            Delivered, or None if it names no pending attempt (late or
+            duplicate) or is no proof: not from the message's destination, or
+            not signed by it (counted in forged_acks; the attempt stays pending).
         """
         origin = self._attempt_origin.get(ack.ack_for)
-        p = self._pending.pop(origin, None) if origin is not None else None
+        p = self._pending.get(origin) if origin is not None else None
         if p is None:
             return None
+        if ack.src != p.msg.dst or ack.dst != p.msg.src or (
+                self.auth is not None and not self.auth.check_ack(ack)):
+            self.forged_acks += 1
+            return None
+        del self._pending[origin]
         self._forget(p)
         return Delivered(origin, p.msg, now_ms - p.started_ms, p.attempts)
 
@@ -169,6 +201,14 @@ class Delivery:
             heapq.heappop(timers)
         return None
 
+    def cancel(self, origin_id):
+        """Stop tracking one message (its heap entry goes stale); True if it was."""
+        p = self._pending.pop(origin_id, None)
+        if p is None:
+            return False
+        self._forget(p)
+        return True
+
     def abandon(self):
         """Stop tracking everything (shutdown); returns what was pending."""
         out = list(self._pending.values())
@@ -183,13 +223,14 @@ class Delivery:
     def _next_attempt(self, p, now_ms):
         m = p.msg
         mid = self.new_id()
-        again = MeshMessage(src=m.src, dst=m.dst, data=m.data, message_id=mid,
-                            origin_id=m.origin_id, ttl=m.ttl, path=[])
+        again = self._signed(MeshMessage(src=m.src, dst=m.dst, data=m.data, message_id=mid,
+                                         origin_id=m.origin_id, ttl=m.ttl, path=[]))
         p.attempts += 1
         p.attempt_ids.append(mid)
         self._attempt_origin[mid] = m.origin_id
         factor = p.attempts if p.attempts < self.backoff_max else self.backoff_max
-        p.retry_ms = now_ms + self.retry_interval_ms * factor
+        p.retry_after_ms += self.retry_interval_ms * factor
+        p.retry_ms = p.started_ms + p.retry_after_ms
         return again
 
     def _forget(self, p):
@@ -223,6 +264,7 @@ class Delivery:
         self._seen.discard((msg.src, msg.origin_id))
 
     def ack_for(self, msg):
-        """The end-to-end Ack the destination of msg sends back to its origin."""
-        return Ack(src=msg.dst, dst=msg.src, ack_for=msg.message_id, message_id=self.new_id(),
-                   ttl=self.default_ttl, path=[])
+        """The end-to-end Ack (signed: a delivery proof) the destination of msg
+        sends back to its origin. Raises LocalProtocolError without msg.dst's key."""
+        return self._signed(Ack(src=msg.dst, dst=msg.src, ack_for=msg.message_id,
+                                message_id=self.new_id(), ttl=self.default_ttl, path=[]))

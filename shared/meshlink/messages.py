@@ -22,7 +22,7 @@ K_TEXT = "text"
 K_PATH = "path"  # list of UUID text
 K_INTS = "ints"  # list of uint
 K_TEXTS = "texts"  # list of short text
-K_ROUTES = "routes"  # list of [UUID text, uint, hops 0..255]
+K_ROUTES = "routes"  # list of [UUID text, uint, hops 0..255, proof text]
 
 
 def _bad(name, why):
@@ -83,17 +83,20 @@ def _chk_texts(name, v):
     return v
 
 
-MAX_ROUTES = 256  # entries per Routes message (about 14 KB of JSON)
+MAX_ROUTES = 80  # entries per Routes message (at most ~15.6 KB of JSON with proofs)
+MAX_PROOF_CHARS = 128  # an entry's proof: base64 of Ed25519 key || signature (meshlink.auth)
 
 
 def _chk_routes(name, v):
     if type(v) is not list or len(v) > MAX_ROUTES:
         raise _bad(name, "expected a list of at most %d entries" % MAX_ROUTES)
     for x in v:
-        if type(x) is not list or len(x) != 3 or not is_id(x[0]):
-            raise _bad(name, "expected [node id, seq, hops] entries")
+        if type(x) is not list or len(x) != 4 or not is_id(x[0]):
+            raise _bad(name, "expected [node id, seq, hops, proof] entries")
         _uint(name, x[1], MAX_UINT)
         _uint(name, x[2], MAX_TTL)
+        if type(x[3]) is not str or len(x[3]) > MAX_PROOF_CHARS:
+            raise _bad(name, "expected a proof of at most %d characters" % MAX_PROOF_CHARS)
     return v
 
 
@@ -123,10 +126,10 @@ def _check_field(name, kind, v):
 
 
 # Relay fast path: canonical encodings of the two routed types, keys sorted.
-_MESH_FMT = ('{"data":"%s","from":"%s","message_id":"%s","origin_id":"%s","path":[%s],'
-             '"to":%s,"ttl":%d,"type":"mesh","v":%d}')
-_ACK_FMT = ('{"ack_for":"%s","from":"%s","message_id":"%s","path":[%s],"to":"%s",'
-            '"ttl":%d,"type":"ack","v":%d}')
+_MESH_FMT = ('{"data":"%s","from":"%s","key":"%s","message_id":"%s","origin_id":"%s",'
+             '"path":[%s],"sig":"%s","to":%s,"ttl":%d,"type":"mesh","v":%d}')
+_ACK_FMT = ('{"ack_for":"%s","from":"%s","key":"%s","message_id":"%s","path":[%s],"sig":"%s",'
+            '"to":"%s","ttl":%d,"type":"ack","v":%d}')
 
 
 def _id_list(ids):
@@ -146,11 +149,16 @@ class Message:
     # Fields that may be left out when constructing: attribute -> the
     # attribute whose value it copies (still always present on the wire).
     DEFAULTS = {}
+    # Bytes fields that may be left out when constructing (empty until signed).
+    UNSIGNED = ()
 
     def __init__(self, **values):
         for attr, source in self.DEFAULTS.items():
             if attr not in values and source in values:
                 values[attr] = values[source]
+        for attr in self.UNSIGNED:
+            if attr not in values:
+                values[attr] = b""
         for _wire, attr, _kind in self.FIELDS:
             if attr not in values:
                 raise LocalProtocolError("%s needs %s" % (self.TYPE, attr))
@@ -244,13 +252,16 @@ class MeshMessage(Message):
     message_id is unique per transmission attempt (relays deduplicate on it and
     Acks name it); origin_id is the message_id of the first attempt, so an
     end-to-end retry (fresh message_id) is still delivered to the application
-    only once. origin_id defaults to message_id.
+    only once. origin_id defaults to message_id. key and sig are the origin's
+    Ed25519 public key and signature (meshlink.auth; empty until signed).
     """
     TYPE = "mesh"
     FIELDS = (("from", "src", K_ID), ("to", "dst", K_OPT_ID), ("data", "data", K_BYTES),
               ("message_id", "message_id", K_ID), ("origin_id", "origin_id", K_ID),
-              ("ttl", "ttl", K_TTL), ("path", "path", K_PATH))
+              ("ttl", "ttl", K_TTL), ("path", "path", K_PATH), ("key", "key", K_BYTES),
+              ("sig", "sig", K_BYTES))
     DEFAULTS = {"origin_id": "message_id"}
+    UNSIGNED = ("key", "sig")
 
     def encode(self, check=True):
         """Canonical JSON bytes; check=False (relays) formats them directly.
@@ -262,24 +273,28 @@ class MeshMessage(Message):
         if check:
             return Message.encode(self)
         # fields are set by __init__/from_obj through FIELDS, hence the ignores
-        return (_MESH_FMT % (b64encode(self.data), self.src, self.message_id,  # type: ignore
-                             self.origin_id, _id_list(self.path),  # type: ignore
+        return (_MESH_FMT % (b64encode(self.data), self.src, b64encode(self.key),  # type: ignore
+                             self.message_id, self.origin_id,  # type: ignore
+                             _id_list(self.path), b64encode(self.sig),  # type: ignore
                              _opt_id(self.dst), self.ttl, PROTOCOL_VERSION)).encode()  # type: ignore
 
 
 class Ack(Message):
-    """End-to-end acknowledgement of message ack_for, routed like a mesh message."""
+    """End-to-end acknowledgement of message ack_for, routed like a mesh message;
+    key and sig make it the destination's delivery proof (meshlink.auth)."""
     TYPE = "ack"
     FIELDS = (("from", "src", K_ID), ("to", "dst", K_ID), ("ack_for", "ack_for", K_ID),
               ("message_id", "message_id", K_ID), ("ttl", "ttl", K_TTL),
-              ("path", "path", K_PATH))
+              ("path", "path", K_PATH), ("key", "key", K_BYTES), ("sig", "sig", K_BYTES))
+    UNSIGNED = ("key", "sig")
 
     def encode(self, check=True):
         """Canonical JSON bytes; check=False formats them directly (see MeshMessage)."""
         if check:
             return Message.encode(self)
-        return (_ACK_FMT % (self.ack_for, self.src, self.message_id,  # type: ignore
-                            _id_list(self.path), self.dst, self.ttl,  # type: ignore
+        return (_ACK_FMT % (self.ack_for, self.src, b64encode(self.key),  # type: ignore
+                            self.message_id, _id_list(self.path),  # type: ignore
+                            b64encode(self.sig), self.dst, self.ttl,  # type: ignore
                             PROTOCOL_VERSION)).encode()
 
 
@@ -372,8 +387,9 @@ class Prune(Message):
 
 
 class Routes(Message):
-    """Destination announcements: [dst, seq, hops] per entry (hops 255 =
-    unreachable); see meshlink.router_dv and docs/PROTOCOL.md."""
+    """Destination announcements: [dst, seq, hops, proof] per entry (hops 255 =
+    unreachable; proof: dst's signature of seq, meshlink.auth); see
+    meshlink.router_dv and docs/PROTOCOL.md."""
     TYPE = "routes"
     FIELDS = (("routes", "routes", K_ROUTES),)
 

@@ -84,3 +84,19 @@ try:  # CPython: one C regex call instead of slicing (relays call this a lot)
         return type(text) is str and _fullmatch(text) is not None
 except (ImportError, AttributeError):  # MicroPython's re has no fullmatch
     pass
+
+
+NAME_MAX = 32  # characters of a node name (docs/PROTOCOL.md §12)
+_NAME_FIRST = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
+_NAME_CHARS = _NAME_FIRST + "._-"
+
+
+def is_name(text):
+    """True for a node name: 1-32 of [A-Za-z0-9._-], starting with a letter or
+    digit (printable anywhere, never mistaken for markup or a terminal escape)."""
+    if type(text) is not str or not 0 < len(text) <= NAME_MAX or text[0] not in _NAME_FIRST:
+        return False
+    for c in text:
+        if c not in _NAME_CHARS:
+            return False
+    return True

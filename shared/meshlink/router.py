@@ -84,7 +84,7 @@ class Strategy:
         return []
 
     on_ack = on_delivery_failed = on_peer_up = on_peer_down = on_served = next_deadline = _nothing
-    describe = peer_flags = _empty
+    describe = peer_flags = destinations = _empty
 
 
 class Router:
@@ -229,6 +229,11 @@ class Router:
         d["drops"] = dict(self.drops)
         d.update(self.strategy.describe())
         return d
+
+    def destinations(self):
+        """{dst: (next hop, hops)} of every destination the strategy has a route
+        to (announced or learned; empty for strategies without routes)."""
+        return self.strategy.destinations()
 
     # -- messages ------------------------------------------------------------
     def originate(self, msg, now_ms):

@@ -214,6 +214,8 @@ def relay_copy(msg, ttl, path):
     c.src = msg.src
     c.dst = msg.dst
     c.message_id = msg.message_id
+    c.key = msg.key  # the origin's signature covers neither ttl nor path
+    c.sig = msg.sig
     if t is Ack:
         c.ack_for = msg.ack_for
     else:

@@ -13,7 +13,7 @@
 #   could lead back through us are never selected, so announcements cannot
 #   count to infinity;
 #   a change of the selected (seq, hops) is announced to every neighbour,
-#   batched every announce_flush_ms (up to 256 entries per Routes message); a new
+#   batched every announce_flush_ms (up to MAX_ROUTES = 80 entries per Routes message); a new
 #   neighbour gets the whole table; no feasible candidate -> we announce
 #   hops 255 (retraction) until the destination's next sequence number.
 # The forwarding decision (router_meshlink) compares this next hop with the
@@ -51,6 +51,8 @@ class DistanceVector:
         self.urgent = False  # the pending batch holds news that should go soon
         self.bump_due = None
         self.refused = 0  # announcements dropped because the table was full
+        self.auth = opts["announce_auth"]
+        self.forged = 0  # entries dropped: no valid proof from their destination
         self.max_hops = 0  # farthest destination announced to us (the network's extent)
 
     # -- the forwarding side ---------------------------------------------------
@@ -72,6 +74,14 @@ class DistanceVector:
                 best = (v, e[i + 2])
         return None if best is None else (best[0], best[1] + 1)
 
+    def destinations(self):
+        """{dst: (selected next hop, hops)} of every reachable destination."""
+        out = {}
+        for dst, e in self.table.items():
+            if e[VIA] >= 0 and e[HOPS] != INFINITY:
+                out[dst] = (e[e[VIA]], e[HOPS])
+        return out
+
     # -- announcements received ------------------------------------------------
     def on_routes(self, msg, from_peer, now_ms):
         """Apply a neighbour's Routes message. The hot loop of a converging mesh:
@@ -85,7 +95,11 @@ class DistanceVector:
         consider = self._consider
         far = self.max_hops - 1
         full = CANDS + self.max_cands
-        for dst, seq, hops in msg.routes:
+        auth = self.auth
+        for dst, seq, hops, proof in msg.routes:
+            if hops < INFINITY and auth is not None and not auth.check_announce(dst, seq, proof):
+                self.forged += 1  # only dst may claim a sequence number of dst
+                continue
             if far < hops < INFINITY:
                 far = hops
             e = get(dst)
@@ -294,28 +308,40 @@ class DistanceVector:
         return out
 
     def _entries(self, dsts):
-        """[dst, seq, hops] of dsts (None: ourselves and every reachable one)."""
+        """[dst, seq, hops, proof] of dsts (None: ourselves and every reachable one)."""
         r = self.r
         out = []
+        entry = self._entry
         if dsts is None:
             for d in [r.node_id] + sorted(r.served):
-                out.append([d, self.seq, 0])
+                entry(out, d, self.seq, 0)
             for d, e in self.table.items():
                 if e[HOPS] != INFINITY:
-                    out.append([d, e[SEQ], e[HOPS]])
+                    entry(out, d, e[SEQ], e[HOPS])
             return out
         me = r.node_id
         served = r.served
         for d in dsts:
             if d == me or d in served:
-                out.append([d, self.seq, 0])
+                entry(out, d, self.seq, 0)
             else:
                 e = self.table.get(d)
                 if e is not None:
-                    out.append([d, e[SEQ], e[HOPS]])
+                    entry(out, d, e[SEQ], e[HOPS])
                 else:  # a served ID we let go of
-                    out.append([d, self.seq, INFINITY])
+                    entry(out, d, self.seq, INFINITY)
         return out
+
+    def _entry(self, out, dst, seq, hops):
+        """Append [dst, seq, hops, proof]: the destination's own proof, which
+        relays pass on unchanged; a route we can no longer prove is left out
+        (a retraction needs none: it only withdraws the sender's own route)."""
+        if self.auth is None:
+            out.append([dst, seq, hops, ""])
+            return
+        proof = self.auth.announce_proof(dst, seq)
+        if proof or hops == INFINITY:
+            out.append([dst, seq, hops, proof])
 
     def _messages(self, entries):
         return [Routes(routes=entries[i:i + MAX_ROUTES])

@@ -207,6 +207,23 @@ class MeshlinkStrategy(Strategy):
     def peer_flags(self, peer_id):
         return {"eager": peer_id in self.lazy.eager}
 
+    def destinations(self):
+        """{dst: (via, hops)}: the announced route or the shortest learned one
+        through a live neighbour, whichever is shorter; a destination whose
+        announcement was retracted is left out (no side effects)."""
+        out = {} if self.dv is None else self.dv.destinations()
+        up = self.r.up_set
+        gone = () if self.dv is None else self.dv.table  # retracted: not via a learned route
+        for dst, cands in self.t.routes.items():
+            if dst in gone and dst not in out:
+                continue
+            for c in cands:
+                if c[0] in up:
+                    best = out.get(dst)
+                    if best is None or c[1] < best[1]:
+                        out[dst] = (c[0], c[1])
+        return out
+
     def describe(self):
         return {"routes": len(self.t.routes), "max_hops": self.t.max_hops,
                 "announced": 0 if self.dv is None else len(self.dv.table),

@@ -34,6 +34,7 @@ DEFAULTS = {
     "announce_flush_ms": 3000,  # ... changed routes are sent in batches this often
     "announce_slack": 2,  # ... a route may be up to this many hops longer than announced before
     "announce_seq0": 0,  # ... first sequence number (a runtime passes wall-clock seconds)
+    "announce_auth": None,  # ... meshlink.auth.Auth: sign ours, check theirs (None: no proofs)
 }
 
 

@@ -32,6 +32,17 @@ def parse_unit(text: str) -> configparser.ConfigParser:
     return cp
 
 
+def test_unit_reaches_serial_boards():
+    """[[serial]] boards on /dev/ttyUSB* etc. can be opened under the service:
+    no PrivateDevices (it hides them), the serial device classes allowed, and the
+    group that owns them (Debian / Raspberry Pi OS: dialout)."""
+    lines = [ln.strip() for ln in UNIT.read_text().splitlines() if not ln.startswith("#")]
+    assert not any(ln.startswith("PrivateDevices=") for ln in lines)
+    allowed = {ln.split("=", 1)[1] for ln in lines if ln.startswith("DeviceAllow=")}
+    assert {"char-ttyUSB rw", "char-ttyACM rw", "char-ttyAMA rw"} <= allowed
+    assert "DevicePolicy=closed" in lines and "SupplementaryGroups=dialout" in lines
+
+
 def test_unit_is_valid():
     unit = parse_unit(UNIT.read_text())
     assert set(unit.sections()) == {"Unit", "Service", "Install"}

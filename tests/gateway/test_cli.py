@@ -52,18 +52,18 @@ def test_version_through_the_installed_script():
 
 
 def test_send_to_a_malformed_id_says_so_in_plain_words(tmp_path, capsys):
-    rc, out, err = run(["send", "--data-dir", str(tmp_path), "--to", "not-an-id", "hi"], capsys)
+    rc, out, err = run(["send", "--data-dir", str(tmp_path), "--to", "not an id!", "hi"], capsys)
     assert rc == 2 and out == ""
     msg = one_error_line(err)
-    assert msg.startswith("--to 'not-an-id' is not a valid node ID")
+    assert msg.startswith("--to 'not an id!' is not a node ID, name or ID prefix")
     assert "ProtocolError" not in msg and "mesh.dst" not in msg
 
 
 def test_send_with_no_node_running_is_a_runtime_failure(tmp_path, capsys):
     rc, out, err = run(["send", "--data-dir", str(tmp_path), "--to", GOOD_ID, "hi"], capsys)
     assert rc == 1 and out == ""
-    assert one_error_line(err) == \
-        f"no node is running with control socket {tmp_path / 'control.sock'}"
+    assert one_error_line(err).startswith(
+        f"no node is running with control socket {tmp_path / 'control.sock'} (start one")
 
 
 def test_status_with_no_node_running(tmp_path, capsys):
@@ -104,6 +104,7 @@ def test_an_os_error_is_one_line_and_exit_1(tmp_path):
     assert "Traceback" not in out.stderr
     last = out.stderr.splitlines()[-1]  # the node may log before it binds
     assert last.startswith("meshlink: error: ") and "ddress already in use" in last
+    assert "choose another port (port 0 picks a free one)" in last
 
 
 def test_ctrl_c_exits_130_quietly(monkeypatch, capsys):
@@ -182,8 +183,8 @@ def test_an_optional_subcommand_that_cannot_import_says_why():
 def test_every_subcommand_is_registered():
     ap = build_parser()
     sub = next(a for a in ap._actions if a.dest == "command")
-    assert set(sub.choices) == {"keygen", "node", "status", "send", "recv", "sim", "gateway",
-                                "board"}
+    assert set(sub.choices) == {"keygen", "node", "status", "send", "recv", "nodes", "ping",
+                                "trace", "sim", "gateway", "board"}
     assert not any(isinstance(m, Unavailable) for m in OPTIONAL)
 
 

@@ -10,11 +10,16 @@ from __future__ import annotations
 
 import json
 import os
+import queue
+import shutil
+import subprocess
 import threading
 from pathlib import Path
 
 from helpers import DEADLINE_S, cli, poll_until
 from helpers.procs import Board, Gateway
+
+from examples.localbroker import LocalMosquitto
 
 # The ESP32 budget; MESHLINK_TEST_BOARD_HEAP overrides it only to debug the firmware.
 HEAP = os.environ.get("MESHLINK_TEST_BOARD_HEAP", "112K")
@@ -174,3 +179,30 @@ def tamper_bundle(data_dir: Path, name: str, **changes) -> None:
     cfg = json.loads(path.read_text())
     cfg.update(changes)
     path.write_text(json.dumps(cfg))
+
+
+class MosquittoSub:
+    """`mosquitto_sub -v` in the background; each line is "topic payload"."""
+
+    def __init__(self, broker: LocalMosquitto, topic: str) -> None:
+        args = ["mosquitto_sub", "-h", broker.host, "-p", str(broker.port), "-v", "-q", "1",
+                "-t", topic]
+        if shutil.which("stdbuf"):
+            args = ["stdbuf", "-oL", *args]
+        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+        self.lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line.rstrip("\n"))
+
+    def next(self, timeout_s: float = DEADLINE_S) -> tuple[str, str]:
+        topic, _, payload = self.lines.get(timeout=timeout_s).partition(" ")
+        return topic, payload
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(DEADLINE_S)

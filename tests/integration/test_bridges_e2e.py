@@ -16,13 +16,11 @@ mosquitto_sub / mosquitto_pub clients.
 from __future__ import annotations
 
 import json
-import queue
 import shutil
 import subprocess
-import threading
 
 import pytest
-from boards_harness import FirmwareBoard, GatewayProcess, add_board
+from boards_harness import FirmwareBoard, GatewayProcess, MosquittoSub, add_board
 from helpers import DEADLINE_S, have_micropython
 from meshlink.serialframe import encode
 from pty_bridge import PtyBridge
@@ -30,33 +28,6 @@ from pty_bridge import PtyBridge
 from examples.localbroker import LocalMosquitto, find_mosquitto
 
 pytestmark = pytest.mark.skipif(not have_micropython(), reason="no MicroPython unix port")
-
-
-class MosquittoSub:
-    """`mosquitto_sub -v` in the background; each line is "topic payload"."""
-
-    def __init__(self, broker: LocalMosquitto, topic: str) -> None:
-        args = ["mosquitto_sub", "-h", broker.host, "-p", str(broker.port), "-v", "-q", "1",
-                "-t", topic]
-        if shutil.which("stdbuf"):
-            args = ["stdbuf", "-oL", *args]
-        self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
-        self.lines: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.lines.put(line.rstrip("\n"))
-
-    def next(self, timeout_s: float = DEADLINE_S) -> tuple[str, str]:
-        topic, _, payload = self.lines.get(timeout=timeout_s).partition(" ")
-        return topic, payload
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(DEADLINE_S)
 
 
 def mosquitto_pub(broker: LocalMosquitto, topic: str, *payloads: str) -> None:

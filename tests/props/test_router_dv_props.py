@@ -53,7 +53,7 @@ def test_announcement_invariants(events, slack):
     for kind, peer, arg in events:
         now += 700
         if kind == "routes":
-            r.receive(messages.Routes(routes=[list(x) for x in arg]), peer, now)
+            r.receive(messages.Routes(routes=[list(x) + [""] for x in arg]), peer, now)
         elif kind == "down":
             r.peer_down(peer, now)
         elif kind == "up":

@@ -114,3 +114,15 @@ def test_abandon_reports_everything_pending():
     gone = d.abandon()
     assert sorted(e.origin_id for e in gone) == sorted([m1.message_id, m2.message_id])
     assert d.next_deadline() is None and d.pending_count() == 0
+
+
+def test_cancel_stops_retries_and_ignores_late_ack():
+    d = _delivery()
+    msg = d.message(A, B, b"probe")
+    d.track(msg, 0)
+    assert d.cancel(msg.origin_id)
+    assert not d.cancel(msg.origin_id)
+    assert d.pending_count() == 0
+    assert _drive(d, 60000) == []
+    late = Ack(src=B, dst=A, ack_for=msg.message_id, message_id=d.new_id(), ttl=8, path=[B])
+    assert d.on_ack(late, 500) is None

@@ -292,6 +292,22 @@ def load_config(data_dir: Path, name: str) -> dict[str, Any]:
                           f"`meshlink board add` (or `board bundle`)")
 
 
+def board_io(data_dir: Path, name: str, board_type: str) -> tuple[list[str], list[str]]:
+    """(sensor names, outputs) that a board's bundle declares; outputs are the
+    relay/led handlers it has pins for (the unix port simulates both)."""
+    try:
+        cfg = load_config(data_dir, name)
+    except (ConfigError, ValueError):
+        return [], []
+    sensors = [s["name"] for s in cfg.get("sensors", [])
+               if isinstance(s, dict) and isinstance(s.get("name"), str)]
+    handlers = cfg.get("handlers")
+    if not isinstance(handlers, dict):
+        handlers = {}
+    outputs = [o for o in ("relay", "led") if o in handlers or board_type == "unix"]
+    return sensors, outputs
+
+
 # -- flashing ---------------------------------------------------------------------------
 def flash_plan(bundle: Path) -> list[str]:
     """Top-level entries of the bundle in copy order: config, libraries, main.py last.
@@ -315,7 +331,8 @@ def flash(bundle: Path, port: str, mpremote: str | None = None, progress=print) 
     """
     tool = mpremote or shutil.which("mpremote") or str(Path(sys.executable).parent / "mpremote")
     if not Path(tool).exists() and shutil.which(tool) is None:
-        raise ConfigError("mpremote not found: pip install mpremote")
+        raise ConfigError("mpremote not found: `make setup` installs it (the [flash] extra), "
+                          "or pip install mpremote")
     plan = flash_plan(bundle)
     total_files = sum(1 for _ in bundle.rglob("*") if _.is_file())
     total_bytes = sum(p.stat().st_size for p in bundle.rglob("*") if p.is_file())

@@ -20,6 +20,8 @@ def board_rows(svc: Any, now: int) -> list[dict]:
         row = rec.public()
         row.update({"online": bool(link and link.online(now, svc.cfg.offline_after_ms)),
                     "queued": counts.get(rec.name, 0),
+                    "readings": sorted(svc.latest.get(rec.name, {}).values(),
+                                       key=lambda r: r["sensor"]),
                     "session": None if link is None else {
                         "sid": "%08x" % link.session.sid, "via": link.peer.describe(),
                         "records_in": link.records_in, "rate_limited": link.rate_limited,
@@ -47,6 +49,21 @@ def status(svc: Any, now: int) -> dict:
     }
 
 
+def nodes(svc: Any, node_rows: list[dict]) -> list[dict]:
+    """The node's `nodes` list with this gateway's boards filled in: name,
+    online, latest readings (revoked boards are left out)."""
+    boards = {row["node_id"]: row for row in svc.board_rows() if not row.get("revoked")}
+    out = []
+    for row in node_rows:
+        b = boards.pop(row["node_id"], None)
+        if b is None:
+            out.append(row)
+            continue
+        out.append(dict(row, name=b["name"], role="board", gateway=svc.node.node_id,
+                        online=b["online"], readings=b["readings"]))
+    return out
+
+
 def attach(svc: Any, server: Any) -> None:
     """Register board_list/board_revoke/board_reload and a board-aware status.
 
@@ -59,6 +76,9 @@ def attach(svc: Any, server: Any) -> None:
         out = await node_status(req, w) if node_status else svc.node.status()
         out["gateway"] = svc.status()
         return out
+
+    async def nodes_cmd(req, w):
+        return nodes(svc, svc.node.nodes())
 
     async def board_list(req, w):
         return svc.board_rows()
@@ -74,6 +94,7 @@ def attach(svc: Any, server: Any) -> None:
         return {"boards": len(svc.boards)}
 
     server.register("status", status_cmd)
+    server.register("nodes", nodes_cmd)
     server.register("board_list", board_list)
     server.register("board_revoke", board_revoke)
     server.register("board_reload", board_reload)

@@ -24,6 +24,7 @@ ANNOUNCES_PER_TICK = 100  # boards announced per tick when all are due
 
 ReadingHook = Callable[[BoardRecord, dict], None]
 OnlineHook = Callable[[BoardRecord, bool], None]
+RevokedHook = Callable[[BoardRecord], None]
 
 
 class Announcer:
@@ -80,7 +81,13 @@ class BoardEvents:
     def __init__(self) -> None:
         self.reading_hooks: list[ReadingHook] = []
         self.online_hooks: list[OnlineHook] = []
+        self.revoked_hooks: list[RevokedHook] = []
         self.online: dict[str, BoardRecord] = {}
+
+    def revoked(self, rec: BoardRecord) -> None:
+        """The board was revoked (observers forget it, e.g. its HA entities)."""
+        for hook in self.revoked_hooks:
+            self._call(hook, rec)
 
     def reading(self, rec: BoardRecord, reading: dict) -> None:
         for hook in self.reading_hooks:

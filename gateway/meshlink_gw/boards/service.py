@@ -29,6 +29,7 @@ import logging
 import os
 import socket
 import sqlite3
+import time
 from collections import Counter
 from typing import Any
 
@@ -36,7 +37,7 @@ from meshlink import boardlink
 from meshlink.errors import MeshLinkError
 from meshlink.nodeid import new_message_id
 
-from meshlink_gw.boards import control, records
+from meshlink_gw.boards import bundle, control, records
 from meshlink_gw.boards.events import Announcer, BoardEvents
 from meshlink_gw.boards.links import BoardLinkRunner, ble_runner, serial_runner
 from meshlink_gw.boards.queue import BoardQueue
@@ -46,6 +47,7 @@ from meshlink_gw.boards.sessions import BoardLink, BoardSessions
 from meshlink_gw.boards.tcp import TcpListener
 from meshlink_gw.boards.udp import UdpProtocol, beacon_loop, open_udp
 from meshlink_gw.config import GatewayConfig
+from meshlink_gw.crypto.identity import Identity
 from meshlink_gw.runtime import now_ms
 from meshlink_gw.tasks import TaskSet
 
@@ -90,6 +92,7 @@ class BoardService:
         self.tcp = TcpListener(config, MAX_BOARD_FRAME_BYTES + 64, self.sessions.handle,
                                self.sessions.close_link, self.refuse)
         self.events = BoardEvents()
+        self.latest: dict[str, dict[str, dict]] = {}  # board -> sensor -> its last reading
         self.announcer = Announcer(node, self.boards, lambda: self.cfg.announce_interval_ms,
                                    self.stats, now_ms())
         self.runners: list[BoardLinkRunner] = []
@@ -196,14 +199,22 @@ class BoardService:
         self.by_node_id[rec.node_id] = rec
         self._unknown_ids.pop(rec.board_id, None)
         name = rec.name
-        self.node.serve_id(rec.node_id, lambda msg, hops: self._from_mesh(name, msg, hops))
+        # we hold the board's identity: we sign its messages and delivery proofs
+        self.node.serve_id(rec.node_id, lambda msg, hops: self._from_mesh(name, msg, hops),
+                           Identity.from_pem(rec.identity_pem))
         self.queue.dirty.add(name)
         self.announcer.later(name)
 
     def _forget(self, rec: BoardRecord) -> None:
+        """A revoked board: no longer served, and observers are told."""
         self.node.unserve_id(rec.node_id)
         self.by_node_id.pop(rec.node_id, None)
         self.recent_readings.forget(rec.name)
+        self.events.revoked(rec)
+
+    def board_io(self, rec: BoardRecord) -> tuple[list[str], list[str]]:
+        """(sensor names, outputs) of a board, from its bundle."""
+        return bundle.board_io(self.reg.path.parent, rec.name, rec.board_type)
 
     def _lookup(self, board_id: bytes, now: int) -> BoardRecord | None:
         rec = self.by_board_id.get(board_id)
@@ -280,8 +291,10 @@ class BoardService:
                              "reading %s=%d%s seq %d" % (sensor, value, unit and " m" + unit, seq))
             self.recent_readings.remember(rec.name, key)
             self.stats["readings"] += 1
-            self.events.reading(rec, {"sensor": sensor, "value_milli": value, "unit": unit,
-                                      "seq": seq})
+            reading = {"sensor": sensor, "value_milli": value, "unit": unit, "seq": seq}
+            stamped = dict(reading, unix_ms=int(time.time() * 1000))
+            self.latest.setdefault(rec.name, {})[sensor] = stamped
+            self.events.reading(rec, reading)
         else:
             self.stats["readings_repeated"] += 1
         self.sessions.send(link, {"t": "got", "seq": seq, "to": to}, now)

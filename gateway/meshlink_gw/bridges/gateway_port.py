@@ -93,8 +93,22 @@ def attach(bridge: MqttBridge, node: Any, service: Any) -> None:
             return  # our own board's reading: published by publish_reading already
         bridge.publish_message(rec.src, rec.dst, rec.data, rec.origin_id, "mesh")
 
+    def revoked(rec: Any) -> None:
+        sensors, outputs = service.board_io(rec)
+        bridge.forget_node(rec.node_id, sensors + outputs)
+
+    def announce_outputs(rec: Any) -> None:
+        bridge.announce_outputs(rec.node_id, rec.name, service.board_io(rec)[1])
+
+    name = node.config.name or f"MeshLink gateway {node.node_id[:8]}"
+    bridge.announce_gateway(name)
+    for rec in service.boards.values():
+        if not rec.revoked:
+            announce_outputs(rec)
     service.events.reading_hooks.append(reading)
     service.events.online_hooks.append(online)
+    service.events.online_hooks.append(lambda rec, up: announce_outputs(rec) if up else None)
+    service.events.revoked_hooks.append(revoked)
     node.add_deliver_hook(delivered)
     service.status_extras["mqtt"] = lambda: {
         "broker": f"{bridge.config.host}:{bridge.config.effective_port}",

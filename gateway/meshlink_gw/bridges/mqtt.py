@@ -17,7 +17,7 @@ import collections
 import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -30,7 +30,15 @@ from ..transports.base import supervise
 from .mqtt_outbox import Outbox, RateLimiter
 from .mqtt_session import InboundMessage, MqttSession
 from .mqtt_store import OutboxStore
-from .mqtt_topics import BROADCAST_TARGET, Topics, ha_sensor_config
+from .mqtt_topics import (
+    BROADCAST_TARGET,
+    OUTPUTS,
+    Topics,
+    ha_device_id,
+    ha_gateway_config,
+    ha_sensor_config,
+    ha_switch_config,
+)
 
 log = logging.getLogger("meshlink.mqtt")
 
@@ -189,6 +197,41 @@ class MqttBridge:
             self._discovered.add((node_id, sensor))
             config = ha_sensor_config(self.topics, node_id, board_name, sensor, body)
             self._set_retained(self.topics.ha_config_topic(node_id, sensor), config)
+
+    def announce_gateway(self, name: str) -> None:
+        """Announce the gateway itself as a Home Assistant device (the device
+        every board's via_device names)."""
+        if self.config.ha_discovery:
+            gw = self.mesh.gateway_node_id
+            self._set_retained(self.topics.ha_config_topic(gw, "status", "binary_sensor"),
+                               ha_gateway_config(self.topics, name))
+
+    def announce_outputs(self, node_id: str, board_name: str, outputs: list[str]) -> None:
+        """Home Assistant switches for a board's outputs (relay, led): ON/OFF are
+        commands on our downlink topic, so allow_targets decides as for any."""
+        if not self.config.ha_discovery:
+            return
+        for output in outputs:
+            if output in OUTPUTS:  # by name: allow_targets usually lists board names
+                command = self.topics.command(board_name, "homeassistant")
+                self._set_retained(self.topics.ha_config_topic(node_id, output, "switch"),
+                                   ha_switch_config(self.topics, node_id, board_name, output,
+                                                    command))
+
+    def forget_node(self, node_id: str, entities: Iterable[str] = ()) -> None:
+        """A board was revoked: publish its discovery configs empty (retained),
+        which makes Home Assistant remove its entities: those published by this
+        run, and its known sensors and outputs (entities) from earlier runs."""
+        if not self.config.ha_discovery:
+            return
+        marker = f"/{ha_device_id(node_id)}/"
+        topics = {t for t in self._retained if marker in t and t.endswith("/config")}
+        for name in entities:
+            component = "switch" if name in OUTPUTS else "sensor"
+            topics.add(self.topics.ha_config_topic(node_id, name, component))
+        for topic in sorted(topics):
+            self._set_retained(topic, b"")
+        self._discovered = {d for d in self._discovered if d[0] != node_id}
 
     def publish_message(self, src_node_id: str, dst_node_id: str | None, data: bytes,
                         message_id: str, origin: str) -> None:

@@ -146,6 +146,18 @@ def _progress(i: int, n: int, what: str) -> None:
         print(f"  {n} file(s) in the bundle", flush=True)
 
 
+def _require_wifi(args: argparse.Namespace) -> None:
+    """A real board reaching its gateway over UDP or TCP joins a WiFi network:
+    without its name the board could never connect (the unix port uses the
+    host's network; serial and BLE boards need none)."""
+    transport = args.transport or board_bundle.board_definition(args.board).get(
+        "defaults", {}).get("transport", "udp")
+    if args.board != "unix" and transport in ("udp", "tcp") and args.wifi_ssid is None:
+        raise ConfigError(f"--board {args.board} over {transport} needs --wifi-ssid SSID and "
+                          "--wifi-password PASSWORD: the board joins that WiFi network to "
+                          "reach its gateway (or use --transport serial or ble)")
+
+
 def cmd_board_add(args: argparse.Namespace) -> int:
     from meshlink_gw.crypto.identity import Identity
 
@@ -154,6 +166,7 @@ def cmd_board_add(args: argparse.Namespace) -> int:
         raise ConfigError(f"--board: expected one of {', '.join(BOARD_TYPES)}")
     if (args.wifi_password is not None) and args.wifi_ssid is None:
         raise ConfigError("--wifi-password needs --wifi-ssid")
+    _require_wifi(args)
     registry = BoardRegistry(ddir)
     try:
         if registry.get(args.name) is not None:

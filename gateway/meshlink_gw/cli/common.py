@@ -40,6 +40,10 @@ def node_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--peer", action="append", default=[], metavar="HOST:PORT",
                    help="static peer to keep a link to (repeatable)")
     p.add_argument("--config", type=Path, help="TOML config file ([node] table)")
+    p.add_argument("--name", help="this node's name, announced to the mesh (1-32 of "
+                   "letters, digits, '.', '_', '-')")
+    p.add_argument("--dashboard", metavar="HOST:PORT", help="serve the dashboard and "
+                   "/metrics here (off by default; use 127.0.0.1:PORT)")
     p.add_argument("--router", help="routing strategy: meshlink (default), seed, flood")
     p.add_argument("--discovery", action="store_true", default=None,
                    help="find peers on the LAN by UDP broadcast beacons")
@@ -61,7 +65,9 @@ def node_config_from_args(args: argparse.Namespace, file: Config | None = None) 
     overrides = {"data_dir": args.data_dir, "listen": args.listen,
                  "peers": args.peer or None, "router": args.router,
                  "discovery": args.discovery, "network_key": args.network_key,
-                 "routing_log": args.routing_log, "event_loop": args.event_loop}
+                 "routing_log": args.routing_log, "event_loop": args.event_loop,
+                 "name": getattr(args, "name", None),
+                 "dashboard": getattr(args, "dashboard", None)}
     cfg = override(file.node, overrides)
     if args.peer:
         cfg = dataclasses.replace(cfg, peers=file.node.peers + cfg.peers)

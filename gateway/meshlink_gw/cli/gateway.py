@@ -21,6 +21,7 @@ from meshlink.errors import ConfigError
 from meshlink_gw.boards.registry import BoardRegistry
 from meshlink_gw.boards.service import BoardService
 from meshlink_gw.cli.common import node_args, node_config_from_args, run_loop
+from meshlink_gw.cli.web import start_dashboard
 from meshlink_gw.config import GatewayConfig, MqttConfig, NodeConfig, load_config, override
 from meshlink_gw.crypto.identity import Identity
 from meshlink_gw.node import Node, control
@@ -68,6 +69,7 @@ async def run_gateway(node_cfg: NodeConfig, gw_cfg: GatewayConfig,
     control socket) until stop or a signal."""
     ident = Identity.load_or_create(node_cfg.data_dir)
     node = Node(node_cfg, ident)
+    node.role = "gateway"
     registry = BoardRegistry(node_cfg.data_dir)
     service = BoardService(node, gw_cfg, registry)
     ctl = control.ControlServer(node_cfg.control_socket())
@@ -77,23 +79,27 @@ async def run_gateway(node_cfg: NodeConfig, gw_cfg: GatewayConfig,
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    bridge = None
+    bridge = web = None
     try:
         await node.start()
         await service.start()
         if gw_cfg.mqtt is not None:
             bridge = await _start_mqtt_bridge(gw_cfg.mqtt, node, service)
+        web = await start_dashboard(node, service)
         await ctl.start()
         st = service.status()
         print(json.dumps({"event": "started", "node_id": node.node_id,
                           "listen": "%s:%d" % node.listen_addr, "board_udp": st["udp"],
                           "board_tcp": st["tcp"], "boards": st["boards"],
                           "links": [link["link"] for link in st["links"]],
-                          "mqtt": st.get("mqtt", {}).get("broker")}), flush=True)
+                          "mqtt": st.get("mqtt", {}).get("broker"),
+                          "dashboard": web.url if web else None}), flush=True)
         await stop.wait()
     finally:
         log.info("stopping")
         await ctl.close()
+        if web is not None:
+            await web.close()
         if bridge is not None:
             await bridge.stop()  # "offline" on the gateway's status topic
         await service.stop()

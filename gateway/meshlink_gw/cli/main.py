@@ -22,6 +22,7 @@ running it says which module failed to import and why.
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
 import os
 import shlex
@@ -32,6 +33,7 @@ from typing import Any
 
 from meshlink.errors import ConfigError, MeshLinkError
 
+from meshlink_gw.cli import mesh as mesh_cmds
 from meshlink_gw.cli import node as node_cmds
 from meshlink_gw.cli.common import setup_logging
 
@@ -93,9 +95,33 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--version", action="version", version=f"{PROG} {version()}")
     sub = ap.add_subparsers(dest="command", required=True)
     node_cmds.add_parser(sub)
+    mesh_cmds.add_parser(sub)
     for module in OPTIONAL:
         module.add_parser(sub)
     return ap
+
+
+# errno -> what to do about it (appended to the system's own message)
+_OS_HINTS = {
+    errno.EADDRINUSE: "another program (or another meshlink) has that port: stop it, or "
+                      "choose another port (port 0 picks a free one)",
+    errno.EADDRNOTAVAIL: "no interface of this machine has that address: use 127.0.0.1, "
+                         "0.0.0.0 or one of this machine's addresses",
+    errno.EACCES: "permission denied: run as a user who may use it (ports below 1024 need "
+                  "root), or choose another path or port",
+    errno.EPERM: "operation not permitted: run as a user who may do it",
+    errno.ENOTDIR: "a path component is a file, not a directory: check --data-dir",
+    errno.ENOENT: "no such file or directory: check the path",
+    errno.ENOSPC: "the disk is full",
+    errno.EROFS: "the file system is read-only: choose another --data-dir",
+}
+
+
+def os_error_text(e: OSError) -> str:
+    """One line for an OSError: what failed, and what to do about it."""
+    text = str(e) if e.args else type(e).__name__
+    hint = _OS_HINTS.get(e.errno or 0)
+    return f"{text} ({hint})" if hint else text
 
 
 def _error(message: str) -> None:
@@ -133,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         return 141
     except OSError as e:
         log.debug("%s %s failed", PROG, shlex.join(argv), exc_info=True)
-        _error(str(e))
+        _error(os_error_text(e))
         return 1
 
 

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from meshlink.errors import ConfigError
-from meshlink.nodeid import is_id
 
 from meshlink_gw.cli.common import (
     data_dir,
@@ -59,15 +58,22 @@ async def run_until_signal(node: Any, ctl: control.ControlServer) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    await node.start()
-    await ctl.start()
-    print(json.dumps({"event": "started", "node_id": node.node_id,
-                      "listen": "%s:%d" % node.listen_addr}), flush=True)
+    from meshlink_gw.cli.web import start_dashboard
+
+    web = None
     try:
+        await node.start()
+        web = await start_dashboard(node)
+        await ctl.start()
+        print(json.dumps({"event": "started", "node_id": node.node_id,
+                          "listen": "%s:%d" % node.listen_addr,
+                          "dashboard": web.url if web else None}), flush=True)
         await stop.wait()
     finally:
         log.info("stopping")
         await ctl.close()
+        if web is not None:
+            await web.close()
         await node.stop()
 
 
@@ -82,7 +88,8 @@ def cmd_status(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(st))
         return 0
-    print(f"node     {st['node_id']}\nlisten   {st['listen']}\nrouter   {st['router']}")
+    print(f"node     {st['node_id']}" + (f" ({st['name']})" if st.get("name") else ""))
+    print(f"listen   {st['listen']}\nrouter   {st['router']}")
     print(f"peers    {len(st['peers'])}")
     for p in st["peers"]:
         rtt = "-" if p["rtt_ms"] is None else f"{p['rtt_ms']:.2f} ms"
@@ -92,11 +99,12 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 
 def cmd_send(args: argparse.Namespace) -> int:
-    if not args.broadcast and not is_id(args.to):
-        raise ConfigError(f"--to {args.to!r} is not a valid node ID (a node ID is 36 "
-                          "characters of lowercase hex in UUID form, as `meshlink status` "
-                          "prints it)")
-    req = {"cmd": "send", "to": None if args.broadcast else args.to, "text": args.text}
+    from meshlink_gw.cli.mesh import resolve
+
+    # a name or prefix becomes the one node ID it names; an unknown node fails
+    # here at once instead of after the delivery timeout
+    to = None if args.broadcast else resolve(args, args.to, "--to")
+    req = {"cmd": "send", "to": to, "text": args.text}
     res = asyncio.run(control.request(data_dir(args) / "control.sock", req, timeout_s=None))
     if args.json:
         print(json.dumps(res))
@@ -224,7 +232,7 @@ def add_parser(sub: Any) -> None:
     p = sub.add_parser("send", help="send a directed or broadcast message")
     data_dir_arg(p)
     g = p.add_mutually_exclusive_group(required=True)
-    g.add_argument("--to", metavar="NODE_ID")
+    g.add_argument("--to", metavar="NODE", help="node ID, unique ID prefix or name")
     g.add_argument("--broadcast", action="store_true")
     p.add_argument("text")
     p.add_argument("--json", action="store_true")

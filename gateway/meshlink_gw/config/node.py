@@ -12,10 +12,13 @@ import pathlib
 from typing import ClassVar
 
 from meshlink.errors import ConfigError
+from meshlink.nodeid import NAME_MAX, is_name
 
 from meshlink_gw.config.schema import (
     HOSTPORT,
     HOSTPORT_LIST,
+    HOSTPORT_OR_OFF,
+    OPTIONAL_STR,
     PATH,
     Kind,
     flag,
@@ -53,6 +56,18 @@ def _network_key(value: object, loc: str) -> bytes:
 NETWORK_KEY = Kind("64 hex characters (32 bytes)", _network_key)
 
 
+def _node_name(value: object, loc: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{loc}: expected a string, got {value!r}")
+    if value and not is_name(value):
+        raise ConfigError(f"{loc}: expected 1-{NAME_MAX} letters, digits, '.', '_' or '-' "
+                          f"starting with a letter or digit, got {value!r}")
+    return value
+
+
+NODE_NAME = Kind(f"a name of 1-{NAME_MAX} letters, digits, '.', '_', '-'", _node_name)
+
+
 def _strategies() -> list[str]:
     from meshlink.router import STRATEGIES
 
@@ -76,6 +91,16 @@ class NodeConfig:
         (), "static peers to keep a link to", kind=HOSTPORT_LIST)
     network_key: bytes | None = setting(
         None, "optional 32-byte network PSK (admission), as hex", kind=NETWORK_KEY)
+    name: str = setting("", "this node's name, announced to the mesh (empty: none)",
+                        kind=NODE_NAME)
+    name_interval_ms: int = integer(60_000, "re-announce our name this often (and on a new link)",
+                                    ge=100)
+    dashboard: tuple[str, int] | None = setting(
+        None, "HOST:PORT of the dashboard and /metrics, or off (the default)",
+        kind=HOSTPORT_OR_OFF)
+    dashboard_token: str | None = setting(
+        None, "token the dashboard requires (default: a fresh random one, printed at start)",
+        kind=OPTIONAL_STR)
     router: str = text("meshlink", "routing strategy by name: meshlink, seed, flood",
                        choices=_strategies)
     event_loop: str = text("asyncio", "or uvloop (faster I/O, optional dependency)",

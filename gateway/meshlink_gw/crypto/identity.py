@@ -60,6 +60,15 @@ class Identity:
         return cls(Ed25519PrivateKey.from_private_bytes(bytes(seed)))
 
     @classmethod
+    def from_pem(cls, pem: bytes) -> Identity:
+        """The identity in an unencrypted PKCS#8 PEM (a board's, from the registry).
+
+        Raises:
+            ConfigError: not an unencrypted Ed25519 PEM key.
+        """
+        return cls(_parse_private_pem(pem, Path("<pem>")))
+
+    @classmethod
     def load(cls, data_dir: Path) -> Identity:
         """Load the identity stored in data_dir.
 

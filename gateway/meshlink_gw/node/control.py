@@ -58,9 +58,16 @@ class ControlServer:
             result = await handler(req, writer)
             if result is not None:
                 writer.write(_line({"ok": True, "result": result}))
-        except (ValueError, MeshLinkError) as e:
-            writer.write(_line({"ok": False, "error": f"{type(e).__name__}: {e}"}))
+        except MeshLinkError as e:  # its text is the message for the user
+            writer.write(_line({"ok": False, "error": str(e)}))
+        except ValueError as e:
+            writer.write(_line({"ok": False, "error": f"bad request: {e}"}))
         except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        except asyncio.CancelledError:
+            # the node is stopping with a client attached (`recv --follow`): end
+            # quietly; Python 3.11's stream callback logs a cancelled handler's
+            # CancelledError with a traceback
             pass
         finally:
             with contextlib.suppress(OSError):
@@ -91,8 +98,13 @@ async def stream(path: Path, req: dict, timeout_s: float | None = None) -> Async
     """Send one command and yield each result line (for follow-style commands)."""
     try:
         reader, writer = await asyncio.open_unix_connection(str(path), limit=MAX_REQUEST_BYTES)
-    except (FileNotFoundError, ConnectionRefusedError):
-        raise TransportError(f"no node is running with control socket {path}")
+    except (FileNotFoundError, ConnectionRefusedError, NotADirectoryError):
+        raise TransportError(f"no node is running with control socket {path} (start one "
+                             "with `meshlink node` or `meshlink gateway`, or give the "
+                             "--data-dir it runs with)")
+    except PermissionError:
+        raise TransportError(f"cannot open the control socket {path}: permission denied "
+                             "(run as the user the node runs as)")
     try:
         writer.write(_line(req))
         await writer.drain()
@@ -109,10 +121,23 @@ async def stream(path: Path, req: dict, timeout_s: float | None = None) -> Async
 
 
 def attach_node_commands(server: ControlServer, node) -> None:
-    """Register status, send and recv for a Node."""
+    """Register status, nodes, resolve, probe, send and recv for a Node."""
 
     async def status(req: dict, w: asyncio.StreamWriter) -> Any:
         return node.status()
+
+    async def nodes(req: dict, w: asyncio.StreamWriter) -> Any:
+        return node.nodes()
+
+    async def resolve(req: dict, w: asyncio.StreamWriter) -> Any:
+        return {"node_id": await node.resolve_reachable(str(req.get("node", "")))}
+
+    async def probe(req: dict, w: asyncio.StreamWriter) -> Any:
+        timeout_s = req.get("timeout_s", 5.0)
+        if type(timeout_s) not in (int, float) or not 0 < timeout_s <= 600:
+            raise LocalProtocolError("timeout_s must be a number in (0, 600]")
+        node_id = await node.resolve_reachable(str(req.get("to", "")), float(timeout_s))
+        return await node.probe(node_id, bool(req.get("trace")), float(timeout_s))
 
     async def send(req: dict, w: asyncio.StreamWriter) -> Any:
         data = bytes.fromhex(req["data_hex"]) if "data_hex" in req else \
@@ -140,5 +165,8 @@ def attach_node_commands(server: ControlServer, node) -> None:
             await changed.wait()
 
     server.register("status", status)
+    server.register("nodes", nodes)
+    server.register("resolve", resolve)
+    server.register("probe", probe)
     server.register("send", send)
     server.register("recv", recv)

@@ -11,6 +11,7 @@ at most that peer's link, never the process.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import os
 import random
@@ -20,17 +21,28 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from meshlink import messages
+from meshlink.auth import Auth
 from meshlink.delivery import Delivered, Delivery, Expired, Retry
-from meshlink.errors import MeshLinkError, ProtocolError, StoreError, TransportError
-from meshlink.nodeid import new_message_id
+from meshlink.errors import (
+    LocalProtocolError,
+    MeshLinkError,
+    ProtocolError,
+    StoreError,
+    TransportError,
+)
+from meshlink.nodeid import is_id, new_message_id
 from meshlink.router import Router
 
-from meshlink_gw.announce import is_announce
+from meshlink_gw.announce import node_announce_data, parse_board_announce, parse_node_announce
 from meshlink_gw.config import NodeConfig
+from meshlink_gw.crypto.identity import verify
+from meshlink_gw.node import view
+from meshlink_gw.node.directory import Directory
 from meshlink_gw.node.discovery import Discovery
 from meshlink_gw.node.link import LinkParams
 from meshlink_gw.node.peers import LinkEvents, PeerTable
 from meshlink_gw.node.store import Inbox, Received
+from meshlink_gw.probes import parse_probe, parse_trace, probe_data, trace_data
 from meshlink_gw.routing_log import RoutingLog
 from meshlink_gw.runtime import now_ms
 from meshlink_gw.tasks import TaskSet
@@ -38,6 +50,8 @@ from meshlink_gw.tasks import TaskSet
 log = logging.getLogger("meshlink.node")
 
 STORE_LOG_INTERVAL_MS = 10_000  # a full disk is logged at most this often
+RECENT_MESSAGES = 50  # routed messages kept for the dashboard's message flow
+PROBE_TIMEOUT_S = 5.0  # how long a node ID nobody knows gets to answer before "unknown"
 
 
 def hops_travelled(msg) -> int:
@@ -68,23 +82,29 @@ class Node:
         self.identity = identity
         self.node_id: str = identity.node_id
         self.local_ids: set[str] = {self.node_id}
+        # end-to-end proofs (docs/PROTOCOL.md §11): we sign as ourselves and
+        # as our served IDs; destinations, origins and announcement receivers
+        # verify, relays do not
+        self.auth = Auth(verify)
+        self.auth.add_signer(self.node_id, identity.public_bytes, identity.sign)
         self.routing_log = RoutingLog(config.routing_log) if config.routing_log else None
         # wall-clock seconds start the announcement sequence numbers, so a
         # restarted node's announcements outrank those it made before
-        options = {"announce_seq0": int(time.time())} if config.router == "meshlink" else None
+        options = ({"announce_seq0": int(time.time()), "announce_auth": self.auth}
+                   if config.router == "meshlink" else None)
         self.router = Router(self.node_id, config.router, rng=random.Random(),
                              default_ttl=config.default_ttl, options=options,
                              log=self.routing_log.write if self.routing_log else None)
         self.delivery = Delivery(_new_id, retry_interval_ms=config.retry_interval_ms,
                                  delivery_timeout_ms=config.delivery_timeout_ms,
                                  max_pending=config.max_pending_sends,
-                                 default_ttl=config.default_ttl)
+                                 default_ttl=config.default_ttl, auth=self.auth)
         config.data_dir.mkdir(parents=True, exist_ok=True)
         self.inbox = Inbox(config.data_dir / "meshlink.db", config.inbox_max_messages)
         params = LinkParams(identity, config.listen[1], config.network_key,
                             config.max_frame_bytes, config.handshake_timeout_ms)
         events = LinkEvents(on_message=self.on_message,
-                            on_peer_up=self._after(self.router.peer_up),
+                            on_peer_up=self._after(self._peer_up),
                             on_peer_down=self._after(self.router.peer_down),
                             on_rtt=self._after(self.router.record_rtt),
                             on_ping_lost=self._after(self.router.record_ping_lost))
@@ -95,9 +115,14 @@ class Node:
         self.deliver_hooks: list[Callable[[Received], None]] = []
         self.served: dict[str, Callable[[messages.MeshMessage, int], bool]] = {}
         self.counters = {"relayed": 0, "delivered": 0, "duplicates": 0, "announces": 0,
-                         "store_refused": 0}
+                         "probes_answered": 0, "forged_messages": 0, "store_refused": 0}
         self._refused_logged_ms = -STORE_LOG_INTERVAL_MS  # the first refusal is logged
         self._refused_since_log = 0
+        self.role = "node"  # what our name announcement says we are (a gateway sets it)
+        self.directory = Directory()
+        self.recent: collections.deque[dict] = collections.deque(maxlen=RECENT_MESSAGES)
+        self._traces: dict[str, asyncio.Future] = {}  # probe nonce -> trace reply path
+        self._name_due: asyncio.TimerHandle | None = None
         self._server: asyncio.AbstractServer | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_due: int | None = None
@@ -128,6 +153,8 @@ class Node:
         self._arm_timer()
         if self.config.discovery:
             await self._start_discovery()
+        if self.config.name:
+            self.spawn(self._name_loop(), "name announcements")
 
     async def _start_discovery(self) -> None:
         cfg = self.config
@@ -153,6 +180,8 @@ class Node:
             self.discovery.close()
         if self._timer is not None:
             self._timer.cancel()
+        if self._name_due is not None:
+            self._name_due.cancel()
         await self.peers.close_all("shutdown")
         await self.tasks.close()
         for gone in self.delivery.abandon():
@@ -194,20 +223,32 @@ class Node:
     def _on_routed(self, peer_id: str, msg) -> None:
         now = now_ms()
         d = self.router.receive(msg, peer_id, now)
+        if msg.TYPE == "mesh" and msg.dst is None and (d.forward or d.deliver) \
+                and not self._authentic(peer_id, msg):
+            return  # a forged broadcast goes no further (every receiver checks it anyway)
         if d.forward:
             self.counters["relayed"] += 1
             self.dispatch(d.forward)
+        path = tuple(msg.path) + (self.node_id,)
+        self.directory.heard(msg.src, hops_travelled(msg), now, path)
+        self.recent.append({"unix_ms": int(time.time() * 1000), "type": msg.TYPE,
+                            "src": msg.src, "dst": msg.dst, "path": list(path),
+                            "relayed": bool(d.forward), "delivered": bool(d.deliver)})
         if not d.deliver:
             return
         if msg.TYPE == "ack":
             if msg.dst in self.local_ids:
                 self._on_ack(msg, now)
             return
+        if msg.dst is not None and not self._authentic(peer_id, msg):
+            return  # checked here, at its destination, never by relays
+        if msg.dst is not None and msg.dst in self.local_ids and self._answer_probe(msg):
+            return
         if msg.dst in self.served:
             # every arrival: the board queue deduplicates durably and re-acks
             self._to_served(msg, hops_travelled(msg))
             return
-        if msg.dst is None and is_announce(msg.src, None, msg.data):
+        if msg.dst is None and self._on_announce(msg):
             self.counters["announces"] += 1  # routed and relayed; not a user message
             return
         if msg.dst is None or msg.dst == self.node_id:
@@ -220,6 +261,50 @@ class Node:
                 self.counters["duplicates"] += 1
             if msg.dst is not None:
                 self.send_ack_for(msg)  # every arrival: our earlier Ack may be lost
+
+    def _on_announce(self, msg: messages.MeshMessage) -> bool:
+        """Record a node or board announcement; False if msg is neither."""
+        node = parse_node_announce(msg.src, msg.dst, msg.data)
+        if node is not None:
+            known = self.directory.known.get(msg.src)
+            if known is None or not known.name:
+                self._name_soon()  # a newcomer learns our name without waiting a period
+            self.directory.named(msg.src, node["name"], node["role"])
+            return True
+        board = parse_board_announce(msg.src, msg.dst, msg.data)
+        if board is not None:
+            self.directory.board(msg.src, board["name"], board["gateway"])
+            return True
+        return False
+
+    def _answer_probe(self, msg: messages.MeshMessage) -> bool:
+        """Ack a probe (and answer a trace) for us or a served ID without
+        storing it; a trace reply resolves its waiting probe. False: neither."""
+        probe = parse_probe(msg.data)
+        if probe is not None:
+            self.counters["probes_answered"] += 1
+            self.send_ack_for(msg)
+            if probe["trace"] and msg.dst is not None:
+                path = list(msg.path) + [msg.dst]
+                self.originate(msg.src, trace_data(probe["nonce"], path), src=msg.dst)
+            return True
+        reply = parse_trace(msg.data)
+        if reply is None:
+            return False
+        self.send_ack_for(msg)
+        fut = self._traces.get(reply["nonce"])
+        if fut is not None and not fut.done():
+            fut.set_result(reply["path"])
+        return True
+
+    def _authentic(self, peer_id: str, msg: messages.MeshMessage) -> bool:
+        """True if msg's origin signed it; else count it and log one line."""
+        if self.delivery.authentic(msg):
+            return True
+        self.counters["forged_messages"] += 1
+        log.warning("dropped a mesh message not signed by its origin: from=%s to=%s id=%s "
+                    "via peer=%s", msg.src, msg.dst or "*", msg.message_id, peer_id)
+        return False
 
     def dispatch(self, forward: list) -> None:
         """Send each (peer_id, message) of a routing decision; encode each message once."""
@@ -288,18 +373,23 @@ class Node:
         """Neighbours with a live link."""
         return len(self.peers.links)
 
-    def serve_id(self, node_id: str,
-                 handler: Callable[[messages.MeshMessage, int], bool]) -> None:
+    def serve_id(self, node_id: str, handler: Callable[[messages.MeshMessage, int], bool],
+                 identity=None) -> None:
         """Act for another node ID (a board): its directed messages go to handler,
         from the mesh or from this node (originate), and originate() may send
         from it (the router's served IDs).
 
         handler(msg, hops) returns True if the message is delivered (ack now);
         False means the caller acks later with send_ack_for() once it is.
+        identity (the served ID's, held by us) signs its messages, Acks and
+        announcements; without it nothing can be sent as node_id.
 
         Raises:
-            LocalProtocolError: our own node ID, or the router's max_served reached.
+            LocalProtocolError: our own node ID, the router's max_served
+                reached, or an identity that is not node_id's.
         """
+        if identity is not None:
+            self.auth.add_signer(node_id, identity.public_bytes, identity.sign)
         self.router.serve(node_id)
         self.local_ids.add(node_id)
         self.served[node_id] = handler
@@ -308,11 +398,14 @@ class Node:
         if node_id == self.node_id:
             return
         self.router.unserve(node_id)
+        self.auth.remove_signer(node_id)
         self.served.pop(node_id, None)
         self.local_ids.discard(node_id)
 
     def _to_served(self, msg: messages.MeshMessage, hops: int) -> None:
         """Hand a directed message to its served ID's handler (it acks when delivered)."""
+        if self._answer_probe(msg):  # the gateway answers probes for its boards
+            return
         handler = self.served.get(msg.dst or "")
         if handler is not None and handler(msg, hops):
             self.send_ack_for(msg)
@@ -329,8 +422,13 @@ class Node:
         self._arm_timer()
 
     def _on_ack(self, ack: messages.Ack, now: int) -> None:
-        self.router.on_ack(ack, now)
+        forged = self.delivery.forged_acks
         done = self.delivery.on_ack(ack, now)
+        if self.delivery.forged_acks != forged:
+            log.warning("dropped an ack that is no delivery proof: from=%s for=%s",
+                        ack.src, ack.ack_for)
+            return  # credits no route: a next hop that yields no proofs is dropped
+        self.router.on_ack(ack, now)
         if done is not None:
             self._resolve(done.origin_id, SendResult(done.origin_id, True, done.rtt_ms,
                                                      done.attempts))
@@ -350,7 +448,8 @@ class Node:
             StoreError: a message to this node itself that the inbox refused.
         """
         now = now_ms()
-        msg = self.delivery.message(src or self.node_id, dst, data)
+        # to our own inbox (a board's reading, say) nothing leaves: no signature
+        msg = self.delivery.message(src or self.node_id, dst, data, sign=dst != self.node_id)
         mid = msg.message_id
         if dst == self.node_id:
             if not self._deliver(msg.src, dst, mid, mid, data, 0):
@@ -381,6 +480,106 @@ class Node:
         if fut is None:
             return SendResult(msg.message_id, True, None, 1, "broadcast (no ack)")
         return await fut
+
+    async def probe(self, dst: str, trace: bool = False, timeout_s: float = 5.0) -> dict:
+        """Send one probe to dst and wait for its Ack (and, with trace, the path).
+
+        Returns {"ok", "rtt_ms", "attempts", "path", "reason"}; a probe that gets
+        no answer within timeout_s is no longer retried.
+        Raises:
+            LocalProtocolError: invalid destination, too many pending sends.
+        """
+        if dst in self.local_ids:
+            return {"ok": True, "rtt_ms": 0, "attempts": 1, "path": [dst], "reason": ""}
+        nonce = os.urandom(8).hex()
+        loop = asyncio.get_running_loop()
+        tfut: asyncio.Future | None = None
+        if trace:
+            tfut = self._traces[nonce] = loop.create_future()
+        msg, fut = self.originate(dst, probe_data(nonce, trace))
+        assert fut is not None  # directed
+        deadline = loop.time() + timeout_s
+        try:
+            res = await asyncio.wait_for(asyncio.shield(fut), timeout_s)
+            path = None
+            if tfut is not None:
+                path = await asyncio.wait_for(tfut, max(0.0, deadline - loop.time()))
+        except TimeoutError:
+            self.delivery.cancel(msg.origin_id)
+            self._futures.pop(msg.origin_id, None)
+            return {"ok": False, "rtt_ms": None, "attempts": None, "path": None,
+                    "reason": f"no answer within {timeout_s:g} s"}
+        finally:
+            self._traces.pop(nonce, None)
+        if res.delivered:
+            self.directory.probed(dst, res.rtt_ms)
+        return {"ok": res.delivered, "rtt_ms": res.rtt_ms, "attempts": res.attempts,
+                "path": path, "reason": res.reason}
+
+    # -- names -------------------------------------------------------------
+    def _peer_up(self, peer_id: str, now: int) -> None:
+        self.router.peer_up(peer_id, now)
+        self._name_soon()
+
+    def _name_soon(self) -> None:
+        """Announce our name in half a second (batches a burst of new peers and
+        newcomers into one announcement; a newcomer answering a newcomer ends
+        there, as each already knows the other's name)."""
+        if self.config.name and self._name_due is None and not self.stopping:
+            self._name_due = asyncio.get_running_loop().call_later(0.5, self.announce_name)
+
+    def announce_name(self) -> None:
+        """Broadcast our name announcement (docs/PROTOCOL.md §12)."""
+        self._name_due = None
+        if not self.config.name or self.stopping or not self.peers.links:
+            return
+        data = node_announce_data(self.config.name, self.role, self.node_id)
+        self.dispatch(self.router.originate(self.delivery.message(self.node_id, None, data),
+                                            now_ms()).forward)
+        self._arm_timer()
+
+    async def _name_loop(self) -> None:
+        while not self.stopping:
+            await asyncio.sleep(self.config.name_interval_ms / 1000)
+            self.announce_name()
+
+    def nodes(self) -> list[dict]:
+        """Every node we know of (`meshlink nodes`): see node/view.py."""
+        return view.nodes(self)
+
+    def links_view(self) -> list[dict]:
+        """The mesh's links as this node sees them (the dashboard): node/view.py."""
+        return view.links(self)
+
+    def resolve(self, text: str) -> str:
+        """The node ID that text (an ID, a name or a unique ID prefix) names.
+
+        Raises:
+            LocalProtocolError: unknown or ambiguous.
+        """
+        return self.directory.resolve(text, {n["node_id"]: n["name"] for n in self.nodes()})
+
+    async def resolve_reachable(self, text: str, probe_timeout_s: float = PROBE_TIMEOUT_S
+                                ) -> str:
+        """resolve(text); a well-formed node ID we know nothing of yet (no route,
+        never heard from: routing may not have converged, or the strategy has no
+        announcements) is probed once instead, so that an unknown node fails in
+        probe_timeout_s with a clear message rather than after delivery_timeout_ms.
+
+        Raises:
+            LocalProtocolError: unknown (and, for an ID, unanswered) or ambiguous.
+        """
+        try:
+            return self.resolve(text)
+        except LocalProtocolError:
+            if not is_id(text.strip()):
+                raise
+        node_id = text.strip()
+        if (await self.probe(node_id, False, probe_timeout_s))["ok"]:
+            return node_id
+        raise LocalProtocolError(f"unknown node {node_id}: no route to it, never heard from, "
+                                 f"and no answer to a probe within {probe_timeout_s:g} s (is it "
+                                 "running and connected? see `meshlink nodes`)")
 
     # -- timers: sleep until the router's or delivery's next deadline ----
     def _after(self, router_call: Callable[..., object]) -> Callable[..., None]:
@@ -429,13 +628,17 @@ class Node:
     @property
     def stats(self) -> dict[str, int]:
         """A snapshot of the node's and its links' counters."""
+        dv = getattr(self.router.strategy, "dv", None)
         return dict(self.counters, handshakes_failed=self.peers.stats["handshakes_failed"],
-                    records_rejected=self.peers.records_rejected())
+                    records_rejected=self.peers.records_rejected(),
+                    forged_acks=self.delivery.forged_acks,
+                    forged_routes=dv.forged if dv is not None else 0)
 
     def status(self) -> dict:
         scores = {p["peer_id"]: p for p in self.router.peers()}
         return {
             "node_id": self.node_id,
+            "name": self.config.name,
             "listen": f"{self.listen_addr[0]}:{self.listen_addr[1]}",
             "router": self.config.router,
             "routing": self.router.status(),

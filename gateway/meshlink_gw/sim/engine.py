@@ -45,8 +45,15 @@ INF = float("inf")
 GE = (0.01, 0.1, 0.01, 0.5)
 # Rough wire sizes in bytes (canonical JSON + 4-byte frame + AEAD tag) for the
 # overhead estimate.
-SZ_MESH, SZ_ACK, SZ_PER_HOP, SZ_IDS, SZ_PRUNE, SZ_PROBE = 190, 230, 39, 60, 45, 90
-SZ_ROUTE = 54  # one [dst, seq, hops] entry of a Routes message
+# The simulator signs nothing (Ed25519 for every message of a 1000-node run
+# would dominate its run time) but counts the bytes of the end-to-end proofs
+# (docs/PROTOCOL.md §11): the origin's key and signature on every mesh message
+# and Ack, the destination's proof on every announcement entry.
+SZ_SIG = 150  # ,"key":"<44 base64>","sig":"<88 base64>"
+SZ_PROOF = 131  # ,"<128 base64 of key || signature>"
+SZ_MESH, SZ_ACK, SZ_PER_HOP, SZ_IDS, SZ_PRUNE, SZ_PROBE = (
+    190 + SZ_SIG, 230 + SZ_SIG, 39, 60, 45, 90)
+SZ_ROUTE = 54 + SZ_PROOF  # one [dst, seq, hops, proof] entry of a Routes message
 
 
 def _uuid(i, salt):
