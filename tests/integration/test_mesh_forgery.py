@@ -114,7 +114,8 @@ def test_forged_delivery_proofs_refused(spawn, tmp_path):
 
     async def main() -> None:
         ins = await _insider_of(v)
-        sending = asyncio.create_task(asyncio.to_thread(_send, v, "--to", absent, "to D"))
+        sending = asyncio.create_task(asyncio.to_thread(v.cli, "send", "--json", "--to", absent,
+                                                        "to D"))
         attempt = await ins.wait_for(lambda x: x.TYPE == "mesh" and x.dst == absent)
         # an Ack "from D" carrying the insider's own key and a signature of it
         as_d = messages.Ack(src=absent, dst=v.node_id, ack_for=attempt.message_id,
@@ -126,8 +127,10 @@ def test_forged_delivery_proofs_refused(spawn, tmp_path):
             message_id=new_id(), ttl=8, path=[]))
         ins.send(as_d)
         ins.send(as_me)
-        rc, res = await sending
-        assert rc != 0 and res["delivered"] is False, res
+        # D is unknown, so `send` probes it first (docs/PROTOCOL.md §12.2) and
+        # the forged Acks answer that probe: it must still fail as unanswered
+        out = await sending
+        assert out.returncode != 0 and "unknown node" in out.stderr, out
         assert _stat(v, "forged_acks") >= 2
         # honest delivery still works, proven by M
         rc, res = await asyncio.to_thread(_send, v, "--to", m.node_id, "to M")

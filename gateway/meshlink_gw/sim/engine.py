@@ -90,7 +90,8 @@ class Sim:
         self.upv: list[set[int]] = [set() for _ in range(n)]
         self.lossrun: list[dict[int, int]] = [dict() for _ in range(n)]
         self.busy = [0.0] * n
-        self.tdue: list = [None] * n
+        self.tdue: list = [None] * n  # each node's armed deadline (one timer, as a node's)
+        self.ttok = [0] * n  # ... and its token: an event of an older arming is stale
         self.heap: list = []
         self.seq = 0
         self.now = 0.0
@@ -308,7 +309,9 @@ class Sim:
             cur = self.tdue[u]
             if cur is None or nd < cur:
                 self.tdue[u] = nd
-                self._push(nd if nd > self.now else self.now, EV_TIMER, u, self.gen[u], nd)
+                self.ttok[u] += 1
+                self._push(nd if nd > self.now else self.now, EV_TIMER, u, self.gen[u],
+                           self.ttok[u])
 
     # -- node life -----------------------------------------------------------
     def kill(self, v, now):
@@ -488,8 +491,8 @@ class Sim:
                     self._delivered(a, c, r, now)
                 self.arm_timer(a)
             elif kind == EV_TIMER:
-                if b != self.gen[a] or self.tdue[a] != c:
-                    continue
+                if b != self.gen[a] or self.ttok[a] != c:
+                    continue  # re-armed since, or the node restarted
                 self.tdue[a] = None
                 r = routers[a]
                 rd = r.next_deadline()

@@ -96,12 +96,25 @@ def run_jobs(jobs: list, workers: int = 2, progress: bool = True, stream=None) -
     ctx = mp.get_context("fork" if hasattr(os, "fork") else "spawn")
     # Ctrl-C reaches the whole process group: only this process handles it
     # (the pool is terminated on the way out), so no worker prints a traceback.
-    with ctx.Pool(workers, initializer=_ignore_sigint) as pool:
+    # It is held back while the pool starts: an interrupt inside Pool() would
+    # leave no pool object to terminate.
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        pool = ctx.Pool(workers, initializer=_ignore_sigint)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    try:
         it = pool.imap_unordered(_indexed, [(i, jobs[i]) for i in order])
         for i, r in it:
             results[i] = r
             bar.step(f"{r['scenario']} {r['strategy']} s{r['seed']}",
                      r["summary"]["events"])
+        pool.close()
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
     return results
 
 
