@@ -10,7 +10,7 @@ PYTHON_BOOT ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 	&& { echo $$p; break; }; done)
 
-.PHONY: setup test test-py test-mpy lint fuzz bench demo sim flash clean vectors
+.PHONY: setup test test-py test-mpy lint fuzz bench soak demo sim flash clean vectors
 
 setup: $(VENV)/.setup-done
 
@@ -54,6 +54,11 @@ lint: setup
 # bench/ and examples/ are not installed: run from the repository root.
 bench: setup
 	$(PY) -m bench
+
+# Long run under load (not in `make test`): make soak SOAK_MIN=5 (default 30 minutes)
+SOAK_MIN ?= 30
+soak: setup
+	$(PY) -m bench.soak --minutes $(SOAK_MIN)
 
 demo: setup
 	$(PY) -m examples.demo

@@ -19,6 +19,18 @@ def now_ms() -> int:
     return time.monotonic_ns() // 1_000_000
 
 
+_WALL0_MS = time.time_ns() // 1_000_000  # the wall clock, read once per process
+_MONO0_MS = now_ms()
+
+
+def steady_unix_ms() -> int:
+    """Unix milliseconds that cannot jump: the wall clock read once at process
+    start, advanced by the monotonic clock. A wall-clock step while running
+    (NTP fixing a bad RTC, an operator) neither ages nor expires anything; a
+    step while the process was stopped is trusted at its next start."""
+    return _WALL0_MS + now_ms() - _MONO0_MS
+
+
 class Backoff:
     """Exponential backoff with jitter: each delay is drawn from [d/2, d].
 

@@ -125,7 +125,8 @@ def test_a_closed_stdout_ends_quietly(tmp_path):
                   f"{i:08x}-0000-4000-8000-000000000000", b"x" * 100, 1)
     inbox.close()
     proc = subprocess.Popen([sys.executable, "-m", "meshlink_gw.cli", "recv", "--data-dir",
-                             str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             str(tmp_path), "--limit", "3000"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
     assert proc.stdout is not None and proc.stderr is not None
     first = proc.stdout.readline()
     proc.stdout.close()

@@ -29,6 +29,7 @@ from meshlink.errors import (
     MeshLinkError,
     ReplayError,
     SessionExpiredError,
+    StoreError,
     VersionError,
 )
 
@@ -341,6 +342,8 @@ class BoardSessions:
             self._on_record(link, plaintext, now)
         except (DecodeError, LocalProtocolError, KeyError, TypeError, ValueError) as e:
             self.refuse("bad_payload", f"{type(e).__name__}: {e}", link.board.name, peer)
+        except StoreError:  # a full disk (the node logged it): not confirmed, the board resends
+            self.stats["storage_errors"] += 1
 
     def _record_without_session(self, sid: int, peer, now: int) -> None:
         ho = self.half_open.get(sid)
@@ -358,6 +361,12 @@ class BoardSessions:
         else:
             self.refuse("unknown_session", "record for unknown session %08x (gateway "
                         "restarted?)" % sid, peer=peer)
+        if dead is None or dead[1] != "revoked":
+            # tell the board at once (PROTOCOL.md section 6.4: STALE), instead
+            # of letting it send into a dead session until its link timeout;
+            # 5 bytes back for >= 29 in: no amplification
+            self.stats["stale_sent"] += 1
+            peer.send(boardlink.encode_stale(sid))
 
     def _open(self, link: BoardLink, data: bytes, peer, now: int) -> bytes | None:
         """Verify and decrypt a record; None (refused) if it does not verify."""

@@ -18,6 +18,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, Protocol
 
 from meshlink.errors import MeshLinkError
@@ -28,6 +29,7 @@ from meshlink_gw.runtime import now_ms
 from ..transports.base import supervise
 from .mqtt_outbox import Outbox, RateLimiter
 from .mqtt_session import InboundMessage, MqttSession
+from .mqtt_store import OutboxStore
 from .mqtt_topics import (
     BROADCAST_TARGET,
     OUTPUTS,
@@ -45,6 +47,7 @@ OFFLINE = b"offline"
 MAX_REMEMBERED_IDS = 4096  # message ids we injected, to refuse echoes
 STOP_PUBACK_WAIT_S = 2.0
 UNBOUND_SOURCE = "unbound"  # the one rate-limit source of commands whose <source> is not ACL-bound
+DROP_LOG_INTERVAL_MS = 10_000  # a full outbox is logged at most this often
 
 
 class MeshPort(Protocol):
@@ -77,12 +80,15 @@ class MqttBridge:
         loop: event loop (default: the running one at start()).
         clock: wall clock for reading timestamps (seconds).
         session_factory: builds one MqttSession per connection (tests).
+        outbox_path: keep the outbox in this SQLite file across restarts
+            (None: in memory only). Raises ConfigError if it is corrupt.
     """
 
     def __init__(self, config: MqttConfig, mesh: MeshPort,
                  loop: asyncio.AbstractEventLoop | None = None, *,
                  clock: Callable[[], float] = time.time,
-                 session_factory: Callable[..., MqttSession] = MqttSession) -> None:
+                 session_factory: Callable[..., MqttSession] = MqttSession,
+                 outbox_path: Path | None = None) -> None:
         self.config = config
         self.mesh = mesh
         self.stats = _stats()
@@ -91,7 +97,12 @@ class MqttBridge:
         self._loop = loop
         self._clock = clock
         self._session_factory = session_factory
-        self._outbox = Outbox(config.outbox_max)
+        self._outbox = Outbox(config.outbox_max, config.outbox_max_bytes,
+                              OutboxStore(outbox_path) if outbox_path else None)
+        if len(self._outbox):
+            log.info("event=mqtt_outbox_loaded entries=%d", len(self._outbox))
+        self._dropped_logged_ms = -DROP_LOG_INTERVAL_MS
+        self._dropped_since_log = 0
         self._retained: dict[str, bytes] = {}  # republished on every connect
         self._discovered: set[tuple[str, str]] = set()
         self._injected: collections.OrderedDict[str, None] = collections.OrderedDict()
@@ -132,6 +143,8 @@ class MqttBridge:
         self._stop.set()
         task, self._task = self._task, None
         await task
+        if self._outbox.store is not None:
+            self._outbox.store.close()
 
     @property
     def connected(self) -> bool:
@@ -250,8 +263,19 @@ class MqttBridge:
         dropped = self._outbox.append(topic, payload, self.config.qos)
         if dropped:
             self.stats["dropped_outbox"] += dropped
+            self._log_dropped(dropped)
         self._pump()
         self._touch()
+
+    def _log_dropped(self, n: int) -> None:
+        """The outbox was full: the oldest went. One line per interval, with the count."""
+        self._dropped_since_log += n
+        now = now_ms()
+        if now - self._dropped_logged_ms >= DROP_LOG_INTERVAL_MS:
+            log.warning("event=mqtt_outbox_full dropped_oldest=%d total_dropped=%d",
+                        self._dropped_since_log, self.stats["dropped_outbox"])
+            self._dropped_logged_ms = now
+            self._dropped_since_log = 0
 
     def _set_retained(self, topic: str, payload: bytes) -> None:
         if self._retained.get(topic) == payload:

@@ -56,6 +56,8 @@ class MqttConfig:
     qos: int = integer(1, "uplink readings and messages", choices=(0, 1))
     outbox_max: int = integer(1000, "queued uplink messages kept while the broker is away",
                               ge=1, le=1_000_000)
+    outbox_max_bytes: int = integer(4_194_304, "payload bytes the outbox keeps (on disk "
+                                    "at the gateway); the oldest go first", ge=1024)
     max_inflight: int = integer(32, "uplink QoS-1 publishes awaiting PUBACK at once",
                                 ge=1, le=1000)
     reconnect_initial_ms: int = integer(500, "first reconnect delay", ge=1)

@@ -15,6 +15,7 @@ import collections
 import logging
 import os
 import random
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +23,13 @@ from dataclasses import dataclass
 from meshlink import messages
 from meshlink.auth import Auth
 from meshlink.delivery import Delivered, Delivery, Expired, Retry
-from meshlink.errors import LocalProtocolError, MeshLinkError, ProtocolError, TransportError
+from meshlink.errors import (
+    LocalProtocolError,
+    MeshLinkError,
+    ProtocolError,
+    StoreError,
+    TransportError,
+)
 from meshlink.nodeid import is_id, new_message_id
 from meshlink.router import Router
 
@@ -44,6 +51,7 @@ from meshlink_gw.tasks import TaskSet
 
 log = logging.getLogger("meshlink.node")
 
+STORE_LOG_INTERVAL_MS = 10_000  # a full disk is logged at most this often
 RECENT_MESSAGES = 50  # routed messages kept for the dashboard's message flow
 PROBE_TIMEOUT_S = 5.0  # how long a node ID nobody knows gets to answer before "unknown"
 
@@ -120,7 +128,9 @@ class Node:
         self.deliver_hooks: list[Callable[[Received], None]] = []
         self.served: dict[str, Callable[[messages.MeshMessage, int], bool]] = {}
         self.counters = {"relayed": 0, "delivered": 0, "duplicates": 0, "announces": 0,
-                         "probes_answered": 0, "forged_messages": 0}
+                         "probes_answered": 0, "forged_messages": 0, "store_refused": 0}
+        self._refused_logged_ms = -STORE_LOG_INTERVAL_MS  # the first refusal is logged
+        self._refused_since_log = 0
         self.role = "node"  # what our name announcement says we are (a gateway sets it)
         self.directory = Directory()
         self.recent: collections.deque[dict] = collections.deque(maxlen=RECENT_MESSAGES)
@@ -151,6 +161,7 @@ class Node:
                  self.config.router)
         for addr in self.config.peers:
             self.peers.dial_forever(addr, getattr(addr, "node_id", None))
+        self.peers.dial_known()  # neighbours from the last run: heal at once
         self.peers.start()
         self._arm_timer()
         if self.config.discovery:
@@ -255,8 +266,10 @@ class Node:
             return
         if msg.dst is None or msg.dst == self.node_id:
             if self.delivery.first_arrival(msg, now):
-                self._deliver(msg.src, msg.dst, msg.message_id, msg.origin_id, msg.data,
-                              hops_travelled(msg))
+                if not self._deliver(msg.src, msg.dst, msg.message_id, msg.origin_id,
+                                     msg.data, hops_travelled(msg)):
+                    self.delivery.forget_arrival(msg)  # not kept: no Ack, the sender retries
+                    return
             else:
                 self.counters["duplicates"] += 1
             if msg.dst is not None:
@@ -326,11 +339,17 @@ class Node:
 
     # -- delivery --------------------------------------------------------
     def _deliver(self, src: str, dst: str | None, message_id: str, origin_id: str | None,
-                 data: bytes, hops: int) -> None:
-        rec = self.inbox.add(src, dst, message_id, origin_id or message_id, data, hops)
+                 data: bytes, hops: int) -> bool:
+        """Store a message for this node's application; False if the store
+        refused it (a full disk: logged once per interval, nothing acked)."""
+        try:
+            rec = self.inbox.add(src, dst, message_id, origin_id or message_id, data, hops)
+        except sqlite3.Error as e:
+            self._store_refused(e)
+            return False
         if rec is None:  # the inbox remembers across restarts what delivery forgot
             self.counters["duplicates"] += 1
-            return
+            return True
         self.counters["delivered"] += 1
         log.info("received from=%s to=%s id=%s hops=%d bytes=%d", src, dst or "*",
                  rec.origin_id, hops, len(data))
@@ -341,6 +360,19 @@ class Node:
                 hook(rec)
             except MeshLinkError as e:
                 log.warning("deliver hook failed: %s", e)
+        return True
+
+    def _store_refused(self, e: sqlite3.Error) -> None:
+        """Count a message the inbox could not keep; one log line per interval."""
+        self.counters["store_refused"] += 1
+        self._refused_since_log += 1
+        now = now_ms()
+        if now - self._refused_logged_ms >= STORE_LOG_INTERVAL_MS:
+            log.error("inbox %s refused %d message(s) (%s); not acknowledged, so their "
+                      "senders retry; links and relaying go on", self.inbox.path,
+                      self._refused_since_log, e)
+            self._refused_logged_ms = now
+            self._refused_since_log = 0
 
     def add_deliver_hook(self, hook: Callable[[Received], None]) -> None:
         """Call hook(record) for every message stored in this node's inbox."""
@@ -426,13 +458,15 @@ class Node:
         Raises:
             LocalProtocolError: invalid destination, payload too large, or too
                 many directed messages awaiting acknowledgement.
+            StoreError: a message to this node itself that the inbox refused.
         """
         now = now_ms()
         # to our own inbox (a board's reading, say) nothing leaves: no signature
         msg = self.delivery.message(src or self.node_id, dst, data, sign=dst != self.node_id)
         mid = msg.message_id
         if dst == self.node_id:
-            self._deliver(msg.src, dst, mid, mid, data, 0)
+            if not self._deliver(msg.src, dst, mid, mid, data, 0):
+                raise StoreError(f"inbox {self.inbox.path} refused the message (disk full?)")
             fut = asyncio.get_running_loop().create_future()
             fut.set_result(SendResult(mid, True, 0))
             return msg, fut

@@ -25,6 +25,7 @@ from meshlink.errors import ProtocolError, TransportError
 
 from meshlink_gw.config import NodeConfig
 from meshlink_gw.node.admission import Admission
+from meshlink_gw.node.known_peers import KnownPeers
 from meshlink_gw.node.link import LinkParams, PeerConnection
 from meshlink_gw.node.pins import PinStore
 from meshlink_gw.runtime import Backoff, now_ms
@@ -99,6 +100,7 @@ class PeerTable:
         self._dialing: set[tuple[str, int]] = set()
         self._lost: dict[tuple[str, int], asyncio.Event] = {}
         self._rekeying: set[str] = set()  # peers with a rekey dial in progress
+        self.known = KnownPeers(config.data_dir)
 
     def get(self, peer_id: str) -> PeerConnection | None:
         return self.links.get(peer_id)
@@ -215,6 +217,10 @@ class PeerTable:
             self.state[peer] = _PeerState()
             self.events.on_peer_up(peer, now_ms())
             self._heartbeat(peer, conn, now_ms())  # first RTT sample right away
+            addr = conn.dial_addr or ((conn.remote_addr[0], conn.peer_listen_port)
+                                      if conn.peer_listen_port else None)
+            if addr is not None:
+                self.known.remember(peer, addr)
         log.info("peer up %s at %s:%d (%s)", peer, *conn.remote_addr,
                  "outbound" if conn.outbound else "inbound")
         return None
@@ -275,6 +281,14 @@ class PeerTable:
                 self._lost[addr].set()
 
     # -- dialing with backoff ------------------------------------------------
+    def dial_known(self) -> None:
+        """Dial once, at once, every neighbour known from an earlier run that
+        no dialer covers: after a restart they are re-linked without waiting
+        for their own reconnect backoff."""
+        for node_id, addr in list(self.known.addrs.items()):
+            if node_id not in self.links and addr not in self._dialing:
+                self.tasks.spawn(self.connect(addr, node_id), f"redial-{addr[0]}:{addr[1]}")
+
     def dial_forever(self, addr: tuple[str, int], expected_node_id: str | None = None) -> None:
         """Keep a link to a static peer at addr up: redial with exponential
         backoff and jitter, for as long as the node runs."""
