@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -19,6 +20,8 @@ from meshlink_gw.node.store import Inbox
 
 NODE_A = "0a1b2c3d-0000-4000-8000-000000000001"
 NODE_B = "0a1b2c3d-0000-4000-8000-000000000002"
+
+LOG_LINE = re.compile(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ [A-Z]+ ")
 
 
 def _mid(i: int) -> str:
@@ -53,7 +56,9 @@ def _corrupt_a_page(db: Path) -> None:
 
 def _one_line_exit_2(res: subprocess.CompletedProcess, db: Path) -> None:
     assert res.returncode == 2, res
-    lines = res.stderr.strip().splitlines()
+    # the node's ordinary log lines before the failure (timestamped) aside,
+    # the failure is one line naming the store
+    lines = [ln for ln in res.stderr.strip().splitlines() if not LOG_LINE.match(ln)]
     assert len(lines) == 1 and "Traceback" not in res.stderr, res.stderr
     assert str(db) in lines[0]
 

@@ -147,12 +147,21 @@ def cmd_recv(args: argparse.Namespace) -> int:
         return 0
 
     async def follow() -> None:
+        # asyncio.run's own Ctrl-C handling is in place now: let one through
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
         req = {"cmd": "recv", "follow": True, "after": after}
         async for item in control.stream(ddir / "control.sock", req):
             if args.source is None or item["from"] == args.source:
                 _print_received(item, args.json)
 
-    asyncio.run(follow())
+    # A Ctrl-C while asyncio.run builds its loop would leave a half-made loop
+    # that complains at exit: hold it until the loop runs (then it is a
+    # clean KeyboardInterrupt, exit 130)
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        asyncio.run(follow())
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     return 0
 
 

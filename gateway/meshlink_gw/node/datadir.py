@@ -33,22 +33,27 @@ def secure_data_dir(data_dir: Path) -> None:
         raise ConfigError(f"cannot create identity in {data_dir}: Not a directory")
     try:
         data_dir.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
-        _tighten(data_dir, DIR_MODE)
+        changed = _tighten(data_dir, DIR_MODE)
         for root, dirs, files in os.walk(data_dir):
             for name in dirs:
-                _tighten(Path(root) / name, DIR_MODE)
+                changed += _tighten(Path(root) / name, DIR_MODE)
             for name in files:
-                _tighten(Path(root) / name, FILE_MODE)
+                changed += _tighten(Path(root) / name, FILE_MODE)
     except OSError as e:
         raise ConfigError(f"cannot secure data directory {data_dir}: {e.strerror or e}")
+    if changed:  # one line, not one per file: an old data dir can hold many
+        log.info("%s: made %d path(s) private (directories %o, files %o)", data_dir,
+                 changed, DIR_MODE, FILE_MODE)
 
 
-def _tighten(path: Path, mode: int) -> None:
+def _tighten(path: Path, mode: int) -> int:
+    """chmod path to mode unless it is a symlink or already so; 1 if it changed."""
     st = os.lstat(path)
     if stat.S_ISLNK(st.st_mode) or stat.S_IMODE(st.st_mode) == mode:
-        return
+        return 0
     os.chmod(path, mode)
-    log.info("%s: mode %o -> %o", path, stat.S_IMODE(st.st_mode), mode)
+    log.debug("%s: mode %o -> %o", path, stat.S_IMODE(st.st_mode), mode)
+    return 1
 
 
 class DataDirLock:
