@@ -26,7 +26,7 @@ from meshlink_gw.crypto.seal import (
 )
 
 KEYS_REQUEST = b"\x00meshlink/1 keys?"  # a directed message asking for the destination's record
-KEYS_REPLY = b"\x00meshlink/1 keys\x00"  # followed by the 1,424-byte record
+KEYS_REPLY = b"\x00meshlink/1 keys\x00"  # followed by the 1,336-byte record
 RECORDS_MAX = 4096  # checked records kept (oldest dropped first)
 
 
