@@ -141,6 +141,24 @@ def test_node_state_refuses_a_record_from_someone_else():
     assert e2e.counters["records_refused"] == 1
 
 
+def test_rotation_keeps_the_previous_record_only():
+    be, a, b, _ = _pair()
+    dest, orig = EndToEnd(be), EndToEnd(be)
+    dest.add_identity(b.node_id, b.public_bytes, b.sign, 1)
+    raw1 = dest.record_of(b.node_id)
+    assert orig.learn(b.node_id, raw1 or b"")
+    first = orig.seal(a.node_id, b.node_id, b"under record 1", 0)
+    dest.rotate(2)
+    assert dest.record_of(b.node_id) != raw1
+    assert dest.open(a.node_id, b.node_id, first[0], 0) == b"under record 1"  # type: ignore
+    orig.forget(b.node_id)
+    orig.learn(b.node_id, raw1 or b"")  # an origin still on record 1, after two rotations
+    late = orig.seal(a.node_id, b.node_id, b"too late", 0)
+    dest.rotate(3)
+    with pytest.raises(AuthError):  # record 1's private keys are gone
+        dest.open(a.node_id, b.node_id, late[0], 0)  # type: ignore
+
+
 def _vector_case(v: dict, backend) -> tuple[KeyPair, bytes, bytes]:
     b = Identity.from_seed(bytes.fromhex(v["dst_ed25519_seed"]))
     kp = KeyPair(backend, bytes.fromhex(v["dst_x25519_private"]),

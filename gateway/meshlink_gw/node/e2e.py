@@ -28,6 +28,7 @@ from meshlink_gw.crypto.seal import (
 KEYS_REQUEST = b"\x00meshlink/1 keys?"  # a directed message asking for the destination's record
 KEYS_REPLY = b"\x00meshlink/1 keys\x00"  # followed by the 1,336-byte record
 RECORDS_MAX = 4096  # checked records kept (oldest dropped first)
+ROTATE_AFTER_S = 6 * 3600  # a new record this often; the previous one still opens until the next
 
 
 def is_sealed(data: bytes) -> bool:
@@ -52,6 +53,7 @@ class EndToEnd:
         self.backend = backend or get_backend()
         self.random = random
         self._pairs: dict[str, KeyPair] = {}  # our node IDs -> current key pair
+        self._signers: dict[str, tuple[bytes, Callable[[bytes], bytes]]] = {}
         self._openers: dict[str, PairOpener] = {}
         self.records: dict[str, KeyRecord] = {}  # checked records of others
         self._senders: dict[tuple[str, str], PairSender] = {}
@@ -65,11 +67,24 @@ class EndToEnd:
         pair = new_key_pair(self.backend, node_id, issued_s, self.random)
         pair.sign(public_key, sign)
         self._pairs[node_id] = pair
+        self._signers[node_id] = (public_key, sign)
         self._openers[node_id] = PairOpener(self.backend, {issued_s: pair})
+
+    def rotate(self, issued_s: int) -> None:
+        """A new record for each of our IDs; the one before stays openable (for
+        origins that have not fetched the new one yet), older ones are erased:
+        a later memory theft opens nothing set up to them (forward secrecy)."""
+        for node_id, (public_key, sign) in self._signers.items():
+            old = self._pairs[node_id]
+            pair = new_key_pair(self.backend, node_id, issued_s, self.random)
+            pair.sign(public_key, sign)
+            self._pairs[node_id] = pair
+            self._openers[node_id].keys = {old.record.issued_s: old, issued_s: pair}
 
     def remove_identity(self, node_id: str) -> None:
         self._pairs.pop(node_id, None)
         self._openers.pop(node_id, None)
+        self._signers.pop(node_id, None)
 
     def record_of(self, node_id: str) -> bytes | None:
         pair = self._pairs.get(node_id)

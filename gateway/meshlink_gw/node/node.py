@@ -39,7 +39,14 @@ from meshlink_gw.crypto.identity import verify
 from meshlink_gw.node import view
 from meshlink_gw.node.directory import Directory
 from meshlink_gw.node.discovery import Discovery
-from meshlink_gw.node.e2e import KEYS_REPLY, KEYS_REQUEST, EndToEnd, is_sealed, keys_record
+from meshlink_gw.node.e2e import (
+    KEYS_REPLY,
+    KEYS_REQUEST,
+    ROTATE_AFTER_S,
+    EndToEnd,
+    is_sealed,
+    keys_record,
+)
 from meshlink_gw.node.link import LinkParams
 from meshlink_gw.node.peers import LinkEvents, PeerTable
 from meshlink_gw.node.store import Inbox, Received
@@ -167,6 +174,7 @@ class Node:
             await self._start_discovery()
         if self.config.name:
             self.spawn(self._name_loop(), "name announcements")
+        self.spawn(self._rotate_loop(), "end-to-end record rotation")
 
     async def _start_discovery(self) -> None:
         cfg = self.config
@@ -608,6 +616,12 @@ class Node:
         self.dispatch(self.router.originate(self.delivery.message(self.node_id, None, data),
                                             now_ms()).forward)
         self._arm_timer()
+
+    async def _rotate_loop(self) -> None:
+        """Publish new end-to-end records every ROTATE_AFTER_S (§13.7)."""
+        while not self.stopping:
+            await asyncio.sleep(ROTATE_AFTER_S)
+            self.e2e.rotate(int(time.time()))
 
     async def _name_loop(self) -> None:
         while not self.stopping:
