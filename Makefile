@@ -10,7 +10,7 @@ PYTHON_BOOT ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 	command -v $$p >/dev/null && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
 	&& { echo $$p; break; }; done)
 
-.PHONY: setup test test-py test-mpy lint bench demo sim flash clean vectors
+.PHONY: setup test test-py test-mpy lint fuzz bench soak demo sim flash clean vectors
 
 setup: $(VENV)/.setup-done
 
@@ -38,6 +38,12 @@ test-py: setup
 test-mpy: setup
 	$(PY) tools/run_mpy_tests.py --heap $(MPY_CORE_HEAP)
 
+# Every decoder a remote party reaches, 16 000 inputs each (13 decoders: over
+# 200 000 in total); `make test` runs the same properties at 300 inputs each.
+FUZZ_EXAMPLES ?= 16000
+fuzz: setup
+	MESHLINK_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(PY) -m pytest -q tests/fuzz --timeout=1800 --hypothesis-show-statistics
+
 lint: setup
 	$(VENV)/bin/ruff check shared gateway firmware tests tools boards bench examples
 	@# gateway/ (CPython) with the [tool.mypy] settings in pyproject.toml
@@ -48,6 +54,11 @@ lint: setup
 # bench/ and examples/ are not installed: run from the repository root.
 bench: setup
 	$(PY) -m bench
+
+# Long run under load (not in `make test`): make soak SOAK_MIN=5 (default 30 minutes)
+SOAK_MIN ?= 30
+soak: setup
+	$(PY) -m bench.soak --minutes $(SOAK_MIN)
 
 demo: setup
 	$(PY) -m examples.demo

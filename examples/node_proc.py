@@ -103,7 +103,7 @@ class NodeProcess:
         raise TransportError(f"message {message_id} did not reach {self.node_id}")
 
     def received(self) -> list[dict[str, Any]]:
-        out = self.cli("recv", "--json")
+        out = self.cli("recv", "--json", "--limit", "1000000")  # all, oldest first
         return [json.loads(line) for line in out.stdout.splitlines() if line.strip()]
 
     def stop(self, timeout_s: float = 10.0) -> int | None:

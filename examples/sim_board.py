@@ -38,6 +38,8 @@ class SimBoard:
         self.client: boardlink.BoardClient | None = None
         self.inbox: asyncio.Queue = asyncio.Queue()
         self.raw_out: list[bytes] = []  # every datagram/frame sent (for replay tests)
+        self.confirmed: list[tuple] = []  # (seq, to) of each "got" from the gateway
+        self.stale = 0  # STALE replies received
         self._send_raw: Callable[[bytes], None] | None = None
         self._challenge: asyncio.Future | None = None
         self._tcp: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
@@ -135,11 +137,17 @@ class SimBoard:
                 except MeshLinkError:
                     pass
             return
+        if t == boardlink.T_STALE:
+            self.stale += 1  # the gateway lost our session (a real board re-handshakes)
+            return
         if t != boardlink.T_RECORD or self.client is None:
             return
         try:
             obj = cjson.loads(self.client.open(data, now_ms()))
         except MeshLinkError:
+            return
+        if obj.get("t") == "got":  # a reading confirmed: kept apart from the inbox
+            self.confirmed.append((obj.get("seq"), obj.get("to")))
             return
         self.inbox.put_nowait(obj)
 
@@ -201,7 +209,7 @@ class SharedUdp:
 
     def _dispatch(self, data: bytes) -> None:
         t = data[0] if data else 0
-        if t == boardlink.T_RECORD or t == boardlink.T_CHALLENGE:
+        if t in (boardlink.T_RECORD, boardlink.T_CHALLENGE, boardlink.T_STALE):
             try:
                 sid = int.from_bytes(data[1:5], "big")
             except (IndexError, ValueError):

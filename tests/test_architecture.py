@@ -17,6 +17,7 @@ CORE = ROOT / "shared" / "meshlink"
 # (docs/ARCHITECTURE.md, "Import rules"). Any part may import meshlink.
 ALLOWED = {
     "runtime": set(),
+    "storecheck": set(),
     "tasks": set(),
     "announce": set(),
     "probes": set(),
@@ -26,12 +27,14 @@ ALLOWED = {
     "crypto": set(),
     "sim": set(),
     "transports": {"runtime", "tasks"},
-    "node": {"announce", "config", "crypto", "probes", "routing_log", "runtime", "tasks"},
-    "bridges": {"announce", "config", "runtime", "tasks", "transports"},
-    "boards": {"announce", "bridges", "config", "crypto", "runtime", "tasks", "transports"},
+    "node": {"announce", "config", "crypto", "probes", "routing_log", "runtime", "storecheck",
+             "tasks"},
+    "bridges": {"announce", "config", "runtime", "storecheck", "tasks", "transports"},
+    "boards": {"announce", "bridges", "config", "crypto", "runtime", "storecheck", "tasks",
+               "transports"},
     "web": set(),
     "cli": {"announce", "boards", "bridges", "config", "crypto", "node", "probes",
-            "routing_log", "runtime", "sim", "tasks", "transports", "web"},
+            "routing_log", "runtime", "sim", "storecheck", "tasks", "transports", "web"},
 }
 # The core runs on MicroPython: no I/O, clock, randomness or tasks, only these.
 CORE_STDLIB = {"binascii", "gc", "hashlib", "heapq", "json", "micropython", "re", "struct",

@@ -348,7 +348,18 @@ def gen_session() -> dict:
         "b2g_after": {"seq": 81, "plaintext": hx(b2g_pts[81]), "record": hx(b2g[81])},
         "g2b_after": {"seq": 3, "plaintext": hx(g2b_pts[3]), "record": hx(g2b[3])},
         "handshake_negative": handshake_negatives(hs),
+        "stale": stale_vector(),
     }
+
+
+def stale_vector() -> dict:
+    """STALE (gateway -> board: no session with this sid), from the byte table."""
+    stale = bytes([0x05]) + SID.to_bytes(4, "big")
+    return {"sid": SID, "data": hx(stale), "negative": [
+        {"name": "truncated", "data": hx(stale[:4]), "error": "DecodeError"},
+        {"name": "too long", "data": hx(stale + b"\x00"), "error": "DecodeError"},
+        {"name": "unknown type 0x06", "data": hx(b"\x06" + stale[1:]), "error": "DecodeError"},
+    ]}
 
 
 def self_test_session(v: dict) -> None:

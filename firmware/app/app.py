@@ -39,7 +39,9 @@ class App:
         counter_path = platform.data_path(cfg.base_dir, cfg.boot_counter_file)
         self.boot_ctr = platform.bump_boot_counter(counter_path)
         self.watchdog = None
-        self.outbox = []  # reading records waiting for the link
+        self.outbox = []  # reading records until the gateway confirms them ("got")
+        self.sent = 0  # outbox[:sent] went out in this session, not yet confirmed
+        self._head_at_ping = None  # outbox[0] at the last ping
         self.seq = 0  # reading seq, +1 per reading, from 1 at every boot
         self.ping_seq = 0
         self.dropped_readings = 0
@@ -111,6 +113,7 @@ class App:
         self.last_rx_ms = self.clock.now_ms()
         rx = asyncio.create_task(self._rx_loop(bl))
         next_ping_ms = self.clock.now_ms()  # first ping at once: proves the session
+        self.sent = 0  # a new session sends every unconfirmed reading again
         try:
             while True:
                 if self._rx_error is not None:
@@ -121,10 +124,14 @@ class App:
                 if now - self.last_rx_ms >= cfg.link_timeout_ms:
                     raise TransportError("no record from the gateway in %d ms" % (
                         cfg.link_timeout_ms))
-                while self.outbox:
-                    await bl.send(self.outbox[0])
-                    self.outbox.pop(0)
+                while self.sent < len(self.outbox):
+                    self.sent += 1  # before the await: a "got" may arrive meanwhile
+                    await bl.send(self.outbox[self.sent - 1])
                 if now >= next_ping_ms:
+                    head = self.outbox[0] if self.outbox else None
+                    if head is not None and head is self._head_at_ping:
+                        self.sent = 0  # unconfirmed for a whole ping interval: send again
+                    self._head_at_ping = head
                     self.ping_seq += 1
                     await bl.send({"t": "ping", "seq": self.ping_seq})
                     next_ping_ms = now + cfg.ping_interval_ms
@@ -156,6 +163,9 @@ class App:
         t = obj.get("t")
         if t == "pong":
             return
+        if t == "got":
+            self._confirmed(obj.get("seq"), obj.get("to"))
+            return
         if t != "msg":
             platform.log("IGNORED record t=%r" % (t,))
             return
@@ -177,6 +187,16 @@ class App:
             self._deliver(src, data)
         if dst == self.cfg.node_id:  # broadcasts are not acked
             await bl.send({"t": "ack", "id": msg_id})
+
+    def _confirmed(self, seq, to):
+        """The gateway has the reading (seq, to): it leaves the outbox."""
+        for i in range(len(self.outbox)):
+            r = self.outbox[i]
+            if r["seq"] == seq and r["to"] == to:
+                self.outbox.pop(i)
+                if i < self.sent:
+                    self.sent -= 1
+                return
 
     def _deliver(self, src, data):
         body = None
@@ -231,8 +251,11 @@ class App:
             self.outbox.append({"t": "reading", "sensor": sensor.name, "value_milli": value,
                                 "unit": sensor.unit, "seq": self.seq, "to": to})
         while len(self.outbox) > self.cfg.outbox_max:
-            self.outbox.pop(0)
+            lost = self.outbox.pop(0)
+            if self.sent:
+                self.sent -= 1
             self.dropped_readings += 1
+            platform.log("OUTBOX full: dropped reading seq=%d" % lost["seq"])
         self._wake.set()
 
     # ------------------------------------------------------------ upkeep

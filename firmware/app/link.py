@@ -19,7 +19,9 @@ from meshlink.boardlink import (
     RECORD_OVERHEAD_BYTES,
     T_CHALLENGE,
     T_RECORD,
+    T_STALE,
     BoardClient,
+    decode_stale,
 )
 from meshlink.errors import (
     AuthError,
@@ -41,6 +43,12 @@ _TCP_READ_BYTES = const(256)
 # The gateway must not send a board a larger record: it would be dropped.
 MAX_RECORD_PLAINTEXT = const(768)  # <= boardlink.MAX_PLAINTEXT_BYTES (16384)
 _UDP_MAX_BYTES = const(797)  # MAX_RECORD_PLAINTEXT + RECORD_OVERHEAD_BYTES
+# STALE replies (the gateway lost our session, PROTOCOL.md section 6.4) with
+# no authentic record in between before the board drops the session and runs
+# a new handshake. STALE is unauthenticated, so each one only sends a probe
+# ping; a live gateway's pong resets the count. A forger must inject several
+# in a row, and wins only an authenticated handshake (readings stay queued).
+_STALE_LIMIT = const(3)
 
 
 def _addr(host, port, kind):
@@ -245,6 +253,7 @@ class BoardLink:
         self.peer = None  # "host:port" once connected
         self.gateway_node_id = None  # from the beacon, if discovered
         self.dropped = 0  # records that failed to open (replay, bad tag, bad JSON)
+        self.stale = 0  # STALE replies since the last authentic record
         self._lock = asyncio.Lock()
 
     async def _gateway(self):
@@ -347,6 +356,9 @@ class BoardLink:
                 async with self._lock:
                     await self.transport.send(confirm)
                 continue
+            if kind == T_STALE:
+                await self._on_stale(msg)
+                continue
             if kind != T_RECORD:
                 continue
             try:
@@ -354,9 +366,24 @@ class BoardLink:
             except (ReplayError, AuthError, DecodeError, HandshakeError):
                 self.dropped += 1
                 continue
+            self.stale = 0  # the gateway holds this session
             if type(obj) is dict:
                 return obj
             self.dropped += 1
+
+    async def _on_stale(self, msg):
+        """The gateway says it holds no session with our sid: probe with a
+        ping (a live gateway answers it with a pong, which resets the count);
+        after _STALE_LIMIT STALEs, raise TransportError: reconnect now."""
+        try:
+            if decode_stale(msg) != self.client.sid:
+                return
+        except DecodeError:
+            return
+        self.stale += 1
+        if self.stale >= _STALE_LIMIT:
+            raise TransportError("the gateway has no session %08x (restarted?)" % self.client.sid)
+        await self.send({"t": "ping", "seq": 0})
 
     async def close(self):
         if self.transport is not None:

@@ -19,6 +19,18 @@ def now_ms() -> int:
     return time.monotonic_ns() // 1_000_000
 
 
+_WALL0_MS = time.time_ns() // 1_000_000  # the wall clock, read once per process
+_MONO0_MS = now_ms()
+
+
+def steady_unix_ms() -> int:
+    """Unix milliseconds that cannot jump: the wall clock read once at process
+    start, advanced by the monotonic clock. A wall-clock step while running
+    (NTP fixing a bad RTC, an operator) neither ages nor expires anything; a
+    step while the process was stopped is trusted at its next start."""
+    return _WALL0_MS + now_ms() - _MONO0_MS
+
+
 class Backoff:
     """Exponential backoff with jitter: each delay is drawn from [d/2, d].
 
@@ -45,3 +57,28 @@ class Backoff:
 
     def reset(self) -> None:
         self._attempt = 0
+
+
+class TokenBucket:
+    """rate_per_s tokens per second, at most burst; take() spends one.
+
+    Integer milli-tokens: elapsed_ms * rate_per_s is exact, so the long-run
+    rate is exact too.
+    """
+
+    __slots__ = ("rate_per_s", "cap_milli", "milli", "t_ms")
+
+    def __init__(self, rate_per_s: int, burst: int, now_ms: int) -> None:
+        self.rate_per_s = rate_per_s
+        self.cap_milli = burst * 1000
+        self.milli = self.cap_milli
+        self.t_ms = now_ms
+
+    def take(self, now_ms: int) -> bool:
+        if now_ms > self.t_ms:
+            self.milli = min(self.cap_milli, self.milli + (now_ms - self.t_ms) * self.rate_per_s)
+            self.t_ms = now_ms
+        if self.milli >= 1000:
+            self.milli -= 1000
+            return True
+        return False

@@ -19,6 +19,7 @@ T_HELLO = const(0x01)
 T_CHALLENGE = const(0x02)
 T_CONFIRM = const(0x03)
 T_RECORD = const(0x04)
+T_STALE = const(0x05)  # gateway -> board: "I hold no session with this sid"
 
 PSK_BYTES = const(32)
 BOARD_ID_BYTES = const(8)
@@ -31,6 +32,7 @@ CHALLENGE_BYTES = const(37)  # body + tag(16)
 CONFIRM_BYTES = const(21)  # type sid(4) tag(16)
 RECORD_HEADER_BYTES = const(13)  # type sid(4) seq(8)
 RECORD_OVERHEAD_BYTES = const(29)  # header + tag
+STALE_BYTES = const(5)  # type sid(4)
 MAX_PLAINTEXT_BYTES = const(16384)  # per record
 
 MAX_U32 = 0xFFFFFFFF
@@ -84,14 +86,14 @@ def _wire(data, n_min, n_max, msg_type, what):
 
 
 def message_type(data):
-    """First byte of a board-link message (T_HELLO .. T_RECORD), for dispatch.
+    """First byte of a board-link message (T_HELLO .. T_STALE), for dispatch.
 
     Raises:
         DecodeError: empty, not bytes, or an unknown type.
     """
     if not isinstance(data, (bytes, bytearray, memoryview)) or not len(data):
         raise DecodeError("empty board-link message")
-    if data[0] < T_HELLO or data[0] > T_RECORD:
+    if data[0] < T_HELLO or data[0] > T_STALE:
         raise DecodeError("unknown board-link message type 0x%02x" % data[0])
     return data[0]
 
@@ -129,6 +131,17 @@ def decode_challenge(data):
     data = _wire(data, CHALLENGE_BYTES, CHALLENGE_BYTES, T_CHALLENGE, "CHALLENGE")
     _t, sid, nonce, tag = struct.unpack(">BI16s16s", data)
     return sid, nonce, tag
+
+
+def encode_stale(sid):
+    """STALE bytes: the gateway has no session with this sid (unauthenticated:
+    it lost its state, so it has no key; the board only probes on it)."""
+    return struct.pack(">BI", T_STALE, _need_u32("sid", sid))
+
+
+def decode_stale(data):
+    """STALE bytes -> sid. Raises DecodeError."""
+    return struct.unpack(">BI", _wire(data, STALE_BYTES, STALE_BYTES, T_STALE, "STALE"))[1]
 
 
 def encode_confirm(sid, tag):

@@ -259,6 +259,10 @@ class Delivery:
         self._seen.add(key)
         return True
 
+    def forget_arrival(self, msg):
+        """Undo first_arrival(msg): it could not be kept, so its retry is new."""
+        self._seen.discard((msg.src, msg.origin_id))
+
     def ack_for(self, msg):
         """The end-to-end Ack (signed: a delivery proof) the destination of msg
         sends back to its origin. Raises LocalProtocolError without msg.dst's key."""

@@ -53,3 +53,7 @@ class VersionError(RemoteProtocolError):
 
 class SessionExpiredError(LocalProtocolError):
     """The session used up its message or time budget and must be rekeyed."""
+
+
+class StoreError(MeshLinkError):
+    """A local store refused a write (a full disk, an I/O error): nothing was kept."""

@@ -190,6 +190,8 @@ class FakeGateway:
         self.hello_times: list[float] = []
         self.answer = True  # False: swallow HELLOs (gateway down)
         self.mute = False  # True: receive records but never answer (no pongs)
+        self.confirm = True  # False: never confirm readings ("got")
+        self.stale_sent = 0
         self._pending: dict[bytes, boardlink.GatewaySession] = {}
         self._by_sid: dict[int, tuple[boardlink.GatewaySession, object]] = {}
         self._conns: dict[socket.socket, Deframer] = {}
@@ -204,10 +206,13 @@ class FakeGateway:
 
     # -- wire
     def _send(self, to, msg: bytes):
-        if isinstance(to, socket.socket):
-            to.sendall(encode_frame(msg))
-        else:
-            self.udp.sendto(msg, to)
+        try:
+            if isinstance(to, socket.socket):
+                to.sendall(encode_frame(msg))
+            else:
+                self.udp.sendto(msg, to)
+        except OSError:  # that board is gone (stopped, rebooted): as a real gateway
+            pass
 
     def _now(self) -> int:
         return int(time.monotonic() * 1000)
@@ -247,12 +252,27 @@ class FakeGateway:
                     self.events.put(("auth_error", str(e)))
             elif kind == boardlink.T_RECORD:
                 sid, _ = boardlink.decode_record_header(msg)
+                if sid not in self._by_sid:  # forget_sessions(): as a restarted gateway
+                    self.stale_sent += 1
+                    self._send(reply_to, boardlink.encode_stale(sid))
+                    return
                 session, _ = self._by_sid[sid]
                 obj = cjson.loads(session.open(msg, now))
                 self.records.put(obj)
-                if obj.get("t") == "ping" and not self.mute:
+                if self.mute:
+                    return
+                if obj.get("t") == "ping":
                     pong = cjson.dumps({"t": "pong", "seq": obj["seq"]})
                     self._send(reply_to, session.seal(pong, now))
+                elif obj.get("t") == "reading" and self.confirm:
+                    got = cjson.dumps({"t": "got", "seq": obj["seq"], "to": obj["to"]})
+                    self._send(reply_to, session.seal(got, now))
+
+    def forget_sessions(self):
+        """Drop every session, as a restarted gateway: records get STALE."""
+        with self._lock:
+            self._by_sid.clear()
+            self._pending.clear()
 
     def _run(self):
         while not self._stop.is_set():

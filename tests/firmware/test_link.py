@@ -137,6 +137,39 @@ def test_dead_gateway_is_detected_and_relinked(boards, gateway):
     board.wait_for(r"^LINK up .* session=2$")
 
 
+def test_stale_session_relinks_at_once_and_keeps_readings(boards, gateway):
+    # link_timeout_ms far beyond the test: only STALE can make the board relink
+    gw = gateway()
+    board = boards(config_for(gw, "udp", link_timeout_ms=3_600_000, ping_interval_ms=300,
+                              outbox_max=64))
+    board.wait_for(r"^LINK up .* session=1$")
+    got = {gw.wait_record("reading")["seq"]}
+    gw.forget_sessions()
+    board.wait_for(r"^LINK down \(TransportError: the gateway has no session")
+    board.wait_for(r"^LINK up .* session=2$")
+    assert gw.stale_sent >= 3
+    # every reading taken so far reaches the gateway, even those sent into
+    # the forgotten session
+    last = int(board.wait_for(r"^READING \S+ seq=(\d+)").group(1))
+    for _ in range(10 * last):  # bounded: resent copies may come too
+        if set(range(1, last + 1)) <= got:
+            break
+        got.add(gw.wait_record("reading")["seq"])
+    assert set(range(1, last + 1)) <= got
+    assert "OUTBOX full" not in board.output
+
+
+def test_unconfirmed_readings_are_sent_again(boards, gateway):
+    gw = gateway()
+    gw.confirm = False
+    board = boards(config_for(gw, "udp", ping_interval_ms=300))
+    board.wait_for(r"^LINK up .* session=1$")
+    first = gw.wait_record("reading")["seq"]
+    # without "got" the same reading comes again with a later ping
+    gw.wait_record("reading", pred=lambda obj: obj["seq"] == first)
+    gw.confirm = True
+
+
 @pytest.mark.parametrize("transport", TRANSPORTS)
 def test_discovery_by_gateway_beacon(boards, gateway, transport):
     gw = gateway()

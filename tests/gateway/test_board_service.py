@@ -295,3 +295,46 @@ async def test_a_session_end_is_reported_offline_at_once(tmp_path):
         await rig.online()
         await wait_until(lambda: rig.online_events == [("b1", True), ("b1", False),
                                                        ("b1", True)])
+
+
+async def test_readings_are_confirmed_and_a_repeat_is_not_delivered_twice(tmp_path):
+    async with rig_for(tmp_path) as rig:
+        b = await rig.online()
+        for _ in range(3):  # the board did not get the "got": it sends the same reading
+            b.reading("temp", 21_000, 1)
+        b.reading("temp", 21_500, 2)
+        await wait_until(lambda: len(b.confirmed) == 4)
+        assert b.confirmed == [(1, None)] * 3 + [(2, None)]
+        mine = [cjson.loads(r.data)["seq"] for r in rig.gw_node.inbox.since(0)
+                if r.src == b.node_id]
+        assert mine == [1, 2]
+        assert rig.svc.stats["readings_repeated"] == 2
+
+
+async def test_a_record_for_an_unknown_session_gets_stale(tmp_path):
+    async with rig_for(tmp_path) as rig:
+        b = await rig.online()
+        sid = b.client.sid
+        rig.svc.sessions.cut("b1", "revoked")  # a revoked session gets no STALE
+        b.send({"t": "ping", "seq": 1})
+        await wait_until(lambda: rig.svc.refusals["revoked"] >= 1)
+        rig.svc.sessions.dead_sids.clear()  # as a restarted gateway: sid unknown
+        b.send({"t": "ping", "seq": 2})
+        await wait_until(lambda: b.stale == 1)
+        assert rig.svc.refusals["unknown_session"] == 1
+        assert boardlink.decode_stale(boardlink.encode_stale(sid)) == sid
+
+
+def test_a_wall_clock_jump_expires_nothing_queued(tmp_path, monkeypatch):
+    import time
+
+    reg = BoardRegistry(tmp_path)
+    reg.add("j1", "unix", "udp")
+    assert reg.enqueue("j1", "a" * 36, None, "b" * 36, None, b"hi", 1, max_messages=10,
+                       max_bytes=1000) == "queued"
+    real = time.time
+    monkeypatch.setattr(time, "time", lambda: real() + 2 * 86_400)  # two days forward
+    monkeypatch.setattr(time, "time_ns", lambda: int((real() + 2 * 86_400) * 1e9))
+    assert reg.expire(86_400_000) == []
+    assert len(reg.queued("j1")) == 1
+    reg.close()

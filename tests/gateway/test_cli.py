@@ -125,7 +125,8 @@ def test_a_closed_stdout_ends_quietly(tmp_path):
                   f"{i:08x}-0000-4000-8000-000000000000", b"x" * 100, 1)
     inbox.close()
     proc = subprocess.Popen([sys.executable, "-m", "meshlink_gw.cli", "recv", "--data-dir",
-                             str(tmp_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                             str(tmp_path), "--limit", "3000"], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
     assert proc.stdout is not None and proc.stderr is not None
     first = proc.stdout.readline()
     proc.stdout.close()
@@ -182,8 +183,8 @@ def test_an_optional_subcommand_that_cannot_import_says_why():
 def test_every_subcommand_is_registered():
     ap = build_parser()
     sub = next(a for a in ap._actions if a.dest == "command")
-    assert set(sub.choices) == {"keygen", "node", "status", "send", "recv", "nodes", "ping",
-                                "trace", "sim", "gateway", "board"}
+    assert set(sub.choices) == {"keygen", "node", "status", "send", "recv", "pins", "nodes",
+                                "ping", "trace", "sim", "gateway", "board"}
     assert not any(isinstance(m, Unavailable) for m in OPTIONAL)
 
 

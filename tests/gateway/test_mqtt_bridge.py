@@ -113,7 +113,8 @@ async def test_mqtt_unlisted_unknown_retained_and_flood_are_refused(mosquitto):
     await mosquitto_pub(mosquitto, f"meshlink/{gw}/cmd/kitchen/x", [b"r"], retain=True)
     bridge = await started_bridge(mosquitto, mesh, allow_targets=("kitchen", "*"),
                                   source_burst=3, source_rate_per_s=0.01,
-                                  global_burst=5, global_rate_per_s=0.01)
+                                  global_burst=5, global_rate_per_s=0.01,
+                                  sources_bound_by_acl=True)
     try:
         await mosquitto_pub(mosquitto, f"meshlink/{gw}/cmd/nosuchboard", [b"x"])
         await mosquitto_pub(mosquitto, f"meshlink/{gw}/cmd/broadcast", [b"x"])  # not listed
@@ -131,6 +132,24 @@ async def test_mqtt_unlisted_unknown_retained_and_flood_are_refused(mosquitto):
         assert mesh.sent.qsize() == 5
     finally:
         await mosquitto_pub(mosquitto, f"meshlink/{gw}/cmd/kitchen/x", [b""], retain=True)
+        await bridge.stop()
+
+
+async def test_mqtt_renamed_source_levels_share_one_bucket(mosquitto):
+    """Without an ACL binding <source> to the login, the level is the publisher's
+    choice: 30 commands under 30 source names get one source's burst."""
+    mesh = FakeMesh({"kitchen": KITCHEN})
+    gw = mesh.gateway_node_id
+    bridge = await started_bridge(mosquitto, mesh, allow_targets=("kitchen",),
+                                  source_burst=3, source_rate_per_s=0.01,
+                                  global_burst=20, global_rate_per_s=0.01)
+    try:
+        for i in range(30):
+            await mosquitto_pub(mosquitto, f"meshlink/{gw}/cmd/kitchen/name{i}", [b"x"])
+        await bridge.wait_for(lambda b: b.stats["injected"] + b.stats["refused_rate"] == 30,
+                              DEADLINE_S)
+        assert bridge.stats["injected"] == 3
+    finally:
         await bridge.stop()
 
 
@@ -172,3 +191,17 @@ def test_mqtt_bench_reports_median_readings_per_s(mosquitto):
     rows = bench.run()
     assert [unit for _, _, unit in rows] == ["readings/s", "readings/s"]
     assert rows[0][1] >= rows[1][1] > 0
+
+
+async def test_mqtt_ha_online_floods_resend_discovery_once(mosquitto):
+    """Anyone may publish 'online' on Home Assistant's status topic: 40 of them
+    make the bridge resend its discovery configs once, not 40 times."""
+    mesh = FakeMesh({"kitchen": KITCHEN})
+    bridge = await started_bridge(mosquitto, mesh, ha_discovery=True)
+    try:
+        bridge.publish_reading(KITCHEN, "kitchen", {"sensor": "temperature", "value": 20})
+        await bridge.wait_for(lambda b: b.stats["published"] == 1, DEADLINE_S)
+        await mosquitto_pub(mosquitto, "homeassistant/status", [b"online"] * 40)
+        await bridge.wait_for(lambda b: b.stats["rediscover_throttled"] == 39, DEADLINE_S)
+    finally:
+        await bridge.stop()

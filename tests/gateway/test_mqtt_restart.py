@@ -118,3 +118,47 @@ async def test_mqtt_outbox_keeps_newest_when_full_and_counts_drops(make_broker):
         await col.stop()
     finally:
         await bridge.stop()
+
+
+async def test_mqtt_outbox_survives_a_gateway_restart_while_the_broker_is_down(
+        make_broker, tmp_path):
+    broker = make_broker(persistence=True).start()
+    sub = await Sub.start(broker, ["meshlink/+/sensor/#"], client_id="durable-sub",
+                          persistent=True)
+    await sub.stop()  # the session (and its subscription) stays on the broker
+    broker.stop()  # SIGTERM: saved to disk; the broker is down from here on
+    path = tmp_path / "mqtt_outbox.db"
+    first = MqttBridge(bridge_config(broker, outbox_max=1000), FakeMesh(), outbox_path=path)
+    await first.start()
+    publish(first, range(50))
+    assert first.outbox_size() == 50 and not first.connected
+    await first.stop()  # the gateway stops with 50 readings unacknowledged
+    second = MqttBridge(bridge_config(broker, outbox_max=1000), FakeMesh(), outbox_path=path)
+    assert second.outbox_size() == 50  # loaded from disk
+    await second.start()
+    try:
+        broker.start()
+        await second.wait_for(lambda b: b.connected and b.outbox_size() == 0, DEADLINE_S)
+        col = Collector(await Sub.start(broker, ["meshlink/+/sensor/#"],
+                                        client_id="durable-sub", persistent=True))
+        await col.wait_count(50, DEADLINE_S)
+        publish(second, range(1000, 1001))  # a marker: nothing else is on its way
+        await col.wait_count(51, DEADLINE_S)
+        assert col.values == [*range(50), 1000]  # each once, in order
+        await col.stop()
+    finally:
+        await second.stop()
+    third = MqttBridge(bridge_config(broker, outbox_max=1000), FakeMesh(), outbox_path=path)
+    assert third.outbox_size() == 0  # acknowledged entries left the disk too
+
+
+def test_mqtt_outbox_is_bounded_by_bytes_oldest_first(tmp_path):
+    from meshlink_gw.bridges.mqtt_outbox import Outbox
+    from meshlink_gw.bridges.mqtt_store import OutboxStore
+
+    box = Outbox(1000, max_bytes=1000, store=OutboxStore(tmp_path / "o.db"))
+    dropped = sum(box.append("t", bytes([i]) * 100, 1) for i in range(15))
+    assert dropped == 5 and len(box) == 10 and box.bytes == 1000
+    box.store.close()
+    again = Outbox(1000, max_bytes=1000, store=OutboxStore(tmp_path / "o.db"))
+    assert [again.next_unsent().payload[0] for _ in range(10)] == list(range(5, 15))

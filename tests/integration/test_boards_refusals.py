@@ -122,7 +122,8 @@ def test_refusals_are_logged_and_other_boards_keep_working(tmp_path, procs):
 
 def test_a_flooding_board_is_rate_limited_without_starving_others(tmp_path, procs):
     """A board sending far more than its allowance (20 records/s, burst 20) is
-    refused before any crypto, while another board's readings keep arriving.
+    refused (after its tag is checked: forged records cannot spend it), while
+    another board's readings keep arriving.
     The flood lasts until the good board got through, however fast this machine
     is: no throughput is measured (that is `make bench`)."""
     gw = procs.append(GatewayProcess(tmp_path / "gw", rate=20, burst=20)) or procs[-1].start()

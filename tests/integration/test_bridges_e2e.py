@@ -47,6 +47,7 @@ def test_mqtt_reading_up_command_down_unlisted_and_flood_refused(tmp_path, procs
     procs.append(broker)
     mqtt = (f'\n[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n'
             'allow_targets = ["kitchen"]\nsource_burst = 3\nsource_rate_per_s = 0.01\n'
+            'sources_bound_by_acl = true\n'
             'reconnect_initial_ms = 100\nreconnect_max_ms = 500\n')
     gw = GatewayProcess(tmp_path / "gw", extra_toml=mqtt)
     procs.append(gw)

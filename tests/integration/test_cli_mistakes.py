@@ -78,7 +78,7 @@ def test_ctrl_c_ends_quietly(tmp_path, spawn):
     node = spawn("a", extra=("--name", "alpha"))
     sent = node.cli("send", "--to", node.node_id, "to myself")
     assert sent.returncode == 0, sent.stderr
-    follow = subprocess.Popen(meshlink_cmd() + ["recv", "--follow", "--data-dir",
+    follow = subprocess.Popen(meshlink_cmd() + ["recv", "--follow", "--backlog", "--data-dir",
                                                 str(node.data_dir)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert follow.stdout is not None

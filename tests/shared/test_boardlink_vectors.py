@@ -98,3 +98,15 @@ def test_vector_handshake_negatives():
             _expect_exact(case["error"], gw.handle_confirm, data, now)
 
 
+
+
+def test_vector_stale():
+    v = load("boardlink_session")["stale"]
+    assert tohex(boardlink.encode_stale(v["sid"])) == v["data"]
+    assert boardlink.decode_stale(unhex(v["data"])) == v["sid"]
+    assert boardlink.message_type(unhex(v["data"])) == boardlink.T_STALE
+    for case in v["negative"]:
+        data = unhex(case["data"])
+        e = expect_raises(errors.MeshLinkError, lambda d=data: (boardlink.message_type(d),
+                                                               boardlink.decode_stale(d)))
+        assert type(e).__name__ == case["error"], case["name"]

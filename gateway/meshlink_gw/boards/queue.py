@@ -22,6 +22,10 @@ from meshlink_gw.config import GatewayConfig
 
 log = logging.getLogger("meshlink.gateway")
 
+# of a board's queue (messages and bytes), kept for the gateway's own messages
+# (the operator's commands): mesh senders cannot fill it
+QUEUE_RESERVE_PCT = 10
+
 
 class BoardQueue:
     """Queues (boards.db) and in-flight delivery state of every board.
@@ -45,19 +49,28 @@ class BoardQueue:
 
     def enqueue(self, name: str, src: str, dst: str | None, origin_id: str,
                 ack_id: str | None, data: bytes, hops: int) -> str:
-        """Store a message for board name -> "queued", "full", "too_large" or the
+        """Store a message for board name -> "queued", "full", "source_full", "too_large" or the
         registry's status for a retry ("duplicate", "delivered")."""
         record = records.msg_record(origin_id, src, dst, data, hops)
         if not records.fits(record, self.cfg.max_record_bytes):
             self.refuse("too_large", "a %d-byte message does not fit the board's %d-byte "
                         "records" % (len(data), self.cfg.max_record_bytes), name)
             return "too_large"
-        status = self.reg.enqueue(name, src, dst, origin_id, ack_id, data, hops,
-                                  max_messages=self.cfg.queue_max_messages,
-                                  max_bytes=self.cfg.queue_max_bytes)
+        cfg = self.cfg
+        if src == self.node.node_id:  # the operator's own: may use the reserve
+            limits: dict = {"max_messages": cfg.queue_max_messages,
+                            "max_bytes": cfg.queue_max_bytes}
+        else:  # anyone in the mesh: a share per sender, and never the reserve
+            limits = {"max_messages": cfg.queue_max_messages * (100 - QUEUE_RESERVE_PCT) // 100,
+                      "max_bytes": cfg.queue_max_bytes * (100 - QUEUE_RESERVE_PCT) // 100,
+                      "max_per_source": cfg.queue_max_per_source}
+        status = self.reg.enqueue(name, src, dst, origin_id, ack_id, data, hops, **limits)
         if status == "full":
             self.refuse("queue_full", "queue for board is full (%d messages / %d bytes)" % (
-                self.cfg.queue_max_messages, self.cfg.queue_max_bytes), name)
+                limits["max_messages"], limits["max_bytes"]), name)
+        elif status == "source_full":
+            self.refuse("queue_full", "sender %s already has %d messages queued for the "
+                        "board" % (src, cfg.queue_max_per_source), name)
         elif status == "queued":
             self.stats["queued"] += 1
             self.dirty.add(name)

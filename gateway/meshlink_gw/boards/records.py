@@ -8,6 +8,7 @@ which the service counts as a `bad_payload` refusal.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 from meshlink import cjson
@@ -94,3 +95,24 @@ def msg_record(origin_id: str, src: str, dst: str | None, data: bytes,
 def fits(record: dict[str, Any], max_record_bytes: int) -> bool:
     """True if a record's plaintext is within what boards accept."""
     return len(cjson.dumps(record)) <= max_record_bytes
+
+
+class RecentReadings:
+    """The last readings a gateway confirmed, per board: a reading sent again
+    (its "got" was lost, or the board reconnected) is confirmed again but not
+    put into the mesh twice. In memory: a gateway restart forgets it, so only
+    a reading taken in the instant before a crash can arrive twice."""
+
+    def __init__(self, per_board: int = 64) -> None:
+        self.per_board = per_board
+        self._seen: dict[str, deque[tuple[Any, int, Any]]] = {}
+
+    def seen(self, board: str, key: tuple[Any, int, Any]) -> bool:
+        """True if board's reading key (boot_ctr, seq, to) was confirmed lately."""
+        return key in self._seen.get(board, ())
+
+    def remember(self, board: str, key: tuple[Any, int, Any]) -> None:
+        self._seen.setdefault(board, deque(maxlen=self.per_board)).append(key)
+
+    def forget(self, board: str) -> None:
+        self._seen.pop(board, None)

@@ -26,7 +26,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +34,8 @@ from typing import Any
 from meshlink.errors import ConfigError
 
 from meshlink_gw.config.links import valid_board_name
+from meshlink_gw.runtime import steady_unix_ms
+from meshlink_gw.storecheck import open_store
 
 DB_FILENAME = "boards.db"
 BOARD_TYPES = ("esp32-devkitc", "esp32-s3", "esp32-c3", "unix")
@@ -78,7 +79,8 @@ CREATE TABLE IF NOT EXISTS delivered (
 
 
 def unix_ms() -> int:
-    return int(time.time() * 1000)
+    """Timestamps and queue ages: a clock that cannot jump (runtime.steady_unix_ms)."""
+    return steady_unix_ms()
 
 
 @dataclass
@@ -150,13 +152,14 @@ class BoardRegistry:
             Path(data_dir).mkdir(mode=0o700, parents=True, exist_ok=True)
             if not self.path.exists():
                 os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600))
-            self._db = sqlite3.connect(str(self.path), isolation_level=None,
-                                       check_same_thread=False, timeout=10.0)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
+        except OSError as e:
+            raise ConfigError(f"cannot create board registry {self.path}: {e}") from None
+        self._db = open_store(self.path)  # checked: ConfigError if corrupt or read-only
+        try:
             self._db.executescript(_SCHEMA)
-        except (OSError, sqlite3.Error) as e:
-            raise ConfigError(f"cannot open board registry {self.path}: {e}")
+        except sqlite3.Error as e:
+            self._db.close()
+            raise ConfigError(f"cannot open board registry {self.path}: {e}") from None
         for suffix in ("-wal", "-shm"):  # the WAL holds PSKs too
             with contextlib.suppress(OSError):
                 os.chmod(str(self.path) + suffix, 0o600)
@@ -274,11 +277,12 @@ class BoardRegistry:
     # -- queue -----------------------------------------------------------------
     def enqueue(self, board: str, src: str, dst: str | None, origin_id: str,
                 ack_id: str | None, data: bytes, hops: int, *, max_messages: int,
-                max_bytes: int) -> str:
+                max_bytes: int, max_per_source: int | None = None) -> str:
         """Queue a message for a board.
 
         Returns "queued", "duplicate" (already queued: ack_id updated to the
-        newest attempt), "delivered" (the board already has it) or "full".
+        newest attempt), "delivered" (the board already has it), "full", or
+        "source_full" (src already holds max_per_source of the board's queue).
         """
         with self._tx():
             if self._db.execute("SELECT 1 FROM delivered WHERE board=? AND src=? AND "
@@ -294,6 +298,10 @@ class BoardRegistry:
                 (board,)).fetchone()
             if count >= max_messages or size + len(data) > max_bytes:
                 return "full"
+            if max_per_source is not None and self._db.execute(
+                    "SELECT COUNT(*) FROM queue WHERE board=? AND src=?",
+                    (board, src)).fetchone()[0] >= max_per_source:
+                return "source_full"
             self._db.execute(
                 f"INSERT INTO queue ({_QUEUE_COLS}) VALUES (NULL,?,?,?,?,?,?,?,?)",
                 (board, src, dst, origin_id, ack_id, data, hops, unix_ms()))

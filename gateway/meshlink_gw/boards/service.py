@@ -107,6 +107,7 @@ class BoardService:
         self._tasks = TaskSet()
         self._seen_dirty: dict[str, tuple[int, int | None]] = {}
         self._unknown_ids: dict[bytes, int] = {}  # negative lookup cache
+        self.recent_readings = records.RecentReadings()
         self._reg_version = -1
         self._stopping = False
 
@@ -208,6 +209,7 @@ class BoardService:
         """A revoked board: no longer served, and observers are told."""
         self.node.unserve_id(rec.node_id)
         self.by_node_id.pop(rec.node_id, None)
+        self.recent_readings.forget(rec.name)
         self.events.revoked(rec)
 
     def board_io(self, rec: BoardRecord) -> tuple[list[str], list[str]]:
@@ -263,7 +265,7 @@ class BoardService:
         obj = records.decode_record(plaintext)
         t = obj["t"]
         if t == "reading":
-            self._on_reading(link, obj)
+            self._on_reading(link, obj, now)
         elif t == "ack":
             self.queue.on_board_ack(link, obj.get("id"), now)
         elif t == "ping":
@@ -274,17 +276,28 @@ class BoardService:
         else:
             log.debug("board %s sent unknown record type %r; ignored", link.board.name, t)
 
-    def _on_reading(self, link: BoardLink, obj: dict) -> None:
+    def _on_reading(self, link: BoardLink, obj: dict, now: int) -> None:
+        """Put a reading into the mesh once, then confirm it to the board
+        ("got"): the board keeps it until then and sends it again after a
+        loss or a gateway restart. A reading that could not be taken (an
+        exception) is not confirmed."""
         sensor, value, unit, seq = records.reading_fields(obj)
         rec = link.board
-        data = records.reading_data(rec.name, rec.node_id, sensor, value, unit, seq)
-        self.stats["readings"] += 1
-        reading = {"sensor": sensor, "value_milli": value, "unit": unit, "seq": seq}
-        stamped = dict(reading, unix_ms=int(time.time() * 1000))
-        self.latest.setdefault(rec.name, {})[sensor] = stamped
-        self.events.reading(rec, reading)
-        self._from_board(link, records.target(obj.get("to")), data,
-                         "reading %s=%d%s seq %d" % (sensor, value, unit and " m" + unit, seq))
+        to = obj.get("to")
+        key = (link.session.boot_ctr, seq, to)
+        if not self.recent_readings.seen(rec.name, key):
+            data = records.reading_data(rec.name, rec.node_id, sensor, value, unit, seq)
+            self._from_board(link, records.target(to), data,
+                             "reading %s=%d%s seq %d" % (sensor, value, unit and " m" + unit, seq))
+            self.recent_readings.remember(rec.name, key)
+            self.stats["readings"] += 1
+            reading = {"sensor": sensor, "value_milli": value, "unit": unit, "seq": seq}
+            stamped = dict(reading, unix_ms=int(time.time() * 1000))
+            self.latest.setdefault(rec.name, {})[sensor] = stamped
+            self.events.reading(rec, reading)
+        else:
+            self.stats["readings_repeated"] += 1
+        self.sessions.send(link, {"t": "got", "seq": seq, "to": to}, now)
 
     # -- board -> mesh -----------------------------------------------------------------
     def _from_board(self, link: BoardLink, to: str | None, data: bytes, what: str) -> None:

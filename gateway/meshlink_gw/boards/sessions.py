@@ -29,20 +29,30 @@ from meshlink.errors import (
     MeshLinkError,
     ReplayError,
     SessionExpiredError,
+    StoreError,
     VersionError,
 )
 
 from meshlink_gw.boards.registry import BoardRecord, Queued
 from meshlink_gw.config import GatewayConfig
-from meshlink_gw.runtime import now_ms
+from meshlink_gw.runtime import TokenBucket, now_ms
 
 log = logging.getLogger("meshlink.gateway")
 
 MAX_HALF_OPEN_PER_BOARD = 4
+MAX_HALF_OPEN_PER_SOURCE = 2  # of one board's slots, per source host
 DEAD_SIDS_KEPT = 4096
 CHALLENGE_RESEND_MS = 200  # a record before CONFIRM gets the CHALLENGE again this often
 REPLACED_HERE = "replaced by a new session on this connection"
 
+
+
+def _source(peer) -> str:
+    """The host a board message came from (a serial or BLE link: the link itself)."""
+    addr = getattr(peer, "addr", None)
+    if isinstance(addr, tuple) and addr:
+        return str(addr[0])
+    return str(peer.describe())
 
 
 class BoardPeer(Protocol):
@@ -61,31 +71,6 @@ class BoardPeer(Protocol):
     def attach(self, link: BoardLink) -> None: ...
 
     def session_ended(self, why: str) -> None: ...
-
-
-class TokenBucket:
-    """rate_per_s tokens per second, at most burst; take() spends one.
-
-    Integer milli-tokens: elapsed_ms * rate_per_s is exact, so the long-run
-    rate is exact too.
-    """
-
-    __slots__ = ("rate_per_s", "cap_milli", "milli", "t_ms")
-
-    def __init__(self, rate_per_s: int, burst: int, now_ms: int) -> None:
-        self.rate_per_s = rate_per_s
-        self.cap_milli = burst * 1000
-        self.milli = self.cap_milli
-        self.t_ms = now_ms
-
-    def take(self, now_ms: int) -> bool:
-        if now_ms > self.t_ms:
-            self.milli = min(self.cap_milli, self.milli + (now_ms - self.t_ms) * self.rate_per_s)
-            self.t_ms = now_ms
-        if self.milli >= 1000:
-            self.milli -= 1000
-            return True
-        return False
 
 
 @dataclasses.dataclass
@@ -213,9 +198,10 @@ class BoardSessions:
         if not self._boot_counter_ok(rec, boot_ctr, peer):
             return
         self.expire_half_open(now)
-        mine = [s for s, ho in self.half_open.items() if ho.board.name == rec.name]
-        if len(mine) >= MAX_HALF_OPEN_PER_BOARD:
-            self.drop_half_open(min(mine, key=lambda s: self.half_open[s].created_ms))
+        if not self._make_room(rec.name, peer):
+            self.refuse("half_open_cap", "too many handshakes for this board from %s"
+                        % _source(peer), rec.name, peer)
+            return
         if len(self.half_open) >= self.cfg.max_half_open:
             self.refuse("half_open_cap", "too many handshakes in progress", rec.name, peer)
             return
@@ -226,6 +212,32 @@ class BoardSessions:
         self.half_open_by_hello[bytes(data)] = sid
         self.stats["hellos"] += 1
         peer.send(challenge)
+
+    def _make_room(self, name: str, peer) -> bool:
+        """Free a half-open slot of board `name` for a HELLO from peer, if needed.
+
+        HELLOs are unauthenticated and a board's ID is cleartext, so a flood of
+        them must not evict the handshake of the real board: a new HELLO evicts
+        only the oldest half-open handshake of its own source host, or, when
+        that source has none, of the source holding the most. A source may
+        hold at most MAX_HALF_OPEN_PER_SOURCE of a board's slots.
+        """
+        mine = [s for s, ho in self.half_open.items() if ho.board.name == name]
+        src = _source(peer)
+        by_src: dict[str, list[int]] = {}
+        for sid in mine:
+            by_src.setdefault(_source(self.half_open[sid].peer), []).append(sid)
+        own = by_src.get(src, [])
+        if len(own) >= MAX_HALF_OPEN_PER_SOURCE:
+            self.drop_half_open(min(own, key=lambda s: self.half_open[s].created_ms))
+            return True
+        if len(mine) < MAX_HALF_OPEN_PER_BOARD:
+            return True
+        crowd = max(by_src.values(), key=len)
+        if len(crowd) < 2:
+            return False  # one handshake per source already: evict nobody
+        self.drop_half_open(min(crowd, key=lambda s: self.half_open[s].created_ms))
+        return True
 
     def _boot_counter_ok(self, rec: BoardRecord, boot_ctr: int, peer) -> bool:
         if rec.last_boot_ctr is None or boot_ctr >= rec.last_boot_ctr:
@@ -311,13 +323,15 @@ class BoardSessions:
             self.refuse("wrong_transport", "record for a session of another connection",
                         link.board.name, peer)
             return
+        # The tag is checked first: a forged record (its sid is cleartext) must not
+        # spend the board's rate budget or change anything else of its session.
+        plaintext = self._open(link, data, peer, now)
+        if plaintext is None:
+            return
         if not link.bucket.take(now):
             link.rate_limited += 1
             self.refuse("rate_limited", "over %d records/s (burst %d)" % (
                 self.cfg.rate_records_per_s, self.cfg.rate_burst), link.board.name, peer)
-            return
-        plaintext = self._open(link, data, peer, now)
-        if plaintext is None:
             return
         link.last_seen_ms = now
         link.records_in += 1
@@ -328,6 +342,8 @@ class BoardSessions:
             self._on_record(link, plaintext, now)
         except (DecodeError, LocalProtocolError, KeyError, TypeError, ValueError) as e:
             self.refuse("bad_payload", f"{type(e).__name__}: {e}", link.board.name, peer)
+        except StoreError:  # a full disk (the node logged it): not confirmed, the board resends
+            self.stats["storage_errors"] += 1
 
     def _record_without_session(self, sid: int, peer, now: int) -> None:
         ho = self.half_open.get(sid)
@@ -345,6 +361,12 @@ class BoardSessions:
         else:
             self.refuse("unknown_session", "record for unknown session %08x (gateway "
                         "restarted?)" % sid, peer=peer)
+        if dead is None or dead[1] != "revoked":
+            # tell the board at once (PROTOCOL.md section 6.4: STALE), instead
+            # of letting it send into a dead session until its link timeout;
+            # 5 bytes back for >= 29 in: no amplification
+            self.stats["stale_sent"] += 1
+            peer.send(boardlink.encode_stale(sid))
 
     def _open(self, link: BoardLink, data: bytes, peer, now: int) -> bytes | None:
         """Verify and decrypt a record; None (refused) if it does not verify."""

@@ -19,6 +19,7 @@ from meshlink import cjson
 from meshlink.errors import DecodeError
 
 from meshlink_gw.bridges.mqtt import MqttBridge
+from meshlink_gw.bridges.mqtt_store import FILENAME as OUTBOX_FILENAME
 from meshlink_gw.config import MqttConfig
 
 log = logging.getLogger("meshlink.mqtt")
@@ -118,7 +119,8 @@ def attach(bridge: MqttBridge, node: Any, service: Any) -> None:
 async def start_bridge(config: MqttConfig, node: Any, service: Any) -> MqttBridge:
     """Build, hook up and start the gateway's MQTT bridge (it connects in the
     background and keeps reconnecting)."""
-    bridge = MqttBridge(config, GatewayMeshPort(node, service))
+    bridge = MqttBridge(config, GatewayMeshPort(node, service),
+                        outbox_path=node.config.data_dir / OUTBOX_FILENAME)
     attach(bridge, node, service)
     for rec in service.boards.values():  # retained status for every known board
         if not rec.revoked:

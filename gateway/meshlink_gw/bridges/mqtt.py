@@ -18,6 +18,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any, Protocol
 
 from meshlink.errors import MeshLinkError
@@ -28,6 +29,7 @@ from meshlink_gw.runtime import now_ms
 from ..transports.base import supervise
 from .mqtt_outbox import Outbox, RateLimiter
 from .mqtt_session import InboundMessage, MqttSession
+from .mqtt_store import OutboxStore
 from .mqtt_topics import (
     BROADCAST_TARGET,
     OUTPUTS,
@@ -44,6 +46,8 @@ ONLINE = b"online"
 OFFLINE = b"offline"
 MAX_REMEMBERED_IDS = 4096  # message ids we injected, to refuse echoes
 STOP_PUBACK_WAIT_S = 2.0
+UNBOUND_SOURCE = "unbound"  # the one rate-limit source of commands whose <source> is not ACL-bound
+DROP_LOG_INTERVAL_MS = 10_000  # a full outbox is logged at most this often
 
 
 class MeshPort(Protocol):
@@ -63,7 +67,7 @@ class MeshPort(Protocol):
 def _stats() -> dict[str, int]:
     keys = ("published", "dropped_outbox", "refused_acl", "refused_rate", "refused_unknown",
             "refused_invalid", "injected", "inject_failed", "suppressed_echo", "connects",
-            "reconnects")
+            "reconnects", "rediscover_throttled")
     return dict.fromkeys(keys, 0)
 
 
@@ -76,12 +80,15 @@ class MqttBridge:
         loop: event loop (default: the running one at start()).
         clock: wall clock for reading timestamps (seconds).
         session_factory: builds one MqttSession per connection (tests).
+        outbox_path: keep the outbox in this SQLite file across restarts
+            (None: in memory only). Raises ConfigError if it is corrupt.
     """
 
     def __init__(self, config: MqttConfig, mesh: MeshPort,
                  loop: asyncio.AbstractEventLoop | None = None, *,
                  clock: Callable[[], float] = time.time,
-                 session_factory: Callable[..., MqttSession] = MqttSession) -> None:
+                 session_factory: Callable[..., MqttSession] = MqttSession,
+                 outbox_path: Path | None = None) -> None:
         self.config = config
         self.mesh = mesh
         self.stats = _stats()
@@ -90,7 +97,12 @@ class MqttBridge:
         self._loop = loop
         self._clock = clock
         self._session_factory = session_factory
-        self._outbox = Outbox(config.outbox_max)
+        self._outbox = Outbox(config.outbox_max, config.outbox_max_bytes,
+                              OutboxStore(outbox_path) if outbox_path else None)
+        if len(self._outbox):
+            log.info("event=mqtt_outbox_loaded entries=%d", len(self._outbox))
+        self._dropped_logged_ms = -DROP_LOG_INTERVAL_MS
+        self._dropped_since_log = 0
         self._retained: dict[str, bytes] = {}  # republished on every connect
         self._discovered: set[tuple[str, str]] = set()
         self._injected: collections.OrderedDict[str, None] = collections.OrderedDict()
@@ -99,6 +111,7 @@ class MqttBridge:
         self._task: asyncio.Task[None] | None = None
         self._changed = asyncio.Event()
         self._mid_waiters: dict[int, asyncio.Future[None]] = {}
+        self._rediscovered_ms: int | None = None
         self._limiter = RateLimiter(config.source_rate_per_s, config.source_burst,
                                     config.global_rate_per_s, config.global_burst,
                                     config.max_sources, now_ms() / 1000)
@@ -130,6 +143,8 @@ class MqttBridge:
         self._stop.set()
         task, self._task = self._task, None
         await task
+        if self._outbox.store is not None:
+            self._outbox.store.close()
 
     @property
     def connected(self) -> bool:
@@ -248,8 +263,19 @@ class MqttBridge:
         dropped = self._outbox.append(topic, payload, self.config.qos)
         if dropped:
             self.stats["dropped_outbox"] += dropped
+            self._log_dropped(dropped)
         self._pump()
         self._touch()
+
+    def _log_dropped(self, n: int) -> None:
+        """The outbox was full: the oldest went. One line per interval, with the count."""
+        self._dropped_since_log += n
+        now = now_ms()
+        if now - self._dropped_logged_ms >= DROP_LOG_INTERVAL_MS:
+            log.warning("event=mqtt_outbox_full dropped_oldest=%d total_dropped=%d",
+                        self._dropped_since_log, self.stats["dropped_outbox"])
+            self._dropped_logged_ms = now
+            self._dropped_since_log = 0
 
     def _set_retained(self, topic: str, payload: bytes) -> None:
         if self._retained.get(topic) == payload:
@@ -328,11 +354,23 @@ class MqttBridge:
     async def _on_inbound(self, msg: InboundMessage) -> None:
         if msg.topic == self.topics.ha_status():
             if msg.payload == ONLINE and self._session is not None:
-                for topic, payload in self._retained.items():  # HA restarted: rediscover
-                    self._session.publish(topic, payload, 1, True)
+                self._rediscover()
             return
         await self._handle_command(msg)
         self._touch()
+
+    def _rediscover(self) -> None:
+        """HA restarted: resend the retained configs, at most once per
+        ha_rediscover_min_s (anyone may publish 'online' on its status topic)."""
+        now = now_ms()
+        if self._rediscovered_ms is not None and \
+                now - self._rediscovered_ms < self.config.ha_rediscover_min_s * 1000:
+            self.stats["rediscover_throttled"] += 1
+            return
+        self._rediscovered_ms = now
+        assert self._session is not None
+        for topic, payload in self._retained.items():
+            self._session.publish(topic, payload, 1, True)
 
     def _count(self, key: str) -> None:
         self.stats[key] += 1
@@ -353,7 +391,9 @@ class MqttBridge:
             return self._refuse("refused_acl", msg.topic, f"target {target!r} not allowed")
         if node is None and target != BROADCAST_TARGET:
             return self._refuse("refused_unknown", msg.topic, f"unknown target {target!r}")
-        if not self._limiter.allow(source, now_ms() / 1000):
+        # the <source> level is the publisher's choice unless the broker binds it
+        key = source if self.config.sources_bound_by_acl else UNBOUND_SOURCE
+        if not self._limiter.allow(key, now_ms() / 1000):
             return self._refuse("refused_rate", msg.topic, f"rate limit for {source!r}")
         try:
             message_id = await self.mesh.send_to_mesh(node, msg.payload, origin="mqtt")

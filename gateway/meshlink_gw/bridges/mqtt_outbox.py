@@ -3,7 +3,9 @@
 Rule: pure bookkeeping, no I/O and no clock of its own (now_s is passed in).
 An uplink message stays in the outbox from publish_reading() until the broker
 acknowledges it (PUBACK for QoS 1), so messages in flight when the broker dies
-are sent again after the reconnect. When full, the oldest entry is dropped.
+are sent again after the reconnect. When full (entries or bytes), the oldest
+entry is dropped. With a store (mqtt_store.OutboxStore) every entry is also
+kept on disk until acknowledged, so it survives a gateway restart.
 """
 
 from __future__ import annotations
@@ -23,14 +25,27 @@ class OutboxEntry:
 
 
 class Outbox:
-    """Ordered, bounded store of uplink messages not yet acknowledged."""
+    """Ordered, bounded store of uplink messages not yet acknowledged.
 
-    def __init__(self, max_entries: int) -> None:
+    Args:
+        max_entries, max_bytes: bounds (payload bytes); the oldest goes first.
+        store: where entries are kept across restarts (loaded here), or None.
+    """
+
+    def __init__(self, max_entries: int, max_bytes: int | None = None, store=None) -> None:
         self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.store = store
         self._entries: dict[int, OutboxEntry] = {}  # insertion-ordered by seq
         self._unsent: collections.deque[int] = collections.deque()  # ascending seqs
         self._inflight: dict[int, int] = {}  # mid -> seq
         self._next_seq = 0
+        self.bytes = 0
+        for seq, topic, payload, qos, retain in (store.load() if store else ()):
+            self._entries[seq] = OutboxEntry(seq, topic, payload, qos, retain)
+            self._unsent.append(seq)
+            self.bytes += len(payload)
+            self._next_seq = seq + 1
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -42,20 +57,30 @@ class Outbox:
         return len(self._entries) - len(self._inflight)
 
     def append(self, topic: str, payload: bytes, qos: int, retain: bool = False) -> int:
-        """Queue a message; return how many old ones were dropped (0 or 1)."""
+        """Queue a message; return how many old ones were dropped to make room."""
         dropped = 0
-        if len(self._entries) >= self.max_entries:
+        while self._entries and (len(self._entries) >= self.max_entries or (
+                self.max_bytes is not None and self.bytes + len(payload) > self.max_bytes)):
             self._drop_oldest()
-            dropped = 1
+            dropped += 1
         seq = self._next_seq
         self._next_seq += 1
         self._entries[seq] = OutboxEntry(seq, topic, payload, qos, retain)
         self._unsent.append(seq)
+        self.bytes += len(payload)
+        if self.store is not None:
+            self.store.add(seq, topic, payload, qos, retain)
         return dropped
+
+    def _forget(self, entry: OutboxEntry) -> None:
+        self.bytes -= len(entry.payload)
+        if self.store is not None:
+            self.store.remove(entry.seq)
 
     def _drop_oldest(self) -> None:
         seq = next(iter(self._entries))
         entry = self._entries.pop(seq)
+        self._forget(entry)
         if entry.mid is not None:
             self._inflight.pop(entry.mid, None)
         elif self._unsent and self._unsent[0] == seq:
@@ -84,7 +109,10 @@ class Outbox:
         seq = self._inflight.pop(mid, None)
         if seq is None:
             return None
-        return self._entries.pop(seq, None)
+        entry = self._entries.pop(seq, None)
+        if entry is not None:
+            self._forget(entry)
+        return entry
 
     def requeue_inflight(self) -> int:
         """The connection is gone: everything unacknowledged is unsent again,

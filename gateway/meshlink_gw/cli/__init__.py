@@ -11,6 +11,21 @@ Rule: subcommand modules import common.py, never main.py; nothing outside
 cli/ imports cli/.
 """
 
-from meshlink_gw.cli.main import main
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one meshlink command; returns its exit code.
+
+    The command modules are imported here, not at the top: loading them
+    (cryptography, asyncio, sqlite3) takes a noticeable moment, and a Ctrl-C
+    then must end quietly with 130 like one during the command itself.
+    """
+    try:
+        from meshlink_gw.cli.main import main as run
+
+        return run(argv)
+    except KeyboardInterrupt:
+        return 130
+
 
 __all__ = ["main"]

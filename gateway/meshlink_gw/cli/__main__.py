@@ -1,6 +1,6 @@
 """python -m meshlink_gw.cli: the `meshlink` command."""
 import sys
 
-from meshlink_gw.cli.main import main
+from meshlink_gw.cli import main
 
 sys.exit(main())

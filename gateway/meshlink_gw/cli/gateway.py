@@ -20,7 +20,7 @@ from meshlink.errors import ConfigError
 
 from meshlink_gw.boards.registry import BoardRegistry
 from meshlink_gw.boards.service import BoardService
-from meshlink_gw.cli.common import node_args, node_config_from_args, run_loop
+from meshlink_gw.cli.common import claim_data_dir, node_args, node_config_from_args, run_loop
 from meshlink_gw.cli.web import start_dashboard
 from meshlink_gw.config import GatewayConfig, MqttConfig, NodeConfig, load_config, override
 from meshlink_gw.crypto.identity import Identity
@@ -109,7 +109,11 @@ async def run_gateway(node_cfg: NodeConfig, gw_cfg: GatewayConfig,
 
 def cmd_gateway(args: argparse.Namespace) -> int:
     node_cfg, gw_cfg = gateway_configs_from_args(args)
-    run_loop(node_cfg, run_gateway(node_cfg, gw_cfg))
+    lock = claim_data_dir(node_cfg.data_dir)
+    try:
+        run_loop(node_cfg, run_gateway(node_cfg, gw_cfg))
+    finally:
+        lock.release()
     return 0
 
 

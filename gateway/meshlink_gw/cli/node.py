@@ -1,4 +1,4 @@
-"""`meshlink keygen | node | status | send | recv`: a full node and its control socket.
+"""`meshlink keygen | node | status | send | recv | pins`: a full node and its control socket.
 
 Rule: argument parsing and human output only; errors are raised typed and
 turned into exit codes by cli/main.py.
@@ -8,14 +8,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
 import json
 import logging
 import signal
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
 from meshlink.errors import ConfigError
 
 from meshlink_gw.cli.common import (
+    claim_data_dir,
     data_dir,
     data_dir_arg,
     node_args,
@@ -75,7 +80,11 @@ async def run_until_signal(node: Any, ctl: control.ControlServer) -> None:
 
 def cmd_node(args: argparse.Namespace) -> int:
     cfg = node_config_from_args(args)
-    run_loop(cfg, _run_node(cfg))
+    lock = claim_data_dir(cfg.data_dir)
+    try:
+        run_loop(cfg, _run_node(cfg))
+    finally:
+        lock.release()
     return 0
 
 
@@ -115,31 +124,93 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 
 def cmd_recv(args: argparse.Namespace) -> int:
+    """Print the newest --limit messages (filters --since, --from) straight from
+    the inbox, read only (a copy on a read-only disk works too); say so on
+    stderr when older ones were left out. --follow then prints new messages
+    through the running node's control socket, from the end (--backlog: after
+    the newest --limit)."""
     ddir = data_dir(args)
-    if not args.follow and not (ddir / "control.sock").exists():
-        # no node running: read the inbox directly
-        if ddir.exists() and not ddir.is_dir():
-            raise ConfigError(f"--data-dir {ddir}: not a directory")
+    if ddir.exists() and not ddir.is_dir():
+        raise ConfigError(f"--data-dir {ddir}: not a directory")
+    after = 0
+    db = ddir / "meshlink.db"
+    if db.exists() and (args.backlog or not args.follow):
+        after = _print_newest(db, args)
+    elif db.exists():
+        after = _last_seq(db)
+    elif not args.follow:
         if not ddir.is_dir():
             raise ConfigError(f"no data directory {ddir}: no node has run there "
                               "(start one with `meshlink node`, or give --data-dir)")
-        db = ddir / "meshlink.db"
-        if not db.exists():
-            return 0  # a node ran here but never received anything
-        from meshlink_gw.node.store import Inbox
-
-        inbox = Inbox(db)
-        for rec in inbox.since(0):
-            _print_received(rec.to_json(), args.json)
+        return 0  # a node ran here but never received anything
+    if not args.follow:
         return 0
 
     async def follow() -> None:
-        req = {"cmd": "recv", "follow": args.follow}
+        req = {"cmd": "recv", "follow": True, "after": after}
         async for item in control.stream(ddir / "control.sock", req):
-            _print_received(item, args.json)
+            if args.source is None or item["from"] == args.source:
+                _print_received(item, args.json)
 
     asyncio.run(follow())
     return 0
+
+
+def _open_inbox(db: Path):
+    from meshlink_gw.node.store import Inbox
+
+    return Inbox(db, readonly=True)
+
+
+def _print_newest(db: Path, args: argparse.Namespace) -> int:
+    """Print the newest matching messages; returns the inbox's last seq."""
+    inbox = _open_inbox(db)
+    try:
+        since_ms = None if args.since is None else _since_unix_ms(args.since)
+        items, total = inbox.newest(args.limit, since_unix_ms=since_ms, src=args.source)
+        for rec in items:
+            _print_received(rec.to_json(), args.json)
+        if total > len(items):
+            print(f"meshlink: showing the newest {len(items)} of {total} messages; "
+                  "more with --limit or --since", file=sys.stderr, flush=True)
+        return inbox.last_seq()
+    finally:
+        inbox.close()
+
+
+def _last_seq(db: Path) -> int:
+    inbox = _open_inbox(db)
+    try:
+        return inbox.last_seq()
+    finally:
+        inbox.close()
+
+
+def _since_unix_ms(text: str) -> int:
+    """--since: unix milliseconds, an ISO 8601 time, or an age such as 90s, 15m, 2h, 1d."""
+    units = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+    try:
+        if text[-1:] in units and text[:-1].isdigit():
+            return int(time.time() * 1000) - int(text[:-1]) * units[text[-1]]
+        if text.isdigit():
+            return int(text)
+        when = datetime.datetime.fromisoformat(text)
+    except ValueError:
+        raise ConfigError(f"--since {text!r}: give unix ms, an ISO 8601 time or an age "
+                          "such as 15m") from None
+    if when.tzinfo is None:
+        when = when.astimezone()  # local time, as typed
+    return int(when.timestamp() * 1000)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a positive integer")
+    return n
 
 
 def _print_received(item: dict, as_json: bool) -> None:
@@ -151,8 +222,31 @@ def _print_received(item: dict, as_json: bool) -> None:
     print(f"[{item['seq']}] from {item['from']} to {to} hops {item['hops']}: {body}", flush=True)
 
 
+def cmd_pins(args: argparse.Namespace) -> int:
+    """Show the static peers' pinned node IDs, or forget some (--reset)."""
+    from meshlink_gw.config.schema import parse_hostport
+    from meshlink_gw.node.pins import PinStore
+
+    store = PinStore(data_dir(args))
+    if args.reset_all or args.reset:
+        key = None
+        if args.reset:
+            key = "%s:%d" % parse_hostport(args.reset, what="--reset")
+        gone = store.reset(key)
+        print(f"forgot {len(gone)} pin(s): {', '.join(gone) or '-'}; the next dial "
+              "pins whoever answers there")
+        return 0 if gone or args.reset_all else 1
+    pins = store.load()
+    if args.json:
+        print(json.dumps(pins, sort_keys=True))
+    else:
+        for addr, node_id in sorted(pins.items()):
+            print(f"{addr}  {node_id}")
+    return 0
+
+
 def add_parser(sub: Any) -> None:
-    """Add keygen, node, status, send and recv to the meshlink command line."""
+    """Add keygen, node, status, send, recv and pins to the meshlink command line."""
     p = sub.add_parser("keygen", help="create this node's identity (keys mode 0600)")
     data_dir_arg(p)
     p.set_defaults(func=cmd_keygen)
@@ -171,8 +265,23 @@ def add_parser(sub: Any) -> None:
     p.add_argument("text")
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_send)
-    p = sub.add_parser("recv", help="print received messages")
+    p = sub.add_parser("recv", help="print the newest received messages")
     data_dir_arg(p)
-    p.add_argument("--follow", action="store_true", help="keep printing new messages")
+    p.add_argument("--limit", type=_positive_int, default=100, metavar="N",
+                   help="at most the newest N messages (default 100)")
+    p.add_argument("--since", metavar="WHEN",
+                   help="only messages received since WHEN: unix ms, ISO 8601, or 15m/2h/1d")
+    p.add_argument("--from", dest="source", metavar="NODE_ID", help="only messages from NODE_ID")
+    p.add_argument("--follow", action="store_true",
+                   help="keep printing new messages (from now on; see --backlog)")
+    p.add_argument("--backlog", action="store_true",
+                   help="with --follow: print the newest --limit messages first")
     p.add_argument("--json", action="store_true", help="one JSON object per line")
     p.set_defaults(func=cmd_recv)
+    p = sub.add_parser("pins", help="show or reset the node IDs static peers are pinned to")
+    data_dir_arg(p)
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--reset", metavar="HOST:PORT", help="forget this address's pin")
+    g.add_argument("--reset-all", action="store_true", help="forget every pin")
+    p.add_argument("--json", action="store_true", help="one JSON object")
+    p.set_defaults(func=cmd_pins)

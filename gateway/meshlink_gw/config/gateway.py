@@ -77,6 +77,8 @@ class GatewayConfig:
         1000, "per board; when full new messages are refused", ge=1, **BOARDS)
     queue_max_bytes: int = integer(
         1 << 20, "per board", ge=1024, **BOARDS)
+    queue_max_per_source: int = integer(
+        100, "messages one mesh sender may have queued for one board", ge=1, **BOARDS)
     announce_interval_ms: int = integer(
         600_000, "re-announce every board this often", **BOARDS)
     forward_broadcasts: bool = flag(

@@ -56,6 +56,8 @@ class MqttConfig:
     qos: int = integer(1, "uplink readings and messages", choices=(0, 1))
     outbox_max: int = integer(1000, "queued uplink messages kept while the broker is away",
                               ge=1, le=1_000_000)
+    outbox_max_bytes: int = integer(4_194_304, "payload bytes the outbox keeps (on disk "
+                                    "at the gateway); the oldest go first", ge=1024)
     max_inflight: int = integer(32, "uplink QoS-1 publishes awaiting PUBACK at once",
                                 ge=1, le=1000)
     reconnect_initial_ms: int = integer(500, "first reconnect delay", ge=1)
@@ -69,7 +71,14 @@ class MqttConfig:
     global_rate_per_s: float = number(5.0, "all sources together")
     global_burst: int = integer(20, "all sources together", ge=1)
     max_sources: int = integer(256, "distinct sources tracked by the rate limiter", ge=1)
+    sources_bound_by_acl: bool = flag(
+        False, "the broker's ACL binds the <source> level to the login (pattern write "
+        "<prefix>+/cmd/+/%u): only then is each source limited apart; otherwise every "
+        "command shares one source bucket, so renaming the level gains nothing")
     ha_discovery: bool = flag(False, "publish Home Assistant discovery configs")
+    ha_rediscover_min_s: int = integer(
+        60, "resend discovery configs on 'online' from Home Assistant at most this often",
+        ge=0, le=86_400)
     ha_discovery_prefix: str = text("homeassistant", "one topic level", kind=STR)
 
     @property

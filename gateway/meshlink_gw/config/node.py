@@ -16,10 +16,10 @@ from meshlink.nodeid import NAME_MAX, is_name
 
 from meshlink_gw.config.schema import (
     HOSTPORT,
-    HOSTPORT_LIST,
     HOSTPORT_OR_OFF,
     OPTIONAL_STR,
     PATH,
+    PEER_LIST,
     Kind,
     flag,
     integer,
@@ -51,6 +51,20 @@ def _network_key(value: object, loc: str) -> bytes:
     if not isinstance(value, str) or len(raw) != 32:  # the value is a secret: not echoed
         raise ConfigError(f"{loc}: expected 64 hex characters (32 bytes)")
     return raw
+
+
+def read_network_key_file(path: pathlib.Path, loc: str) -> bytes:
+    """The network key from a file (64 hex characters, surrounding whitespace
+    ignored) that only its owner can read. Raises ConfigError."""
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text(encoding="ascii").strip()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{loc}: cannot read {path}: {getattr(e, 'strerror', None) or e}")
+    if mode & 0o077:
+        raise ConfigError(f"{loc}: {path} is readable by others (mode {mode & 0o777:o}); "
+                          f"run chmod 600 {path}")
+    return _network_key(text, loc)
 
 
 NETWORK_KEY = Kind("64 hex characters (32 bytes)", _network_key)
@@ -88,9 +102,15 @@ class NodeConfig:
         ("127.0.0.1", DEFAULT_PORT), "TCP address to listen on (port 0 picks a free one)",
         kind=HOSTPORT)
     peers: tuple[tuple[str, int], ...] = setting(
-        (), "static peers to keep a link to", kind=HOSTPORT_LIST)
+        (), "static peers to keep a link to, as HOST:PORT or NODE_ID@HOST:PORT (pinned "
+        "to that node ID; a HOST:PORT peer is pinned to the first ID met there)",
+        kind=PEER_LIST)
     network_key: bytes | None = setting(
-        None, "optional 32-byte network PSK (admission), as hex", kind=NETWORK_KEY)
+        None, "optional 32-byte network PSK (admission), as hex; prefer network_key_file",
+        kind=NETWORK_KEY)
+    network_key_file: pathlib.Path | None = setting(
+        None, "file holding the network key as 64 hex characters (mode 0600: not readable "
+        "by group or others); read once at start", kind=PATH)
     name: str = setting("", "this node's name, announced to the mesh (empty: none)",
                         kind=NODE_NAME)
     name_interval_ms: int = integer(60_000, "re-announce our name this often (and on a new link)",
@@ -122,6 +142,12 @@ class NodeConfig:
     handshake_timeout_ms: int = integer(
         10_000, "a mesh handshake (hybrid X25519 + ML-KEM over TCP) must finish in this", ge=10)
     idle_timeout_ms: int = integer(30_000, "no frame at all for this long: close")
+    # session lifetime (PROTOCOL.md §5.4): may only be shortened
+    session_rekey_after_ms: int = integer(
+        120_000, "start a rekey once a session is this old", ge=100, le=120_000)
+    session_reject_after_ms: int = integer(
+        180_000, "hard stop: no record sealed or opened under an older key "
+        "(> session_rekey_after_ms)", ge=200, le=180_000)
     # reconnect backoff (exponential with jitter)
     reconnect_min_ms: int = integer(250, "first redial delay", ge=1)
     reconnect_max_ms: int = integer(30_000, "longest redial delay (>= reconnect_min_ms)")
@@ -132,9 +158,23 @@ class NodeConfig:
     max_frame_bytes: int = integer(65536, "largest frame accepted", ge=MIN_FRAME_BYTES)
     max_peers: int = integer(64, "established links")
     max_half_open: int = integer(64, "mesh connections still in handshake")
+    max_half_open_per_host: int = integer(
+        8, "of those, from one host (a /24 or /64 prefix: 4x this)", ge=1)
+    handshake_attempts_per_s: int = integer(
+        20, "inbound handshakes per second from one host (a prefix: 4x)", ge=1)
+    handshake_attempt_burst: int = integer(10, "burst of those", ge=1)
+    max_discovery_dials: int = integer(
+        16, "addresses suggested by beacons dialed at once (each dropped after 3 "
+        "failed dials in a row)", ge=0)
     write_buffer_high_bytes: int = integer(1 << 20, "backpressure: stop reading above this")
     slow_peer_timeout_ms: int = integer(5000, "a peer that reads nothing this long is cut off")
     inbox_max_messages: int = integer(100_000, "received messages kept")
+    inbox_broadcast_max_bytes: int = integer(
+        16 << 20, "broadcast payload bytes kept in the inbox, all sources (oldest dropped)",
+        ge=65536)
+    inbox_broadcast_max_bytes_per_source: int = integer(
+        1 << 20, "broadcast payload bytes kept from one source (its oldest dropped)",
+        ge=65536)
     max_pending_sends: int = integer(10_000, "directed sends awaiting an ack; more are refused")
 
     def finish(self, where: str) -> NodeConfig:
@@ -142,6 +182,16 @@ class NodeConfig:
         if self.reconnect_max_ms < self.reconnect_min_ms:
             raise ConfigError(f"{where}.reconnect_max_ms must be >= reconnect_min_ms "
                               f"({self.reconnect_min_ms}), got {self.reconnect_max_ms}")
+        if self.network_key_file is not None:
+            if self.network_key is not None:
+                raise ConfigError(f"{where}: give network_key or network_key_file, not both")
+            key = read_network_key_file(self.network_key_file, f"{where}.network_key_file")
+            return dataclasses.replace(self, network_key=key, network_key_file=None).finish(
+                where)
+        if self.session_reject_after_ms <= self.session_rekey_after_ms:
+            raise ConfigError(f"{where}.session_reject_after_ms must be > "
+                              f"session_rekey_after_ms ({self.session_rekey_after_ms}), "
+                              f"got {self.session_reject_after_ms}")
         return self
 
     def control_socket(self) -> pathlib.Path:

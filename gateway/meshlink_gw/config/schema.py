@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from meshlink.errors import ConfigError
+from meshlink.nodeid import is_id
 
 _MISSING: Any = dataclasses.MISSING
 
@@ -101,13 +102,39 @@ def _hostport_or_off(value: Any, loc: str) -> tuple[str, int] | None:
 HOSTPORT_OR_OFF = Kind("HOST:PORT or \"off\"", _hostport_or_off)
 
 
-def _hostport_list(value: Any, loc: str) -> tuple[tuple[str, int], ...]:
+class PeerAddr(tuple[str, int]):
+    """A static peer's (host, port), equal to that plain tuple, plus the node
+    ID it is pinned to (None: pinned on first use)."""
+
+    node_id: str | None
+
+    def __new__(cls, host: str, port: int, node_id: str | None = None) -> PeerAddr:
+        self = super().__new__(cls, (host, port))
+        self.node_id = node_id
+        return self
+
+    def __repr__(self) -> str:
+        where = "%s:%d" % self
+        return f"{self.node_id}@{where}" if self.node_id else where
+
+
+def parse_peer(text: Any, *, what: str) -> PeerAddr:
+    """'HOST:PORT' or 'NODE_ID@HOST:PORT' -> PeerAddr. Raises ConfigError."""
+    node_id, at, rest = str(text).rpartition("@")
+    if at and not is_id(node_id):
+        raise ConfigError(f"{what}: expected NODE_ID@HOST:PORT with a node ID in UUID "
+                          f"form, got {text!r}")
+    host, port = parse_hostport(rest, what=what)
+    return PeerAddr(host, port, node_id or None)
+
+
+def _peer_list(value: Any, loc: str) -> tuple[PeerAddr, ...]:
     if not isinstance(value, list | tuple):
-        raise wrong_type(loc, value, "a list of 'HOST:PORT' strings")
-    return tuple(parse_hostport(v, what=f"{loc}[{i}]") for i, v in enumerate(value))
+        raise wrong_type(loc, value, "a list of '[NODE_ID@]HOST:PORT' strings")
+    return tuple(parse_peer(v, what=f"{loc}[{i}]") for i, v in enumerate(value))
 
 
-HOSTPORT_LIST = Kind("a list of 'HOST:PORT' strings", _hostport_list)
+PEER_LIST = Kind("a list of '[NODE_ID@]HOST:PORT' strings", _peer_list)
 
 
 # -- settings --------------------------------------------------------------------------

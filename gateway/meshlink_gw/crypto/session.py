@@ -67,7 +67,8 @@ class Session:
     """
 
     __slots__ = ("epoch", "created_ms", "handshake_hash", "is_initiator", "_send_aead",
-                 "_send_iv", "_recv_aead", "_recv_iv", "_send_seq", "_recv_seq")
+                 "_send_iv", "_recv_aead", "_recv_iv", "_send_seq", "_recv_seq",
+                 "rekey_after_ms", "reject_after_ms")
 
     def __init__(self, *, send_key: bytes, send_iv: bytes, recv_key: bytes, recv_iv: bytes,
                  epoch: int = 1, created_ms: int | None = None,
@@ -88,6 +89,19 @@ class Session:
         self._recv_iv = int.from_bytes(recv_iv, "big")
         self._send_seq = 0
         self._recv_seq = 0
+        self.rekey_after_ms = REKEY_AFTER_MS
+        self.reject_after_ms = REJECT_AFTER_MS
+
+    def shorten_lifetime(self, rekey_after_ms: int, reject_after_ms: int) -> None:
+        """Lower the time limits (an operator's stricter policy); never raise them.
+
+        Raises:
+            LocalProtocolError: rekey_after_ms is not below reject_after_ms.
+        """
+        if not 0 < rekey_after_ms < reject_after_ms:
+            raise LocalProtocolError("need 0 < rekey_after_ms < reject_after_ms")
+        self.rekey_after_ms = min(self.rekey_after_ms, rekey_after_ms)
+        self.reject_after_ms = min(self.reject_after_ms, reject_after_ms)
 
     @property
     def sent_records(self) -> int:
@@ -141,13 +155,15 @@ class Session:
         return plaintext
 
     def needs_rekey(self, now_ms: int) -> bool:
-        """True once the session is 120 s old or either direction reached 2^23 records."""
-        return (self._age_ms(now_ms) >= REKEY_AFTER_MS
+        """True once the session is rekey_after_ms (120 s) old or either direction
+        reached 2^23 records."""
+        return (self._age_ms(now_ms) >= self.rekey_after_ms
                 or self._send_seq >= REKEY_AFTER_RECORDS
                 or self._recv_seq >= REKEY_AFTER_RECORDS)
 
     def expired(self, now_ms: int) -> bool:
-        """True once seal/open refuse: 180 s old or a direction at 2^24 records."""
+        """True once seal/open refuse: reject_after_ms (180 s) old or a direction
+        at 2^24 records."""
         return (self._is_expired(now_ms) or self._send_seq >= REJECT_AFTER_RECORDS
                 or self._recv_seq >= REJECT_AFTER_RECORDS)
 
@@ -157,7 +173,7 @@ class Session:
         return now_ms - self.created_ms
 
     def _is_expired(self, now_ms: int) -> bool:
-        return self._age_ms(now_ms) >= REJECT_AFTER_MS
+        return self._age_ms(now_ms) >= self.reject_after_ms
 
     def _seq_error(self, seq: int) -> ReplayError:
         if seq < self._recv_seq:

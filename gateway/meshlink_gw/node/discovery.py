@@ -2,7 +2,8 @@
 
 Rule: a beacon only suggests an address. The node dials it with the beacon's
 node ID as the expected identity, and the handshake decides whether to trust
-it; a forged beacon costs at most one refused handshake.
+it; the set of suggested addresses being dialed is bounded and decays
+(PeerTable.dial_suggested), so forged beacons cost a few refused dials.
 """
 
 from __future__ import annotations
@@ -10,12 +11,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from collections import OrderedDict
 from collections.abc import Callable
 
 from meshlink import messages
 from meshlink.errors import MeshLinkError
 
 log = logging.getLogger("meshlink.discovery")
+
+MAX_SEEN = 256  # node IDs remembered from beacons
 
 
 class _BeaconProtocol(asyncio.DatagramProtocol):
@@ -48,7 +52,8 @@ class Discovery:
         self.on_peer = on_peer
         self.bind_host = bind_host
         self._transport: asyncio.DatagramTransport | None = None
-        self.seen: dict[str, tuple[str, int]] = {}
+        # the last address of each node ID, newest last; bounded (beacons are forgeable)
+        self.seen: OrderedDict[str, tuple[str, int]] = OrderedDict()
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -67,8 +72,13 @@ class Discovery:
             return
         tcp_addr = (addr[0], msg.port)
         if self.seen.get(msg.node_id) != tcp_addr:
-            log.info("beacon: %s at %s:%d", msg.node_id, *tcp_addr)
-            self.seen[msg.node_id] = tcp_addr
+            # at INFO only while the table has room: forged beacons must not flood the log
+            level = logging.INFO if len(self.seen) < MAX_SEEN else logging.DEBUG
+            log.log(level, "beacon: %s at %s:%d", msg.node_id, *tcp_addr)
+        self.seen[msg.node_id] = tcp_addr
+        self.seen.move_to_end(msg.node_id)
+        while len(self.seen) > MAX_SEEN:
+            self.seen.popitem(last=False)
         self.on_peer(msg.node_id, tcp_addr)
 
     async def run(self) -> None:

@@ -20,7 +20,7 @@ from meshlink.errors import MeshLinkError, ProtocolError, SessionExpiredError, T
 from meshlink.frames import Deframer, encode_frame
 
 from meshlink_gw.crypto.handshake import Initiator, Responder
-from meshlink_gw.crypto.session import Session
+from meshlink_gw.crypto.session import REJECT_AFTER_MS, REKEY_AFTER_MS, Session
 from meshlink_gw.runtime import now_ms
 
 log = logging.getLogger("meshlink.conn")
@@ -39,6 +39,9 @@ class LinkParams:
     network_key: bytes | None
     max_frame_bytes: int
     handshake_timeout_ms: int
+    # an operator may shorten a session's life (never lengthen it): PROTOCOL.md §5.4
+    rekey_after_ms: int = REKEY_AFTER_MS
+    reject_after_ms: int = REJECT_AFTER_MS
 
 
 class PeerConnection:
@@ -129,7 +132,9 @@ class PeerConnection:
             self._flush()
             resp.receive_finish(await self._read_frame(), now_ms=now_ms())
             hs = resp
-        self.session = hs.session
+        session = hs.session
+        session.shorten_lifetime(prm.rekey_after_ms, prm.reject_after_ms)
+        self.session = session
         self.peer_node_id = hs.peer_node_id
         self.peer_listen_port = hs.peer_listen_port
 
@@ -143,7 +148,7 @@ class PeerConnection:
         if self.closed or self.session is None:
             return
         try:
-            record = self.session.seal(payload)
+            record = self.session.seal(payload, now_ms())
         except SessionExpiredError:
             # The rekey did not happen in time: never exceed the key's budget.
             log.warning("session with %s expired before rekey: closing", self.peer_node_id)
@@ -174,7 +179,11 @@ class PeerConnection:
     def _open(self, record: bytes) -> messages.Message | None:
         assert self.session is not None
         try:
-            msg = messages.decode(self.session.open(record))
+            msg = messages.decode(self.session.open(record, now_ms()))
+        except SessionExpiredError as e:
+            # The key is past its limits: nothing more opens under it, the link ends
+            # and a dialer redials with a fresh handshake.
+            raise TransportError(f"session expired: {e}")
         except ProtocolError as e:
             self.records_rejected += 1
             self.bad_records += 1

@@ -15,6 +15,7 @@ import collections
 import logging
 import os
 import random
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,6 +29,7 @@ from meshlink.errors import (
     LocalProtocolError,
     MeshLinkError,
     ProtocolError,
+    StoreError,
     TransportError,
 )
 from meshlink.nodeid import is_id, new_message_id
@@ -37,6 +39,7 @@ from meshlink_gw.announce import node_announce_data, parse_board_announce, parse
 from meshlink_gw.config import NodeConfig
 from meshlink_gw.crypto.identity import verify
 from meshlink_gw.node import view
+from meshlink_gw.node.datadir import secure_data_dir
 from meshlink_gw.node.directory import Directory
 from meshlink_gw.node.discovery import Discovery
 from meshlink_gw.node.e2e import (
@@ -49,6 +52,7 @@ from meshlink_gw.node.e2e import (
 )
 from meshlink_gw.node.link import LinkParams
 from meshlink_gw.node.peers import LinkEvents, PeerTable
+from meshlink_gw.node.pins import PinStore
 from meshlink_gw.node.store import Inbox, Received
 from meshlink_gw.probes import parse_probe, parse_trace, probe_data, trace_data
 from meshlink_gw.routing_log import RoutingLog
@@ -57,6 +61,7 @@ from meshlink_gw.tasks import TaskSet
 
 log = logging.getLogger("meshlink.node")
 
+STORE_LOG_INTERVAL_MS = 10_000  # a full disk is logged at most this often
 RECENT_MESSAGES = 50  # routed messages kept for the dashboard's message flow
 PROBE_TIMEOUT_S = 5.0  # how long a node ID nobody knows gets to answer before "unknown"
 
@@ -121,23 +126,36 @@ class Node:
                                  max_pending=config.max_pending_sends,
                                  default_ttl=config.default_ttl, auth=self.auth)
         config.data_dir.mkdir(parents=True, exist_ok=True)
-        self.inbox = Inbox(config.data_dir / "meshlink.db", config.inbox_max_messages)
+        # the inbox is plaintext: owner-only, whatever the directory held before
+        secure_data_dir(config.data_dir)
+        db = config.data_dir / "meshlink.db"
+        os.close(os.open(db, os.O_CREAT | os.O_WRONLY, 0o600))
+        self.inbox = Inbox(db, config.inbox_max_messages,
+                           broadcast_max_bytes=config.inbox_broadcast_max_bytes,
+                           broadcast_max_bytes_per_source=(
+                               config.inbox_broadcast_max_bytes_per_source))
+        secure_data_dir(config.data_dir)  # the WAL files it just created
         params = LinkParams(identity, config.listen[1], config.network_key,
-                            config.max_frame_bytes, config.handshake_timeout_ms)
+                            config.max_frame_bytes, config.handshake_timeout_ms,
+                            rekey_after_ms=config.session_rekey_after_ms,
+                            reject_after_ms=config.session_reject_after_ms)
         events = LinkEvents(on_message=self.on_message,
                             on_peer_up=self._after(self._peer_up),
                             on_peer_down=self._after(self.router.peer_down),
                             on_rtt=self._after(self.router.record_rtt),
                             on_ping_lost=self._after(self.router.record_ping_lost))
         self.peers = PeerTable(config, self.node_id, params, events,
-                               is_local=self.local_ids.__contains__)
+                               is_local=self.local_ids.__contains__,
+                               pins=PinStore(config.data_dir))
         self._futures: dict[str, asyncio.Future] = {}  # origin_id -> SendResult future
         self.inbox_changed = asyncio.Event()
         self.deliver_hooks: list[Callable[[Received], None]] = []
         self.served: dict[str, Callable[[messages.MeshMessage, int], bool]] = {}
         self.counters = {"relayed": 0, "delivered": 0, "duplicates": 0, "announces": 0,
-                         "probes_answered": 0, "forged_messages": 0,
+                         "probes_answered": 0, "forged_messages": 0, "store_refused": 0,
                          "unsealed_dropped": 0}
+        self._refused_logged_ms = -STORE_LOG_INTERVAL_MS  # the first refusal is logged
+        self._refused_since_log = 0
         self.role = "node"  # what our name announcement says we are (a gateway sets it)
         self.directory = Directory()
         self.recent: collections.deque[dict] = collections.deque(maxlen=RECENT_MESSAGES)
@@ -167,7 +185,8 @@ class Node:
         log.info("node %s listening on %s:%d router=%s", self.node_id, *self.listen_addr,
                  self.config.router)
         for addr in self.config.peers:
-            self.peers.dial_forever(addr)
+            self.peers.dial_forever(addr, getattr(addr, "node_id", None))
+        self.peers.dial_known()  # neighbours from the last run: heal at once
         self.peers.start()
         self._arm_timer()
         if self.config.discovery:
@@ -181,7 +200,7 @@ class Node:
 
         def on_peer(node_id: str, addr: tuple[str, int]) -> None:
             if node_id not in self.peers.links and node_id not in self.local_ids:
-                self.peers.dial_forever(addr, node_id)
+                self.peers.dial_suggested(addr, node_id)
 
         self.discovery = Discovery(self.node_id, self.listen_addr[1], port=cfg.discovery_port,
                                    broadcast_addr=cfg.discovery_broadcast,
@@ -275,8 +294,10 @@ class Node:
             return
         if msg.dst is None or msg.dst == self.node_id:
             if self.delivery.first_arrival(msg, now):
-                self._deliver(msg.src, msg.dst, msg.message_id, msg.origin_id, msg.data,
-                              hops_travelled(msg))
+                if not self._deliver(msg.src, msg.dst, msg.message_id, msg.origin_id,
+                                     msg.data, hops_travelled(msg)):
+                    self.delivery.forget_arrival(msg)  # not kept: no Ack, the sender retries
+                    return
             else:
                 self.counters["duplicates"] += 1
             if msg.dst is not None:
@@ -414,11 +435,17 @@ class Node:
 
     # -- delivery --------------------------------------------------------
     def _deliver(self, src: str, dst: str | None, message_id: str, origin_id: str | None,
-                 data: bytes, hops: int) -> None:
-        rec = self.inbox.add(src, dst, message_id, origin_id or message_id, data, hops)
+                 data: bytes, hops: int) -> bool:
+        """Store a message for this node's application; False if the store
+        refused it (a full disk: logged once per interval, nothing acked)."""
+        try:
+            rec = self.inbox.add(src, dst, message_id, origin_id or message_id, data, hops)
+        except sqlite3.Error as e:
+            self._store_refused(e)
+            return False
         if rec is None:  # the inbox remembers across restarts what delivery forgot
             self.counters["duplicates"] += 1
-            return
+            return True
         self.counters["delivered"] += 1
         log.info("received from=%s to=%s id=%s hops=%d bytes=%d", src, dst or "*",
                  rec.origin_id, hops, len(data))
@@ -429,6 +456,19 @@ class Node:
                 hook(rec)
             except MeshLinkError as e:
                 log.warning("deliver hook failed: %s", e)
+        return True
+
+    def _store_refused(self, e: sqlite3.Error) -> None:
+        """Count a message the inbox could not keep; one log line per interval."""
+        self.counters["store_refused"] += 1
+        self._refused_since_log += 1
+        now = now_ms()
+        if now - self._refused_logged_ms >= STORE_LOG_INTERVAL_MS:
+            log.error("inbox %s refused %d message(s) (%s); not acknowledged, so their "
+                      "senders retry; links and relaying go on", self.inbox.path,
+                      self._refused_since_log, e)
+            self._refused_logged_ms = now
+            self._refused_since_log = 0
 
     def add_deliver_hook(self, hook: Callable[[Received], None]) -> None:
         """Call hook(record) for every message stored in this node's inbox."""
@@ -520,6 +560,7 @@ class Node:
         Raises:
             LocalProtocolError: invalid destination, payload too large, or too
                 many directed messages awaiting acknowledgement.
+            StoreError: a message to this node itself that the inbox refused.
         """
         now = now_ms()
         # to our own inbox (a board's reading, say) nothing leaves: no signature
@@ -527,10 +568,9 @@ class Node:
         sealed = dst is not None and dst not in self.local_ids and not _control(data)
         msg = self.delivery.message(src, dst, data, sign=dst != self.node_id and not sealed)
         mid = msg.message_id
-        if sealed:
-            self._plain[mid] = [src, dst, data, None]
         if dst == self.node_id:
-            self._deliver(msg.src, dst, mid, mid, data, 0)
+            if not self._deliver(msg.src, dst, mid, mid, data, 0):
+                raise StoreError(f"inbox {self.inbox.path} refused the message (disk full?)")
             fut = asyncio.get_running_loop().create_future()
             fut.set_result(SendResult(mid, True, 0))
             return msg, fut
@@ -539,6 +579,8 @@ class Node:
             self._arm_timer()
             return msg, None
         self.delivery.track(msg, now)
+        if sealed:  # sealed (and signed) per attempt, from this plaintext (§13.4)
+            self._plain[mid] = [src, dst, data, None]
         fut = self._futures[mid] = asyncio.get_running_loop().create_future()
         self._send_attempt(msg, now)
         return msg, fut

@@ -24,11 +24,18 @@ from meshlink import messages
 from meshlink.errors import ProtocolError, TransportError
 
 from meshlink_gw.config import NodeConfig
+from meshlink_gw.node.admission import Admission
+from meshlink_gw.node.known_peers import KnownPeers
 from meshlink_gw.node.link import LinkParams, PeerConnection
+from meshlink_gw.node.pins import PinStore
 from meshlink_gw.runtime import Backoff, now_ms
 from meshlink_gw.tasks import TaskSet
 
 log = logging.getLogger("meshlink.peers")
+
+REFUSAL_LOG_INTERVAL_MS = 1000
+STABLE_LINK_MS = 10_000  # a link that lasts this long resets its dialer's backoff
+DISCOVERY_DIAL_TRIES = 3  # failed dials in a row before a suggested address is dropped
 
 _LINK_ERRORS = (ProtocolError, TransportError, OSError, EOFError, asyncio.IncompleteReadError,
                 asyncio.TimeoutError)
@@ -62,24 +69,38 @@ class PeerTable:
         params: what each link needs for its handshake.
         events: where link events go.
         is_local: True for an ID this node answers for (never a neighbour).
+        pins: where static peers' node IDs are pinned (None: no pinning).
     """
 
     def __init__(self, config: NodeConfig, node_id: str, params: LinkParams,
-                 events: LinkEvents, is_local: Callable[[str], bool]) -> None:
+                 events: LinkEvents, is_local: Callable[[str], bool],
+                 pins: PinStore | None = None) -> None:
         self.config = config
         self.node_id = node_id
         self.params = params
         self.events = events
         self.is_local = is_local
+        self.pins = pins
         self.tasks = TaskSet()
         self.closing = False
-        self.stats = {"handshakes_failed": 0, "records_rejected": 0}
+        self.stats = {"handshakes_failed": 0, "records_rejected": 0,
+                      "connections_refused": 0, "links_evicted": 0, "flaps": 0,
+                      "links_established": 0}
+        self.admission = Admission(config.max_half_open_per_host,
+                                   config.handshake_attempts_per_s,
+                                   config.handshake_attempt_burst)
+        self._refusal_logged_ms = -REFUSAL_LOG_INTERVAL_MS
+        self._expected_ids: set[str] = set()  # node IDs our static dialers expect
+        self._static_addrs: set[tuple[str, int]] = set()
+        self._suggested: set[tuple[str, int]] = set()  # discovery dialers (bounded)
         self.links: dict[str, PeerConnection] = {}
         self.state: dict[str, _PeerState] = {}
         self.half_open = 0
         self.known_addrs: dict[tuple[str, int], str] = {}  # dial address -> node ID
         self._dialing: set[tuple[str, int]] = set()
         self._lost: dict[tuple[str, int], asyncio.Event] = {}
+        self._rekeying: set[str] = set()  # peers with a rekey dial in progress
+        self.known = KnownPeers(config.data_dir)
 
     def get(self, peer_id: str) -> PeerConnection | None:
         return self.links.get(peer_id)
@@ -96,14 +117,33 @@ class PeerTable:
     # -- establishing ------------------------------------------------------
     async def accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """asyncio server callback for an inbound TCP connection."""
-        if self.half_open >= self.config.max_half_open or \
-                len(self.links) >= self.config.max_peers:
-            log.warning("refusing connection from %s: too many links",
-                        writer.get_extra_info("peername"))
+        if self.closing:
             writer.close()
             return
-        conn = PeerConnection(self.params, reader, writer, outbound=False)
-        await self._establish(conn)
+        peer = writer.get_extra_info("peername")
+        host = str(peer[0]) if peer else "?"
+        why = "too many handshakes in progress" \
+            if self.half_open >= self.config.max_half_open else \
+            self.admission.admit(host, now_ms())
+        if why is not None:
+            # before any crypto: a flood costs an accept() and a close()
+            self.stats["connections_refused"] += 1
+            self._log_refusal(host, why)
+            writer.close()
+            return
+        try:
+            conn = PeerConnection(self.params, reader, writer, outbound=False)
+            await self._establish(conn)
+        finally:
+            self.admission.done(host)
+
+    def _log_refusal(self, host: str, why: str) -> None:
+        """One line per REFUSAL_LOG_INTERVAL_MS at most (a flood must not flood the log)."""
+        now = now_ms()
+        if now - self._refusal_logged_ms >= REFUSAL_LOG_INTERVAL_MS:
+            self._refusal_logged_ms = now
+            log.warning("refusing connection from %s: %s (%d refused so far)", host, why,
+                        self.stats["connections_refused"])
 
     async def connect(self, addr: tuple[str, int], expected_node_id: str | None = None
                       ) -> PeerConnection | None:
@@ -132,9 +172,11 @@ class PeerTable:
             return None
         finally:
             self.half_open -= 1
-        if not self._register(conn):
-            await conn.close("duplicate link")
+        refused = self._register(conn)
+        if refused is not None:
+            await conn.close(refused)
             return None
+        self.stats["links_established"] += 1
         self.tasks.spawn(self._run(conn), f"link-{conn.peer_node_id}")
         return conn
 
@@ -149,27 +191,69 @@ class PeerTable:
         return (initiated_by_lower(new), new.established_ms) >= \
             (initiated_by_lower(old), old.established_ms)
 
-    def _register(self, conn: PeerConnection) -> bool:
+    def _register(self, conn: PeerConnection) -> str | None:
+        """Make conn the link to its peer; None, or why it is refused (its close reason)."""
         peer = conn.peer_node_id
         assert peer is not None
+        if self.closing:  # a handshake that finished after close_all(): no zombie link
+            return "shutdown"
         if self.is_local(peer):
             log.info("dropping a link to ourselves (%s:%d)", *conn.remote_addr)
-            return False
+            return "duplicate link"
         if conn.dial_addr:
             self.known_addrs[conn.dial_addr] = peer
         old = self.links.get(peer)
         if old is not None:
             if not self._wins(conn, old):
-                return False
+                return "duplicate link"
             self.links[peer] = conn  # replace first so old's teardown keeps the peer up
             self.tasks.spawn(old.close("replaced by a newer link"), "close-old")
         else:
+            if len(self.links) >= self.config.max_peers and not self._make_slot(conn):
+                log.warning("refusing %s at %s:%d: all %d peer slots taken", peer,
+                            *conn.remote_addr, self.config.max_peers)
+                return "peer slots full"
             self.links[peer] = conn
             self.state[peer] = _PeerState()
             self.events.on_peer_up(peer, now_ms())
             self._heartbeat(peer, conn, now_ms())  # first RTT sample right away
+            addr = conn.dial_addr or ((conn.remote_addr[0], conn.peer_listen_port)
+                                      if conn.peer_listen_port else None)
+            if addr is not None:
+                self.known.remember(peer, addr)
         log.info("peer up %s at %s:%d (%s)", peer, *conn.remote_addr,
                  "outbound" if conn.outbound else "inbound")
+        return None
+
+    def _known(self, conn: PeerConnection) -> bool:
+        """A static peer: one we dial from the configuration, or whose node ID
+        a static dialer expects or has met there (never one a beacon suggested)."""
+        if conn.dial_addr is not None and conn.dial_addr in self._static_addrs:
+            return True
+        pid = conn.peer_node_id
+        if self.pins is not None and pid in self.pins.load().values():
+            return True
+        return pid in self._expected_ids or any(
+            self.known_addrs.get(a) == pid for a in self._static_addrs)
+
+    def _make_slot(self, conn: PeerConnection) -> bool:
+        """All slots are taken: a known peer takes the slot of the newest
+        inbound link of an unknown identity; an unknown one gets nothing (so
+        throw-away identities can never lock known peers out)."""
+        if not self._known(conn):
+            return False
+        unknown = [c for c in self.links.values() if not self._known(c)]
+        if not unknown:
+            return False
+        victim = max(unknown, key=lambda c: c.established_ms)
+        log.warning("peer slots full: dropping unproven inbound peer %s for %s",
+                    victim.peer_node_id, conn.peer_node_id)
+        self.stats["links_evicted"] += 1
+        if victim.peer_node_id is not None:
+            self.links.pop(victim.peer_node_id, None)
+            self.state.pop(victim.peer_node_id, None)
+            self.events.on_peer_down(victim.peer_node_id, now_ms())
+        self.tasks.spawn(victim.close("peer slots full"), "close-evicted")
         return True
 
     async def _run(self, conn: PeerConnection) -> None:
@@ -197,33 +281,94 @@ class PeerTable:
                 self._lost[addr].set()
 
     # -- dialing with backoff ------------------------------------------------
+    def dial_known(self) -> None:
+        """Dial once, at once, every neighbour known from an earlier run that
+        no dialer covers: after a restart they are re-linked without waiting
+        for their own reconnect backoff."""
+        for node_id, addr in list(self.known.addrs.items()):
+            if node_id not in self.links and addr not in self._dialing:
+                self.tasks.spawn(self.connect(addr, node_id), f"redial-{addr[0]}:{addr[1]}")
+
     def dial_forever(self, addr: tuple[str, int], expected_node_id: str | None = None) -> None:
-        """Keep a link to addr up: redial with exponential backoff and jitter."""
+        """Keep a link to a static peer at addr up: redial with exponential
+        backoff and jitter, for as long as the node runs."""
         if addr in self._dialing:
             return
         self._dialing.add(addr)
-        self.tasks.spawn(self._dialer(addr, expected_node_id), f"dial-{addr[0]}:{addr[1]}")
+        self._static_addrs.add(addr)
+        if expected_node_id is not None:
+            self._expected_ids.add(expected_node_id)
+        self.tasks.spawn(self._dialer(addr, expected_node_id, None),
+                         f"dial-{addr[0]}:{addr[1]}")
 
-    async def _dialer(self, addr: tuple[str, int], expected: str | None) -> None:
+    def dial_suggested(self, addr: tuple[str, int], node_id: str) -> bool:
+        """Dial an address a beacon suggested, for node_id. The set of such
+        dialers is bounded (max_discovery_dials) and decays: a dialer gives up
+        after DISCOVERY_DIAL_TRIES failed dials in a row, until a beacon
+        suggests the address again. False if it was not started (full)."""
+        if addr in self._dialing:
+            return True
+        if len(self._suggested) >= self.config.max_discovery_dials:
+            return False
+        self._dialing.add(addr)
+        self._suggested.add(addr)
+        self.tasks.spawn(self._dialer(addr, node_id, DISCOVERY_DIAL_TRIES),
+                         f"dial-{addr[0]}:{addr[1]}")
+        return True
+
+    def suggested_dials(self) -> int:
+        return len(self._suggested)
+
+    async def _dialer(self, addr: tuple[str, int], expected: str | None,
+                      max_failures: int | None) -> None:
         backoff = Backoff(self.config.reconnect_min_ms, self.config.reconnect_max_ms)
+        failures = 0
         try:
             while not self.closing:
                 known = self.known_addrs.get(addr)
                 if known is not None and known in self.links:
                     lost = self._lost.setdefault(addr, asyncio.Event())
                     lost.clear()
+                    up_ms = now_ms()
                     await lost.wait()
-                    backoff.reset()
+                    failures = 0
+                    await self._after_loss(addr, now_ms() - up_ms, backoff)
                     continue
-                conn = await self.connect(addr, expected)
+                want = expected
+                if want is None and max_failures is None and self.pins is not None:
+                    want = self.pins.get(addr)  # re-read: an operator may reset it
+                conn = await self.connect(addr, want)
                 if conn is not None:
-                    backoff.reset()
+                    if want is None and max_failures is None and self.pins is not None \
+                            and conn.peer_node_id:
+                        self.pins.pin(addr, conn.peer_node_id)  # trust on first use
+                    failures = 0  # the backoff is reset once the link proves stable
                     continue
                 if self.known_addrs.get(addr) in self.links:
                     continue  # the peer dialed us meanwhile
+                failures += 1
+                if max_failures is not None and failures >= max_failures:
+                    log.info("giving up on suggested address %s:%d for now", *addr)
+                    return
                 await asyncio.sleep(backoff.next_ms() / 1000)
         finally:
             self._dialing.discard(addr)
+            self._suggested.discard(addr)
+
+    async def _after_loss(self, addr: tuple[str, int], lived_ms: int, backoff: Backoff) -> None:
+        """A link that lived STABLE_LINK_MS resets the backoff; a shorter one
+        (a flapping peer, or another process with our identity taking the link
+        over at the peer) makes the dialer wait as after a failed dial, so two
+        such processes slow down instead of fighting with handshakes."""
+        if lived_ms >= STABLE_LINK_MS:
+            backoff.reset()
+            return
+        wait_ms = backoff.next_ms()
+        self.stats["flaps"] += 1
+        if self.stats["flaps"] % 10 == 1:  # one line per ten flaps
+            log.warning("link via %s:%d lasted %d ms (another process with our identity?): "
+                        "redialing in %d ms", addr[0], addr[1], lived_ms, wait_ms)
+        await asyncio.sleep(wait_ms / 1000)
 
     # -- heartbeats -------------------------------------------------------------
     def start(self) -> None:
@@ -250,6 +395,12 @@ class PeerTable:
             log.warning("peer %s silent: closing link", peer)
             self.tasks.spawn(conn.close("heartbeat timeout"), "close-silent")
             return
+        if conn.session is not None and conn.session.expired(now):
+            # no rekey in time (a peer that ignores it, or cannot be dialed): the key
+            # is never used past its limit; the link ends and the dialer redials
+            log.warning("session with %s expired before a rekey: closing link", peer)
+            self.tasks.spawn(conn.close("session expired"), "close-expired")
+            return
         if conn.session is not None and conn.session.needs_rekey(now):
             self._rekey(peer, conn)
         st.ping_seq += 1
@@ -258,13 +409,36 @@ class PeerTable:
         conn.send(messages.Ping(seq=st.ping_seq, sent_ms=now))
 
     def _rekey(self, peer: str, conn: PeerConnection) -> None:
-        """A fresh handshake replaces the session; the lower node ID dials it."""
-        if self.node_id < peer:
-            addr = conn.dial_addr or (conn.remote_addr[0], conn.peer_listen_port or 0)
+        """A fresh handshake on a new connection replaces the session (PROTOCOL.md §5.4).
+
+        The lower node ID dials it if it knows where to; otherwise (the peer
+        announced listen_port 0 and dialed us) the higher one does, since it
+        dialed the old link. The side that does not dial sends error{rekey}.
+        """
+        addr = self._redial_addr(conn)
+        peer_can_dial = not conn.outbound or self.params.listen_port != 0
+        if addr is not None and (self.node_id < peer or not peer_can_dial):
+            if peer in self._rekeying:
+                return  # one rekey dial at a time per peer
             log.info("rekeying link to %s", peer)
-            self.tasks.spawn(self.connect(addr, peer), f"rekey-{peer}")
+            self._rekeying.add(peer)
+            self.tasks.spawn(self._rekey_dial(peer, addr), f"rekey-{peer}")
         else:
             conn.send(messages.Error(code="rekey", reason="session limit reached"))
+
+    @staticmethod
+    def _redial_addr(conn: PeerConnection) -> tuple[str, int] | None:
+        if conn.dial_addr is not None:
+            return conn.dial_addr
+        if conn.peer_listen_port:
+            return (conn.remote_addr[0], conn.peer_listen_port)
+        return None
+
+    async def _rekey_dial(self, peer: str, addr: tuple[str, int]) -> None:
+        try:
+            await self.connect(addr, peer)
+        finally:
+            self._rekeying.discard(peer)
 
     # -- link-level messages ----------------------------------------------------
     def _on_message(self, conn: PeerConnection, msg: messages.Message) -> None:

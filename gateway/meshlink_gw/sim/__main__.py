@@ -6,6 +6,6 @@ simulator that imports the CLI, and nothing imports it.
 """
 import sys
 
-from meshlink_gw.cli.main import main
+from meshlink_gw.cli import main
 
 sys.exit(main(["sim", *sys.argv[1:]]))
