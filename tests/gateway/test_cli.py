@@ -1,4 +1,4 @@
-"""The `meshlink` command line: where errors end (cli/main.py).
+"""The `meshlink` command line: where errors end (cli/app.py).
 
 Every error is one line `meshlink: error: ...` on stderr: ConfigError and
 usage -> 2, other MeshLinkError and OSError -> 1, Ctrl-C -> 130, a closed
@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from meshlink_gw import cli
 from meshlink_gw.cli import node as node_cmds
-from meshlink_gw.cli.main import OPTIONAL, Unavailable, build_parser
+from meshlink_gw.cli.app import OPTIONAL, Unavailable, build_parser
 
 GOOD_ID = "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"
 CLI_DIR = Path(node_cmds.__file__).parent
@@ -201,13 +201,13 @@ def _imports(path: Path) -> set[str]:
 
 
 def test_subcommand_modules_never_import_main_back():
-    """common.py is the shared module; only main.py (and the entry points) import main."""
+    """common.py is the shared module; only app.py (and the entry points) import the app."""
     for path in sorted(CLI_DIR.glob("*.py")):
-        if path.name in ("main.py", "__init__.py", "__main__.py"):
+        if path.name in ("app.py", "__init__.py", "__main__.py"):
             continue
         imported = _imports(path)
-        assert not {"meshlink_gw.cli", "meshlink_gw.cli.main"} & imported, path.name
-        assert not any(m.startswith("meshlink_gw.cli.main") for m in imported), path.name
+        assert not {"meshlink_gw.cli", "meshlink_gw.cli.app"} & imported, path.name
+        assert not any(m.startswith("meshlink_gw.cli.app") for m in imported), path.name
 
 
 def test_nothing_outside_cli_imports_it():

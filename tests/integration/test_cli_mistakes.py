@@ -1,7 +1,7 @@
 """A walk through the mistakes a new user makes, against the real `meshlink`
 command and real node processes: every one ends in one line
 `meshlink: error: ...` saying what went wrong and what to do, with its
-documented exit code (cli/main.py), and never a traceback."""
+documented exit code (cli/app.py), and never a traceback."""
 
 from __future__ import annotations
 

@@ -1,13 +1,13 @@
 """The `meshlink` command line (entry point `meshlink_gw.cli:main`).
 
-    main.py     the parser; the one place that maps errors to exit codes
+    app.py      the parser; the one place that maps errors to exit codes
     common.py   argument helpers, data directory, node config, event loop
     node.py     keygen, node, status, send, recv
     gateway.py  gateway            (optional: board service)
     board.py    board ...          (optional: registry, bundles)
     sim.py      sim                (optional: the routing simulator)
 
-Rule: subcommand modules import common.py, never main.py; nothing outside
+Rule: subcommand modules import common.py, never app.py; nothing outside
 cli/ imports cli/.
 """
 
@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     then must end quietly with 130 like one during the command itself.
     """
     try:
-        from meshlink_gw.cli.main import main as run
+        from meshlink_gw.cli.app import main as run
 
         return run(argv)
     except KeyboardInterrupt:

@@ -2,7 +2,7 @@
 
 Rule: argument parsing and human output only; the work is in meshlink_gw.boards
 (registry, bundle). Errors are raised typed and turned into exit codes by
-cli/main.py (ConfigError -> 2, other MeshLinkError -> 1).
+cli/app.py (ConfigError -> 2, other MeshLinkError -> 1).
 """
 
 from __future__ import annotations

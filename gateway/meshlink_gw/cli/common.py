@@ -1,7 +1,7 @@
 """What every `meshlink` subcommand module shares: argument helpers, the data
 directory, the node config built from flags, logging and the event loop.
 
-Rule: main.py and the subcommand modules import this; it imports none of them
+Rule: app.py and the subcommand modules import this; it imports none of them
 (so no import runs back up from a subcommand to main).
 """
 

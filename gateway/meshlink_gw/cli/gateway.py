@@ -2,9 +2,9 @@
 MQTT bridge.
 
 Rule: argument parsing and human output only; the work is in meshlink_gw.boards.
-Errors are raised typed and turned into exit codes by cli/main.py. The board
+Errors are raised typed and turned into exit codes by cli/app.py. The board
 service is imported here, at the top, so a missing dependency is reported by
-cli/main.py when this module is loaded, not in the middle of a run.
+cli/app.py when this module is loaded, not in the middle of a run.
 """
 
 from __future__ import annotations

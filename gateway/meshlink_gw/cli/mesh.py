@@ -2,7 +2,7 @@
 
 Rule: argument parsing and human output only; the node does the work over
 its control socket (nodes, resolve, probe). Errors are raised typed and
-turned into exit codes by cli/main.py.
+turned into exit codes by cli/app.py.
 """
 
 from __future__ import annotations

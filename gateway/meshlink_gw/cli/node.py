@@ -1,7 +1,7 @@
 """`meshlink keygen | node | status | send | recv | pins`: a full node and its control socket.
 
 Rule: argument parsing and human output only; errors are raised typed and
-turned into exit codes by cli/main.py.
+turned into exit codes by cli/app.py.
 """
 
 from __future__ import annotations

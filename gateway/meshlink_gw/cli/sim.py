@@ -5,7 +5,7 @@ and write the report.
     meshlink sim --topology grid --nodes 100 --seeds 3
 
 Rule: argument parsing and human output only; the simulator is meshlink_gw.sim.
-Bad input raises ConfigError naming the option (cli/main.py: exit 2) before
+Bad input raises ConfigError naming the option (cli/app.py: exit 2) before
 any run starts.
 """
 

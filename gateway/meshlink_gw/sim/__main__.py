@@ -1,6 +1,6 @@
 """python -m meshlink_gw.sim: the `meshlink sim` command (make sim).
 
-The command line itself lives in meshlink_gw/cli/sim.py, where cli/main.py
+The command line itself lives in meshlink_gw/cli/sim.py, where cli/app.py
 turns its errors into exit codes; this entry point is the only file of the
 simulator that imports the CLI, and nothing imports it.
 """
