@@ -158,21 +158,21 @@ def bench_seal(n: int, n_setups: int = 100) -> list[tuple[str, float, str]]:
     def wire(data: bytes) -> int:  # base64 in the mesh message's JSON
         return len(messages.MeshMessage(src=a.node_id, dst=b.node_id, data=data,
                                         message_id=a.node_id, ttl=8, path=[]).encode())
-    return [("seal: key record check (decode + Ed25519 verify), once per dst", check_us, "us"),
-            ("seal: first message, origin setup (X25519 + ML-KEM encaps + seal)",
+    return [("seal: key record check, once per destination", check_us, "us"),
+            ("seal: first message, setup at the origin",
              setup_send_us, "us"),
-            ("seal: first message, destination setup (X25519 + ML-KEM decaps + open)",
+            ("seal: first message, setup at the destination",
              setup_open_us, "us"),
-            ("seal: steady state, seal 256 B at the origin", seal_us, "us"),
-            ("seal: steady state, open 256 B at the destination", open_us, "us"),
-            ("seal: baseline, one bare AES-256-GCM encrypt of 256 B", aes_us, "us"),
-            ("seal: bytes added per message, steady state (raw)", len(sealed[0]) - len(plain),
+            ("seal: steady state, seal 256 B (origin)", seal_us, "us"),
+            ("seal: steady state, open 256 B (destination)", open_us, "us"),
+            ("seal: baseline, one AES-256-GCM encrypt of 256 B", aes_us, "us"),
+            ("seal: bytes added per message, steady state", len(sealed[0]) - len(plain),
              "B"),
-            ("seal: bytes added per message, steady state (wire, base64)",
+            ("seal: bytes added per message, on the wire (base64)",
              wire(sealed[0]) - wire(plain), "B"),
-            ("seal: bytes added, setup form (raw; until the first Ack)",
+            ("seal: bytes added, setup form (until the first Ack)",
              len(setups[0]) - len(plain), "B"),
-            ("seal: key record (keys reply payload, raw)", len(raw), "B")]
+            ("seal: key record (keys reply payload)", len(raw), "B")]
 
 
 def run(n_handshakes: int = 200, n_handshakes_slow: int = 20,

@@ -19,7 +19,7 @@ def test_bench_run_reports_all_rows():
     assert sizes == {"e2e: bytes added per mesh message or Ack": 150,
                      "e2e: bytes added per announcement entry": 131,
                      # sealed payloads (docs/PROTOCOL.md §13)
-                     "seal: bytes added per message, steady state (raw)": 25,
-                     "seal: bytes added per message, steady state (wire, base64)": 32,
-                     "seal: bytes added, setup form (raw; until the first Ack)": 1153,
-                     "seal: key record (keys reply payload, raw)": 1336}
+                     "seal: bytes added per message, steady state": 25,
+                     "seal: bytes added per message, on the wire (base64)": 32,
+                     "seal: bytes added, setup form (until the first Ack)": 1153,
+                     "seal: key record (keys reply payload)": 1336}
