@@ -11,12 +11,14 @@ import statistics
 import sys
 import time
 
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from meshlink import messages
 from meshlink.auth import Auth
 from meshlink.nodeid import new_message_id
 from meshlink_gw.crypto.handshake import Initiator, Responder
 from meshlink_gw.crypto.identity import Identity, verify
 from meshlink_gw.crypto.kem import BACKEND_NAMES, KemBackend, get_backend
+from meshlink_gw.crypto.seal import KeyRecord, PairOpener, PairSender, new_key_pair
 from meshlink_gw.crypto.session import Session
 
 RECORD_BYTES = 256
@@ -113,6 +115,66 @@ def bench_end_to_end(n: int) -> list[tuple[str, float, str]]:
              len(messages.Routes(routes=[entry]).encode()) - legacy_entry, "B")]
 
 
+def _cpu_us(fn, n: int, runs: int = 5) -> float:
+    """Median over runs of the CPU time per call of fn() (n calls per run)."""
+    per_run = []
+    for _ in range(runs):
+        t0 = time.process_time_ns()
+        for _ in range(n):
+            fn()
+        per_run.append((time.process_time_ns() - t0) / 1e3 / n)
+    return statistics.median(per_run)
+
+
+def bench_seal(n: int, n_setups: int = 100) -> list[tuple[str, float, str]]:
+    """Sealed payloads (docs/PROTOCOL.md §13): first message to a new
+    destination (record check, pair setup) and steady state, at each end."""
+    backend = get_backend()
+    a, b = Identity.generate(), Identity.generate()
+    pair = new_key_pair(backend, b.node_id, 1, os.urandom)
+    raw = pair.sign(b.public_bytes, b.sign).encode()
+    record = KeyRecord.decode(raw)
+    plain = os.urandom(RECORD_BYTES)
+    check_us = _cpu_us(lambda: KeyRecord.decode(raw).check(verify), n_setups)
+    setup_send_us = _cpu_us(lambda: PairSender(backend, record, a.node_id, b.node_id, 0,
+                                               os.urandom).seal(plain), n_setups)
+    setups = [PairSender(backend, record, a.node_id, b.node_id, 0, os.urandom).seal(plain)
+              for _ in range(n_setups * 5)]
+    it = iter(setups)
+    setup_open_us = _cpu_us(lambda: PairOpener(backend, {1: pair}).open(
+        a.node_id, b.node_id, next(it), 0), n_setups)
+    sender = PairSender(backend, record, a.node_id, b.node_id, 0, os.urandom)
+    opener = PairOpener(backend, {1: pair})
+    opener.open(a.node_id, b.node_id, sender.seal(plain), 0)
+    sender.confirmed = True
+    seal_us = _cpu_us(lambda: sender.seal(plain), n)
+    sealed = [sender.seal(plain) for _ in range(n * 5)]
+    it2 = iter(sealed)
+    open_us = _cpu_us(lambda: opener.open(a.node_id, b.node_id, next(it2), 0), n)
+    base = AESGCM(os.urandom(32))  # baseline in the same run: one bare AES-GCM call
+    nonce = bytes(12)
+    aes_us = _cpu_us(lambda: base.encrypt(nonce, plain, b""), n)
+
+    def wire(data: bytes) -> int:  # base64 in the mesh message's JSON
+        return len(messages.MeshMessage(src=a.node_id, dst=b.node_id, data=data,
+                                        message_id=a.node_id, ttl=8, path=[]).encode())
+    return [("seal: key record check, once per destination", check_us, "us"),
+            ("seal: first message, setup at the origin",
+             setup_send_us, "us"),
+            ("seal: first message, setup at the destination",
+             setup_open_us, "us"),
+            ("seal: steady state, seal 256 B (origin)", seal_us, "us"),
+            ("seal: steady state, open 256 B (destination)", open_us, "us"),
+            ("seal: baseline, one AES-256-GCM encrypt of 256 B", aes_us, "us"),
+            ("seal: bytes added per message, steady state", len(sealed[0]) - len(plain),
+             "B"),
+            ("seal: bytes added per message, on the wire (base64)",
+             wire(sealed[0]) - wire(plain), "B"),
+            ("seal: bytes added, setup form (until the first Ack)",
+             len(setups[0]) - len(plain), "B"),
+            ("seal: key record (keys reply payload)", len(raw), "B")]
+
+
 def run(n_handshakes: int = 200, n_handshakes_slow: int = 20,
         n_records: int = 200_000, n_e2e: int = 2000) -> list[tuple[str, float, str]]:
     """Run all benchmarks; return (name, value, unit) rows.
@@ -128,7 +190,9 @@ def run(n_handshakes: int = 200, n_handshakes_slow: int = 20,
     print("bench: %d records" % n_records, file=sys.stderr)
     rows += bench_records(n_records)
     print("bench: end-to-end signatures", file=sys.stderr)
-    return rows + bench_end_to_end(n_e2e)
+    rows += bench_end_to_end(n_e2e)
+    print("bench: sealed payloads", file=sys.stderr)
+    return rows + bench_seal(n_e2e)
 
 
 def main() -> None:

@@ -17,4 +17,9 @@ def test_bench_run_reports_all_rows():
     sizes = {name: value for name, value, unit in rows if unit == "B"}
     # the end-to-end proofs' wire cost (docs/PROTOCOL.md §11.6)
     assert sizes == {"e2e: bytes added per mesh message or Ack": 150,
-                     "e2e: bytes added per announcement entry": 131}
+                     "e2e: bytes added per announcement entry": 131,
+                     # sealed payloads (docs/PROTOCOL.md §13)
+                     "seal: bytes added per message, steady state": 25,
+                     "seal: bytes added per message, on the wire (base64)": 32,
+                     "seal: bytes added, setup form (until the first Ack)": 1153,
+                     "seal: key record (keys reply payload)": 1336}

@@ -24,6 +24,8 @@ from meshlink import messages
 from meshlink.auth import Auth
 from meshlink.delivery import Delivered, Delivery, Expired, Retry
 from meshlink.errors import (
+    AuthError,
+    DecodeError,
     LocalProtocolError,
     MeshLinkError,
     ProtocolError,
@@ -40,6 +42,14 @@ from meshlink_gw.node import view
 from meshlink_gw.node.datadir import secure_data_dir
 from meshlink_gw.node.directory import Directory
 from meshlink_gw.node.discovery import Discovery
+from meshlink_gw.node.e2e import (
+    KEYS_REPLY,
+    KEYS_REQUEST,
+    ROTATE_AFTER_S,
+    EndToEnd,
+    is_sealed,
+    keys_record,
+)
 from meshlink_gw.node.link import LinkParams
 from meshlink_gw.node.peers import LinkEvents, PeerTable
 from meshlink_gw.node.pins import PinStore
@@ -59,6 +69,12 @@ PROBE_TIMEOUT_S = 5.0  # how long a node ID nobody knows gets to answer before "
 def hops_travelled(msg) -> int:
     """Links a routed message crossed: its path lists the origin and every relay."""
     return max(1, len(msg.path))
+
+
+def _control(data: bytes) -> bool:
+    # keys exchange, probes and traces carry no user payload and are never sealed
+    return (data == KEYS_REQUEST or data.startswith(KEYS_REPLY)
+            or parse_probe(data) is not None or parse_trace(data) is not None)
 
 
 def _new_id() -> str:
@@ -89,6 +105,14 @@ class Node:
         # verify, relays do not
         self.auth = Auth(verify)
         self.auth.add_signer(self.node_id, identity.public_bytes, identity.sign)
+        # end-to-end sealing (docs/PROTOCOL.md §13): directed payloads are
+        # opened only here, at their destination; relays never hold the keys
+        self.e2e = EndToEnd()
+        self.e2e.add_identity(self.node_id, identity.public_bytes, identity.sign,
+                              int(time.time()))
+        self._plain: dict[str, list] = {}  # origin_id -> [src, dst, plaintext, sid]
+        self._held: dict[str, list[messages.MeshMessage]] = {}  # dst -> awaiting its record
+        self._keys_asked_ms: dict[str, int] = {}  # dst -> when we last asked for its record
         self.routing_log = RoutingLog(config.routing_log) if config.routing_log else None
         # wall-clock seconds start the announcement sequence numbers, so a
         # restarted node's announcements outrank those it made before
@@ -128,7 +152,8 @@ class Node:
         self.deliver_hooks: list[Callable[[Received], None]] = []
         self.served: dict[str, Callable[[messages.MeshMessage, int], bool]] = {}
         self.counters = {"relayed": 0, "delivered": 0, "duplicates": 0, "announces": 0,
-                         "probes_answered": 0, "forged_messages": 0, "store_refused": 0}
+                         "probes_answered": 0, "forged_messages": 0, "store_refused": 0,
+                         "unsealed_dropped": 0}
         self._refused_logged_ms = -STORE_LOG_INTERVAL_MS  # the first refusal is logged
         self._refused_since_log = 0
         self.role = "node"  # what our name announcement says we are (a gateway sets it)
@@ -168,6 +193,7 @@ class Node:
             await self._start_discovery()
         if self.config.name:
             self.spawn(self._name_loop(), "name announcements")
+        self.spawn(self._rotate_loop(), "end-to-end record rotation")
 
     async def _start_discovery(self) -> None:
         cfg = self.config
@@ -255,6 +281,8 @@ class Node:
             return
         if msg.dst is not None and not self._authentic(peer_id, msg):
             return  # checked here, at its destination, never by relays
+        if msg.dst is not None and not self._unseal(peer_id, msg, now):
+            return  # a keys exchange (answered), or a payload that did not open
         if msg.dst is not None and msg.dst in self.local_ids and self._answer_probe(msg):
             return
         if msg.dst in self.served:
@@ -308,6 +336,74 @@ class Node:
         fut = self._traces.get(reply["nonce"])
         if fut is not None and not fut.done():
             fut.set_result(reply["path"])
+        return True
+
+    def _unseal(self, peer_id: str, msg: messages.MeshMessage, now: int) -> bool:
+        """Replace a sealed payload by its plaintext (True); answer a keys
+        exchange; drop (count, log once) what does not open or is unsealed
+        user data. True also for a probe or trace, which are never sealed."""
+        data = msg.data
+        if is_sealed(data):
+            try:
+                msg.data = self.e2e.open(msg.src, msg.dst or "", data, now)
+                return True
+            except (DecodeError, AuthError) as e:
+                log.warning("dropped a sealed message that did not open: from=%s to=%s id=%s "
+                            "via peer=%s: %s", msg.src, msg.dst, msg.message_id, peer_id, e)
+                self._send_record(msg.dst or "", msg.src, now)  # it may hold an old record
+                return False
+        if data == KEYS_REQUEST:
+            self.send_ack_for(msg)
+            self._send_record(msg.dst or "", msg.src, None)
+            return False
+        raw = keys_record(data)
+        if raw is not None:
+            self._on_record(peer_id, msg, raw, now)
+            return False
+        if parse_probe(data) is not None or parse_trace(data) is not None:
+            return True
+        self.counters["unsealed_dropped"] += 1
+        log.warning("dropped an unsealed directed message: from=%s to=%s id=%s via peer=%s",
+                    msg.src, msg.dst, msg.message_id, peer_id)
+        return False
+
+    def _send_record(self, us: str, to: str, now: int | None) -> None:
+        """Send our (or a served ID's) key record to `to`; as a hint after a
+        failed open at most once per retry interval per origin."""
+        if now is not None:
+            last = self._keys_asked_ms.get("hint " + to)
+            if last is not None and now - last < self.config.retry_interval_ms:
+                return
+            self._keys_asked_ms["hint " + to] = now
+        rec = self.e2e.record_of(us)
+        if rec is not None:
+            self.originate(to, KEYS_REPLY + rec, src=us)
+
+    def _on_record(self, peer_id: str, msg: messages.MeshMessage, raw: bytes, now: int) -> None:
+        if not self.e2e.learn(msg.src, raw):
+            log.warning("refused a key record that is not its sender's: from=%s via peer=%s",
+                        msg.src, peer_id)
+            return
+        self.send_ack_for(msg)
+        for held in self._held.pop(msg.src, []):
+            if held.origin_id in self._plain:
+                self._send_attempt(held, now)
+
+    def _seal(self, msg: messages.MeshMessage, now: int) -> bool:
+        """Seal (and sign) msg's payload for its destination; False (and ask
+        for the destination's record) if we have none yet."""
+        p = self._plain[msg.origin_id]
+        out = self.e2e.seal(p[0], p[1], p[2], now)
+        if out is None:
+            held = self._held.setdefault(p[1], [])  # one (the latest) attempt per message
+            held[:] = [m for m in held if m.origin_id != msg.origin_id] + [msg]
+            last = self._keys_asked_ms.get(p[1])
+            if last is None or now - last >= self.config.retry_interval_ms:
+                self._keys_asked_ms[p[1]] = now
+                self.originate(p[1], KEYS_REQUEST, src=p[0])
+            return False
+        msg.data, p[3] = out
+        self.auth.sign_mesh(msg)
         return True
 
     def _authentic(self, peer_id: str, msg: messages.MeshMessage) -> bool:
@@ -403,6 +499,8 @@ class Node:
         """
         if identity is not None:
             self.auth.add_signer(node_id, identity.public_bytes, identity.sign)
+            self.e2e.add_identity(node_id, identity.public_bytes, identity.sign,
+                                  int(time.time()))
         self.router.serve(node_id)
         self.local_ids.add(node_id)
         self.served[node_id] = handler
@@ -412,6 +510,7 @@ class Node:
             return
         self.router.unserve(node_id)
         self.auth.remove_signer(node_id)
+        self.e2e.remove_identity(node_id)
         self.served.pop(node_id, None)
         self.local_ids.discard(node_id)
 
@@ -443,6 +542,9 @@ class Node:
             return  # credits no route: a next hop that yields no proofs is dropped
         self.router.on_ack(ack, now)
         if done is not None:
+            p = self._plain.pop(done.origin_id, None)
+            if p is not None and p[3] is not None:
+                self.e2e.confirmed(p[0], p[1], p[3])
             self._resolve(done.origin_id, SendResult(done.origin_id, True, done.rtt_ms,
                                                      done.attempts))
 
@@ -462,7 +564,9 @@ class Node:
         """
         now = now_ms()
         # to our own inbox (a board's reading, say) nothing leaves: no signature
-        msg = self.delivery.message(src or self.node_id, dst, data, sign=dst != self.node_id)
+        src = src or self.node_id
+        sealed = dst is not None and dst not in self.local_ids and not _control(data)
+        msg = self.delivery.message(src, dst, data, sign=dst != self.node_id and not sealed)
         mid = msg.message_id
         if dst == self.node_id:
             if not self._deliver(msg.src, dst, mid, mid, data, 0):
@@ -475,6 +579,8 @@ class Node:
             self._arm_timer()
             return msg, None
         self.delivery.track(msg, now)
+        if sealed:  # sealed (and signed) per attempt, from this plaintext (§13.4)
+            self._plain[mid] = [src, dst, data, None]
         fut = self._futures[mid] = asyncio.get_running_loop().create_future()
         self._send_attempt(msg, now)
         return msg, fut
@@ -482,6 +588,8 @@ class Node:
     def _send_attempt(self, msg: messages.MeshMessage, now: int) -> None:
         if msg.dst in self.served:  # a board of ours: its handler acks once it has it
             self._to_served(msg, hops_travelled(msg))
+        elif msg.origin_id in self._plain and not self._seal(msg, now):
+            pass  # held until the destination's key record arrives
         else:
             self.dispatch(self.router.originate(msg, now).forward)
         self._arm_timer()
@@ -550,6 +658,12 @@ class Node:
         self.dispatch(self.router.originate(self.delivery.message(self.node_id, None, data),
                                             now_ms()).forward)
         self._arm_timer()
+
+    async def _rotate_loop(self) -> None:
+        """Publish new end-to-end records every ROTATE_AFTER_S (§13.7)."""
+        while not self.stopping:
+            await asyncio.sleep(ROTATE_AFTER_S)
+            self.e2e.rotate(int(time.time()))
 
     async def _name_loop(self) -> None:
         while not self.stopping:
@@ -634,6 +748,11 @@ class Node:
             self._send_attempt(ev.msg, now)
         elif isinstance(ev, Expired):
             self.router.on_delivery_failed(ev.failed_id, now)
+            p = self._plain.pop(ev.origin_id, None)
+            if p is not None:  # no proof: its record may be stale, fetch it afresh
+                self.e2e.forget(p[1])
+                held = self._held.get(p[1], [])
+                held[:] = [m for m in held if m.origin_id != ev.origin_id]
             self._resolve(ev.origin_id, SendResult(ev.origin_id, False, None, ev.attempts,
                                                    "no acknowledgement before expiry"))
 
@@ -644,7 +763,7 @@ class Node:
         dv = getattr(self.router.strategy, "dv", None)
         return dict(self.counters, handshakes_failed=self.peers.stats["handshakes_failed"],
                     records_rejected=self.peers.records_rejected(),
-                    forged_acks=self.delivery.forged_acks,
+                    forged_acks=self.delivery.forged_acks, **self.e2e.counters,
                     forged_routes=dv.forged if dv is not None else 0)
 
     def status(self) -> dict:

@@ -54,6 +54,10 @@ SZ_PROOF = 131  # ,"<128 base64 of key || signature>"
 SZ_MESH, SZ_ACK, SZ_PER_HOP, SZ_IDS, SZ_PRUNE, SZ_PROBE = (
     190 + SZ_SIG, 230 + SZ_SIG, 39, 60, 45, 90)
 SZ_ROUTE = 54 + SZ_PROOF  # one [dst, seq, hops, proof] entry of a Routes message
+# A directed payload is sealed end to end (docs/PROTOCOL.md §13): its steady
+# data form adds 25 raw bytes, 32 in base64 (the once-per-pair setup form
+# and the keys exchange are not counted: they are amortised over a session)
+SZ_SEAL = 32
 
 
 def _uuid(i, salt):
@@ -273,7 +277,8 @@ class Sim:
                     if k is not None and discover:
                         self.disc_k[k] = 1
                     cat = "ack" if t is Ack else ("bcast" if msg.dst is None else "data")
-                    nb = (SZ_MESH if t is MeshMessage else SZ_ACK) + SZ_PER_HOP * len(msg.path)
+                    nb = (SZ_ACK if t is Ack else SZ_MESH + (SZ_SEAL if msg.dst else 0)
+                          ) + SZ_PER_HOP * len(msg.path)
                 elif t is Routes:
                     k = None
                     cat = "announce"
