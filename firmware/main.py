@@ -1,12 +1,16 @@
 # MeshLink board entry point: load config.json, build the app, run it.
 # Everything else lives in app/ (docs/FIRMWARE.md). Unix port exit codes:
-# 2 = configuration error, 1 = crash (a board resets itself instead).
+# 2 = configuration error, 1 = crash (a board resets itself instead),
+# 3 = reboot (an OTA update, or a crash of an unconfirmed one: otaboot.py).
 import gc
 import sys
 
-import app as app_pkg
-from app import platform
-from meshlink.errors import ConfigError
+import otaboot
+
+otaboot.select()  # OTA: which firmware slot boots (before any app import)
+import app as app_pkg  # noqa: E402
+from app import platform  # noqa: E402
+from meshlink.errors import ConfigError  # noqa: E402
 
 
 def load():
@@ -33,7 +37,8 @@ def main():
     except Exception as e:  # noqa: BLE001 - last resort: report, then restart
         sys.print_exception(e)  # type: ignore[attr-defined]
         platform.log("CRASH %s: %s" % (type(e).__name__, e))
-        platform.reset(1)
+        st = otaboot.state  # an unconfirmed update: reboot, otaboot rolls back
+        platform.reset(otaboot.REBOOT_EXIT if st and st["trial"] else 1)
 
 
 if main() == 2 and not platform.ON_BOARD:

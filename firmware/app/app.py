@@ -14,7 +14,7 @@ from meshlink.cjson import loads
 from meshlink.errors import DecodeError, MeshLinkError, TransportError
 from meshlink.nodeid import is_id
 
-from app import link, platform, rules, sensors
+from app import link, ota, platform, rules, sensors
 
 _RECENT_IDS = 16  # msg ids remembered: a resent msg is acked again, not re-run
 _HOUSEKEEPING_MS = 1000  # watchdog feed period
@@ -52,6 +52,7 @@ class App:
         self._wake = asyncio.Event()
         self._rx_error = None
         self._backoff = link.Backoff(cfg.backoff_min_ms, cfg.backoff_max_ms)
+        self.ota = ota.Ota(cfg)  # OTA: version, trial confirmation, transfers
 
     def run(self):
         """Run forever (asyncio.run). Exceptions other than link failures
@@ -77,6 +78,9 @@ class App:
         gc.threshold(_GC_THRESHOLD_BYTES)
         asyncio.create_task(self._sensor_loop())
         asyncio.create_task(self._housekeeping_loop())
+        platform.log("FIRMWARE version=%s trial=%d" % (self.ota.version(), self.ota.trial()))
+        if self.ota.trial():  # OTA: an unconfirmed slot must reach the gateway
+            asyncio.create_task(ota.trial_guard(self.ota))
         await self._link_loop()
 
     # ------------------------------------------------------------ link
@@ -94,6 +98,7 @@ class App:
                 self.sessions += 1
                 platform.log("LINK up %s %s sid=%08x boot_ctr=%d session=%d" % (
                     cfg.transport, bl.peer, bl.client.sid, self.boot_ctr, self.sessions))
+                await bl.send(self.ota.on_link_up())  # OTA: confirm a trial, report version
                 await self._session(bl)
                 platform.log("REKEY session=%d" % self.sessions)
             except (MeshLinkError, OSError, EOFError, asyncio.TimeoutError) as e:  # noqa: UP041
@@ -165,6 +170,13 @@ class App:
             return
         if t == "got":
             self._confirmed(obj.get("seq"), obj.get("to"))
+            return
+        if t == "ota":  # OTA: docs/PROTOCOL.md §8.1
+            reply = self.ota.handle(obj)
+            if reply is not None:
+                await bl.send(reply)
+            if reply is not None and reply.get("op") == "done":
+                asyncio.create_task(ota.reboot_after(300, "OTA update installed"))
             return
         if t != "msg":
             platform.log("IGNORED record t=%r" % (t,))

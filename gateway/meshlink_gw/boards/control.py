@@ -26,6 +26,7 @@ def board_rows(svc: Any, now: int) -> list[dict]:
                         "sid": "%08x" % link.session.sid, "via": link.peer.describe(),
                         "records_in": link.records_in, "rate_limited": link.rate_limited,
                         "boot_ctr": link.session.boot_ctr}})
+        row.update(svc.ota.board_fields(rec.name))  # firmware version, update state
         rows.append(row)
     return rows
 

@@ -37,7 +37,7 @@ from meshlink import boardlink
 from meshlink.errors import MeshLinkError
 from meshlink.nodeid import new_message_id
 
-from meshlink_gw.boards import bundle, control, records
+from meshlink_gw.boards import bundle, control, ota, records
 from meshlink_gw.boards.events import Announcer, BoardEvents
 from meshlink_gw.boards.links import BoardLinkRunner, ble_runner, serial_runner
 from meshlink_gw.boards.queue import BoardQueue
@@ -108,6 +108,7 @@ class BoardService:
         self._seen_dirty: dict[str, tuple[int, int | None]] = {}
         self._unknown_ids: dict[bytes, int] = {}  # negative lookup cache
         self.recent_readings = records.RecentReadings()
+        self.ota = ota.OtaService(self)  # firmware updates over the board link
         self._reg_version = -1
         self._stopping = False
 
@@ -273,6 +274,10 @@ class BoardService:
         elif t == "send":  # raw data; here "to": null means broadcast (docs/FIRMWARE.md)
             data = records.send_data(obj)
             self._from_board(link, records.send_target(obj.get("to")), data, "message")
+        elif t == "ota":  # OTA: docs/PROTOCOL.md §8.1
+            self.ota.on_record(link, obj, now)
+        elif t == "status":
+            self.ota.on_status(link, obj, now)
         else:
             log.debug("board %s sent unknown record type %r; ignored", link.board.name, t)
 
@@ -381,6 +386,7 @@ class BoardService:
                 self.sessions.drop_idle(now)
                 self.queue.tick(now)
                 self.announcer.tick(now)
+                self.ota.tick(now)
                 self.events.check(functools.partial(self._online, now=now))
                 if now - last_flush >= SEEN_FLUSH_MS:
                     last_flush = now
@@ -422,3 +428,4 @@ class BoardService:
     def attach_control(self, server) -> None:
         """Add board commands to a ControlServer and make status/send board-aware."""
         control.attach(self, server)
+        ota.attach(self.ota, server)

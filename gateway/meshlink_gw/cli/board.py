@@ -286,16 +286,15 @@ def cmd_board_flash(args: argparse.Namespace) -> int:
 
 
 def cmd_board_run(args: argparse.Namespace) -> int:
+    from meshlink_gw.boards.simboot import run_rebooting
+
     argv, cwd, env = board_bundle.run_command(data_dir(args), args.name, cpython=args.cpython,
                                               micropython=args.micropython,
                                               heapsize=args.heapsize)
-    sys.stdout.flush()
-    os.chdir(cwd)
-    try:
-        os.execvpe(argv[0], argv, env)  # the simulated board replaces this process
+    try:  # a child, booted again when it reboots (an OTA update): boards/simboot.py
+        return run_rebooting(argv, str(cwd), env)
     except OSError as e:
         raise ConfigError(f"cannot run {argv[0]}: {e.strerror}")
-    return 1
 
 
 def add_parser(sub: Any) -> None:
@@ -346,4 +345,7 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--heapsize", default=board_bundle.HEAPSIZE)
     data_dir_arg(p)
     p.set_defaults(func=cmd_board_run)
+
+    from meshlink_gw.cli import board_ota  # OTA: update-key, release, update
+    board_ota.add_parsers(bsub)
 
