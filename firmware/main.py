@@ -28,6 +28,10 @@ def load():
 
 def main():
     try:
+        if otaboot.receive_mode():  # OTA: the gateway offered an update
+            from app import ota_mode
+
+            ota_mode.run(load())
         from app.app import App
 
         App(load()).run()

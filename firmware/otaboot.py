@@ -17,6 +17,7 @@ import os
 import sys
 
 STATE_FILE = "ota.json"
+RX_FLAG = "ota.rx"  # present: boot the lean update receiver (app/ota_mode.py) once
 REBOOT_EXIT = 3  # unix port: exit code that asks the launcher to boot again
 
 state = None  # the state in force for this boot (None: no OTA ever installed)
@@ -42,6 +43,28 @@ def write(st):
     except OSError:  # FAT cannot rename over an existing file
         os.remove(path)
         os.rename(path + ".tmp", path)
+
+
+def receive_mode():
+    """True if the app asked to boot the update receiver (a gateway offered one)."""
+    try:
+        os.stat(base + RX_FLAG)
+        return True
+    except OSError:
+        return False
+
+
+def request_rx():
+    """Ask for the update receiver at the next boot."""
+    with open(base + RX_FLAG, "w") as f:
+        f.write("1")
+
+
+def clear_rx():
+    try:
+        os.remove(base + RX_FLAG)
+    except OSError:
+        pass
 
 
 def _usable(slot):

@@ -14,7 +14,7 @@ from meshlink.cjson import loads
 from meshlink.errors import DecodeError, MeshLinkError, TransportError
 from meshlink.nodeid import is_id
 
-from app import link, ota, platform, rules, sensors
+from app import link, platform, rules, sensors
 
 _RECENT_IDS = 16  # msg ids remembered: a resent msg is acked again, not re-run
 _HOUSEKEEPING_MS = 1000  # watchdog feed period
@@ -52,7 +52,9 @@ class App:
         self._wake = asyncio.Event()
         self._rx_error = None
         self._backoff = link.Backoff(cfg.backoff_min_ms, cfg.backoff_max_ms)
-        self.ota = ota.Ota(cfg)  # OTA: version, trial confirmation, transfers
+        from app import ota  # OTA (after config.json is loaded and unloaded: heap)
+
+        self.ota = ota.Ota(cfg)  # version, trial confirmation, transfers
 
     def run(self):
         """Run forever (asyncio.run). Exceptions other than link failures
@@ -80,7 +82,7 @@ class App:
         asyncio.create_task(self._housekeeping_loop())
         platform.log("FIRMWARE version=%s trial=%d" % (self.ota.version(), self.ota.trial()))
         if self.ota.trial():  # OTA: an unconfirmed slot must reach the gateway
-            asyncio.create_task(ota.trial_guard(self.ota))
+            asyncio.create_task(self.ota.trial_guard())
         await self._link_loop()
 
     # ------------------------------------------------------------ link
@@ -172,11 +174,10 @@ class App:
             self._confirmed(obj.get("seq"), obj.get("to"))
             return
         if t == "ota":  # OTA: docs/PROTOCOL.md §8.1
-            reply = self.ota.handle(obj)
-            if reply is not None:
-                await bl.send(reply)
-            if reply is not None and reply.get("op") == "done":
-                asyncio.create_task(ota.reboot_after(300, "OTA update installed"))
+            reply, reboot = self.ota.offer(obj)
+            await bl.send(reply)
+            if reboot:
+                asyncio.create_task(self.ota.reboot_after(300, "into the update receiver"))
             return
         if t != "msg":
             platform.log("IGNORED record t=%r" % (t,))

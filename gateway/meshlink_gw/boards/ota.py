@@ -25,7 +25,6 @@ from typing import Any
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric import ed25519, mldsa
-from meshlink import cjson
 from meshlink._compat import b64encode
 from meshlink.errors import AuthError, ConfigError
 from meshlink.hmac256 import hkdf, hmac_sha256
@@ -39,12 +38,12 @@ BOOT_FILES = ("main.py", "otaboot.py")  # installed by USB flash only, never ove
 KEY_FILE = "update_key.json"  # the operator's private update key (mode 0600)
 PUB_FILE = "update_key.pub.json"  # its public half: what a gateway verifies with
 SIG_FILE = "manifest.sig.json"
-MANIFEST_FILE = "manifest.json"
+MANIFEST_FILE = "manifest.txt"
 SIG_DOMAIN = b"meshlink-release-v1\x00"  # signed: SIG_DOMAIN || manifest bytes
 KEY_LABEL = b"meshlink ota v1"  # = firmware/app/ota.py KEY_LABEL
 MAC_LABEL = b"meshlink-ota-manifest"  # = firmware/app/ota.py MAC_LABEL
-MAX_MANIFEST_BYTES = 4096  # = firmware/app/ota.py
-WINDOW_CHUNKS = 8  # chunks in flight (the board acks every 4th)
+MAX_MANIFEST_BYTES = 16384  # = firmware/app/ota_rx.py
+WINDOW_CHUNKS = 4  # chunks in flight (the board acks every 2nd)
 RECORD_SLACK_BYTES = 96  # JSON around a chunk's base64 in its record
 GIVE_UP_MS = 120_000  # no progress for this long while the board is online: failed
 INSTALL_WAIT_MS = 120_000  # after "done": the board must come back on the new version
@@ -180,8 +179,7 @@ def build_release(data_dir: Path, board_type: str, version: str, key_path: Path,
                         "sha256": hashlib.sha256(data).hexdigest()})
         if progress:
             progress(i + 1, len(files), dest)
-    manifest = cjson.dumps({"kind": KIND, "board": board_type, "version": version,
-                            "files": entries})
+    manifest = encode_manifest(board_type, version, entries)
     if len(manifest) > MAX_MANIFEST_BYTES:
         raise ConfigError(f"manifest of {len(manifest)} bytes over {MAX_MANIFEST_BYTES}")
     (tmp / MANIFEST_FILE).write_bytes(manifest)
@@ -189,6 +187,33 @@ def build_release(data_dir: Path, board_type: str, version: str, key_path: Path,
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp.rename(out)
     return out
+
+
+def encode_manifest(board_type: str, version: str, entries: list[dict[str, Any]]) -> bytes:
+    """The manifest text (docs/PROTOCOL.md §8.1): a header line, board, version,
+    then one `file SIZE SHA256 PATH` line per file, each ending in a newline.
+    Lines, not JSON: a board parses it as it streams in, without a buffer of its size."""
+    lines = [f"{KIND} 1", f"board {board_type}", f"version {version}"]
+    lines += [f"file {e['size']} {e['sha256']} {e['path']}" for e in entries]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def decode_manifest(manifest: bytes) -> tuple[str, str, list[dict[str, Any]]]:
+    """(board, version, files) of a manifest. Raises ConfigError."""
+    try:
+        lines = manifest.decode().split("\n")
+        if lines[0] != f"{KIND} 1" or lines[-1] != "":
+            raise ValueError("header or final newline")
+        fields = dict(ln.split(" ", 1) for ln in lines[1:3])
+        files = []
+        for ln in lines[3:-1]:
+            word, size, sha, path = ln.split(" ")
+            if word != "file":
+                raise ValueError(ln[:40])
+            files.append({"path": path, "size": int(size), "sha256": sha})
+        return fields["board"], fields["version"], files
+    except (ValueError, KeyError, UnicodeError) as e:
+        raise ConfigError(f"malformed manifest ({e})")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -220,9 +245,9 @@ def load_release(path: Path, pub: tuple[Any, Any]) -> Release:
     except OSError as e:
         raise ConfigError(f"release {path}: no manifest ({e.strerror})")
     verify_manifest(pub, manifest, _read_json(path / SIG_FILE, "release signature"))
-    m = json.loads(manifest)
+    board, version, files = decode_manifest(manifest)
     parts = [manifest]
-    for e in m["files"]:
+    for e in files:
         try:
             data = (path / "files" / e["path"]).read_bytes()
         except OSError as err:
@@ -230,7 +255,7 @@ def load_release(path: Path, pub: tuple[Any, Any]) -> Release:
         if hashlib.sha256(data).hexdigest() != e["sha256"] or len(data) != e["size"]:
             raise AuthError(f"release {path}: {e['path']} differs from the signed manifest")
         parts.append(data)
-    return Release(m["board"], m["version"], manifest, len(m["files"]), b"".join(parts))
+    return Release(board, version, manifest, len(files), b"".join(parts))
 
 
 def ota_key(psk: bytes) -> bytes:
@@ -357,6 +382,8 @@ class OtaService:
                     t.next_off, t.dups = off, 0
             t.next_off = max(t.next_off, t.acked)
             self._pump(t, link, now)
+        elif op == "reboot":  # the board reboots into its update receiver
+            t.progress_ms = now
         elif op == "done":
             t.acked = len(t.release.stream)
             t.state = "installing"

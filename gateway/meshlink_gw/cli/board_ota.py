@@ -52,9 +52,9 @@ def cmd_release(args: argparse.Namespace) -> int:
     key = Path(args.key) if args.key else data_dir(args) / ota.KEY_FILE
     out = ota.build_release(data_dir(args), args.board, args.version, key,
                             progress=_progress)
-    m = json.loads((out / ota.MANIFEST_FILE).read_bytes())
-    total = sum(f["size"] for f in m["files"])
-    print(f"release {args.board} {args.version}: {len(m['files'])} files, {total} bytes, "
+    _b, _v, files = ota.decode_manifest((out / ota.MANIFEST_FILE).read_bytes())
+    total = sum(f["size"] for f in files)
+    print(f"release {args.board} {args.version}: {len(files)} files, {total} bytes, "
           f"signed (Ed25519 + ML-DSA-65) in {out}")
     return 0
 

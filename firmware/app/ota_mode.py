@@ -1,0 +1,64 @@
+# The lean update receiver (docs/BOARDS.md "Over-the-air updates"). Rule: a
+# board's heap is nearly full while the app runs (sensors, rules, outbox), so
+# an update is not received there: the app answers the gateway's "begin" by
+# rebooting into this mode (otaboot.RX_FLAG), which loads only the board
+# link and the receiver (app/ota_rx.py), takes one transfer, and reboots.
+# The flag is removed at once, so whatever happens the next boot is normal:
+# a mode that cannot reach its gateway or stalls costs one reboot.
+import asyncio
+import gc
+
+import otaboot
+from meshlink.errors import MeshLinkError
+
+from app import link, platform
+from app.ota import Ota
+
+MODE_MS = 120000  # the whole receive mode; then back to the app
+IDLE_MS = 10000  # no record from the gateway for this long: give up
+
+
+def run(cfg):
+    """Take one update over the board link, then reboot (never returns on a board)."""
+    otaboot.clear_rx()
+    asyncio.run(_main(cfg))
+    platform.reset(otaboot.REBOOT_EXIT)
+
+
+async def _main(cfg):
+    clock = platform.Clock()
+    boot_ctr = platform.bump_boot_counter(platform.data_path(cfg.base_dir,
+                                                             cfg.boot_counter_file))
+    ota = Ota(cfg)
+    platform.log("OTA mode: boot_ctr=%d version=%s; waiting for the update" % (
+        boot_ctr, ota.version()))
+    backoff = link.Backoff(cfg.backoff_min_ms, cfg.backoff_max_ms)
+    while clock.now_ms() < MODE_MS:
+        gc.collect()
+        bl = link.BoardLink(cfg, clock, boot_ctr)
+        try:
+            if cfg.transport != "serial" and cfg.transport != "ble":
+                await platform.wifi_up(cfg.wifi, cfg.wifi_timeout_ms)
+            await bl.connect()
+            await bl.send({"t": "status", "ver": ota.version(), "ota": "receiving"})
+            while clock.now_ms() < MODE_MS:
+                obj = await asyncio.wait_for_ms(bl.recv(), IDLE_MS)
+                backoff.reset()
+                if obj.get("t") != "ota":
+                    continue  # messages wait in the gateway's queue for the app
+                reply = ota.handle(obj)
+                if reply is not None:
+                    await bl.send(reply)
+                    if reply["op"] == "done":
+                        await asyncio.sleep_ms(300)  # let the record leave
+                        platform.log("REBOOT (OTA update installed)")
+                        return
+                    if reply["op"] == "fail" and ota.rx is None:
+                        return
+                gc.collect()
+        except (MeshLinkError, OSError, EOFError, asyncio.TimeoutError) as e:  # noqa: UP041
+            platform.log("OTA mode: link down (%s: %s)" % (type(e).__name__, e))
+            await asyncio.sleep_ms(backoff.next_ms())
+        finally:
+            await bl.close()
+    platform.log("OTA mode: no complete update in %d ms; back to the app" % MODE_MS)
