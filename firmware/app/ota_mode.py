@@ -18,10 +18,22 @@ MODE_MS = 120000  # the whole receive mode; then back to the app
 IDLE_MS = 10000  # no record from the gateway for this long: give up
 
 
+_peak = [0]  # highest live gc.mem_alloc() seen, for the HEAP line
+
+
+def _note_heap():
+    alloc = gc.mem_alloc()
+    if alloc > _peak[0]:
+        _peak[0] = alloc
+
+
 def run(cfg):
     """Take one update over the board link, then reboot (never returns on a board)."""
     otaboot.clear_rx()
-    asyncio.run(_main(cfg))
+    try:
+        asyncio.run(_main(cfg))
+    finally:
+        platform.log("HEAP ota_mode alloc_peak=%d budget=%d" % (_peak[0], cfg.heap_budget))
     platform.reset(otaboot.REBOOT_EXIT)
 
 
@@ -47,6 +59,8 @@ async def _main(cfg):
                 if obj.get("t") != "ota":
                     continue  # messages wait in the gateway's queue for the app
                 reply = ota.handle(obj)
+                gc.collect()
+                _note_heap()  # live data (after a collection), as the app's HEAP alloc
                 if reply is not None:
                     await bl.send(reply)
                     if reply["op"] == "done":
@@ -55,7 +69,6 @@ async def _main(cfg):
                         return
                     if reply["op"] == "fail" and ota.rx is None:
                         return
-                gc.collect()
         except (MeshLinkError, OSError, EOFError, asyncio.TimeoutError) as e:  # noqa: UP041
             platform.log("OTA mode: link down (%s: %s)" % (type(e).__name__, e))
             await asyncio.sleep_ms(backoff.next_ms())
