@@ -45,6 +45,16 @@ def write(st):
         os.rename(path + ".tmp", path)
 
 
+def version():
+    """The running firmware's version ("factory": USB-flashed, no update yet)."""
+    return state["ver"] if state else "factory"
+
+
+def trial():
+    """True while the running slot is new and not yet confirmed."""
+    return bool(state and state["trial"])
+
+
 def receive_mode():
     """True if the app asked to boot the update receiver (a gateway offered one)."""
     try:
@@ -102,3 +112,4 @@ def select():
         sys.path.insert(0, base + st["slot"])
     state = st
     return st
+

@@ -12,7 +12,6 @@ import otaboot
 from meshlink.errors import MeshLinkError
 
 from app import link, platform
-from app.ota import Ota
 
 MODE_MS = 120000  # the whole receive mode; then back to the app
 IDLE_MS = 10000  # no record from the gateway for this long: give up
@@ -41,9 +40,9 @@ async def _main(cfg):
     clock = platform.Clock()
     boot_ctr = platform.bump_boot_counter(platform.data_path(cfg.base_dir,
                                                              cfg.boot_counter_file))
-    ota = Ota(cfg)
+    rx = Rx(cfg)
     platform.log("OTA mode: boot_ctr=%d version=%s; waiting for the update" % (
-        boot_ctr, ota.version()))
+        boot_ctr, otaboot.version()))
     backoff = link.Backoff(cfg.backoff_min_ms, cfg.backoff_max_ms)
     while clock.now_ms() < MODE_MS:
         gc.collect()
@@ -52,13 +51,13 @@ async def _main(cfg):
             if cfg.transport != "serial" and cfg.transport != "ble":
                 await platform.wifi_up(cfg.wifi, cfg.wifi_timeout_ms)
             await bl.connect()
-            await bl.send({"t": "status", "ver": ota.version(), "ota": "receiving"})
+            await bl.send({"t": "status", "ver": otaboot.version(), "ota": "receiving"})
             while clock.now_ms() < MODE_MS:
                 obj = await asyncio.wait_for_ms(bl.recv(), IDLE_MS)
                 backoff.reset()
                 if obj.get("t") != "ota":
                     continue  # messages wait in the gateway's queue for the app
-                reply = ota.handle(obj)
+                reply = rx.handle(obj)
                 gc.collect()
                 _note_heap()  # live data (after a collection), as the app's HEAP alloc
                 if reply is not None:
@@ -67,7 +66,7 @@ async def _main(cfg):
                         await asyncio.sleep_ms(300)  # let the record leave
                         platform.log("REBOOT (OTA update installed)")
                         return
-                    if reply["op"] == "fail" and ota.rx is None:
+                    if reply["op"] == "fail" and rx.rx is None:
                         return
         except (MeshLinkError, OSError, EOFError, asyncio.TimeoutError) as e:  # noqa: UP041
             platform.log("OTA mode: link down (%s: %s)" % (type(e).__name__, e))
@@ -75,3 +74,54 @@ async def _main(cfg):
         finally:
             await bl.close()
     platform.log("OTA mode: no complete update in %d ms; back to the app" % MODE_MS)
+
+
+class Rx:
+    """Routes "ota" records to one transfer (app/ota_rx.py Receiver) at a time."""
+
+    def __init__(self, cfg):
+        self._cfg = cfg
+        self.rx = None
+        self.reboot = False  # set once a verified update is switched in (ota_rx)
+        self.state = otaboot.state
+
+    def version(self):
+        return otaboot.version()
+
+    def trial(self):
+        return otaboot.trial()
+
+    def handle(self, obj):
+        """An "ota" record -> the reply record, or None."""
+        op, tid, rx = obj.get("op"), obj.get("id"), self.rx
+        try:
+            if op == "begin" and rx is not None and rx.id == tid:  # a resent begin
+                return rx.ack()
+            if op == "begin":
+                self._end(None)
+                gc.collect()
+                from app.ota_rx import Receiver
+
+                self.rx = Receiver(self._cfg, self, obj)
+                return self.rx.ack()
+            if rx is None or rx.id != tid:
+                return {"t": "ota", "op": "fail", "id": tid, "why": "no such transfer"}
+            if op == "abort":
+                self._end("aborted by the gateway")
+                return None
+            reply = rx.chunk(obj)
+            if reply is not None and reply["op"] == "done":
+                self.rx = None
+            return reply
+        except Exception as e:  # noqa: BLE001 - OtaError, OSError, bad fields: refuse it
+            why = ("%s: %s" % (type(e).__name__, e))[:120]
+            if self.rx is None:  # the begin itself was refused: nothing staged
+                platform.log("OTA refused id=%s: %s; still running %s" % (
+                    tid, why, otaboot.version()))
+            self._end(why)
+            return {"t": "ota", "op": "fail", "id": tid, "why": why}
+
+    def _end(self, why):
+        rx, self.rx = self.rx, None
+        if rx is not None:
+            rx.drop(why or "replaced by a new transfer")

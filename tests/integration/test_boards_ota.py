@@ -33,8 +33,9 @@ def _start(procs, p):
     return p.start() if isinstance(p, GatewayProcess) else p
 
 
-def _ok(out):
-    assert out.returncode == 0, out.stdout + out.stderr
+def _ok(out, board=None):
+    assert out.returncode == 0, out.stdout + out.stderr + (
+        "\nboard:\n" + board.output()[-3000:] if board is not None else "")
     return out
 
 
@@ -84,7 +85,7 @@ def test_signed_update_installs_and_the_board_reports_the_new_version(tmp_path, 
                                                                        transport):
     gw, (board,) = _setup(tmp_path, procs, transport)
     _release(gw, "2.0.0")
-    out = _ok(_update(gw, "o1", extra=("--json",)))
+    out = _ok(_update(gw, "o1", extra=("--json",)), board)
     assert "o1: updated 100%" in out.stdout and "1 of 1 board(s) updated" in out.stdout
     rows = json.loads([ln for ln in out.stdout.splitlines() if ln.startswith("[")][-1])
     assert rows[0]["state"] == "updated" and rows[0]["version"] == "2.0.0"
