@@ -247,13 +247,14 @@ def load_release(path: Path, pub: tuple[Any, Any]) -> Release:
     verify_manifest(pub, manifest, _read_json(path / SIG_FILE, "release signature"))
     board, version, files = decode_manifest(manifest)
     parts = [manifest]
-    for e in files:
+    for entry in files:
         try:
-            data = (path / "files" / e["path"]).read_bytes()
+            data = (path / "files" / entry["path"]).read_bytes()
         except OSError as err:
-            raise ConfigError(f"release {path}: {e['path']} missing ({err.strerror})")
-        if hashlib.sha256(data).hexdigest() != e["sha256"] or len(data) != e["size"]:
-            raise AuthError(f"release {path}: {e['path']} differs from the signed manifest")
+            raise ConfigError(f"release {path}: {entry['path']} missing ({err.strerror})")
+        if hashlib.sha256(data).hexdigest() != entry["sha256"] or len(data) != entry["size"]:
+            raise AuthError(f"release {path}: {entry['path']} differs from the signed "
+                            "manifest")
         parts.append(data)
     return Release(board, version, manifest, len(files), b"".join(parts))
 
