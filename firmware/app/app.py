@@ -9,7 +9,6 @@
 import asyncio
 import gc
 
-import otaboot
 from meshlink._compat import b64decode
 from meshlink.cjson import loads
 from meshlink.errors import DecodeError, MeshLinkError, TransportError
@@ -56,6 +55,7 @@ class App:
         from app import ota  # OTA (after config.json is loaded and unloaded: heap)
 
         self.ota = ota  # version, trial confirmation, update offers
+        ota.init(cfg.base_dir)
 
     def run(self):
         """Run forever (asyncio.run). Exceptions other than link failures
@@ -81,8 +81,8 @@ class App:
         gc.threshold(_GC_THRESHOLD_BYTES)
         asyncio.create_task(self._sensor_loop())
         asyncio.create_task(self._housekeeping_loop())
-        platform.log("FIRMWARE version=%s trial=%d" % (otaboot.version(), otaboot.trial()))
-        if otaboot.trial():  # OTA: an unconfirmed slot must reach the gateway
+        platform.log("FIRMWARE version=%s trial=%d" % (self.ota.version(), self.ota.trial()))
+        if self.ota.trial():  # OTA: an unconfirmed slot must reach the gateway
             asyncio.create_task(self.ota.trial_guard())
         await self._link_loop()
 

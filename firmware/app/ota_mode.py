@@ -1,17 +1,16 @@
 # The lean update receiver (docs/BOARDS.md "Over-the-air updates"). Rule: a
 # board's heap is nearly full while the app runs (sensors, rules, outbox), so
 # an update is not received there: the app answers the gateway's "begin" by
-# rebooting into this mode (otaboot.RX_FLAG), which loads only the board
+# rebooting into this mode (ota.RX_FLAG), which loads only the board
 # link and the receiver (app/ota_rx.py), takes one transfer, and reboots.
 # The flag is removed at once, so whatever happens the next boot is normal:
 # a mode that cannot reach its gateway or stalls costs one reboot.
 import asyncio
 import gc
 
-import otaboot
 from meshlink.errors import MeshLinkError
 
-from app import link, platform
+from app import link, ota, platform
 
 MODE_MS = 120000  # the whole receive mode; then back to the app
 IDLE_MS = 10000  # no record from the gateway for this long: give up
@@ -28,12 +27,13 @@ def _note_heap():
 
 def run(cfg):
     """Take one update over the board link, then reboot (never returns on a board)."""
-    otaboot.clear_rx()
+    ota.init(cfg.base_dir)
+    ota.set_rx(False)
     try:
         asyncio.run(_main(cfg))
     finally:
         platform.log("HEAP ota_mode alloc_peak=%d budget=%d" % (_peak[0], cfg.heap_budget))
-    platform.reset(otaboot.REBOOT_EXIT)
+    platform.reset(ota.REBOOT_EXIT)
 
 
 async def _main(cfg):
@@ -42,7 +42,7 @@ async def _main(cfg):
                                                              cfg.boot_counter_file))
     rx = Rx(cfg)
     platform.log("OTA mode: boot_ctr=%d version=%s; waiting for the update" % (
-        boot_ctr, otaboot.version()))
+        boot_ctr, ota.version()))
     backoff = link.Backoff(cfg.backoff_min_ms, cfg.backoff_max_ms)
     while clock.now_ms() < MODE_MS:
         gc.collect()
@@ -51,7 +51,7 @@ async def _main(cfg):
             if cfg.transport != "serial" and cfg.transport != "ble":
                 await platform.wifi_up(cfg.wifi, cfg.wifi_timeout_ms)
             await bl.connect()
-            await bl.send({"t": "status", "ver": otaboot.version(), "ota": "receiving"})
+            await bl.send({"t": "status", "ver": ota.version(), "ota": "receiving"})
             while clock.now_ms() < MODE_MS:
                 obj = await asyncio.wait_for_ms(bl.recv(), IDLE_MS)
                 backoff.reset()
@@ -83,13 +83,13 @@ class Rx:
         self._cfg = cfg
         self.rx = None
         self.reboot = False  # set once a verified update is switched in (ota_rx)
-        self.state = otaboot.state
+        self.state = ota.state
 
     def version(self):
-        return otaboot.version()
+        return ota.version()
 
     def trial(self):
-        return otaboot.trial()
+        return ota.trial()
 
     def handle(self, obj):
         """An "ota" record -> the reply record, or None."""
@@ -117,7 +117,7 @@ class Rx:
             why = ("%s: %s" % (type(e).__name__, e))[:120]
             if self.rx is None:  # the begin itself was refused: nothing staged
                 platform.log("OTA refused id=%s: %s; still running %s" % (
-                    tid, why, otaboot.version()))
+                    tid, why, ota.version()))
             self._end(why)
             return {"t": "ota", "op": "fail", "id": tid, "why": why}
 

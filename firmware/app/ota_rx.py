@@ -4,16 +4,15 @@
 # is kept small because the board's heap is nearly full (112K). Rules: the
 # manifest (read line by line, never buffered whole) must hash to the value
 # this board's MAC covers, and every file must match its manifest SHA-256,
-# before otaboot.write switches slots (one rename). A failure removes the
+# before ota.write switches slots (one rename). A failure removes the
 # staged slot. One file open and one SHA-256 at a time.
 import hashlib
 import os
 
-import otaboot
 from meshlink._compat import b64decode, ct_equal
 from meshlink.hmac256 import hkdf, hmac_sha256
 
-from app import platform
+from app import ota, platform
 
 MAX_MANIFEST_BYTES = 16384
 MAX_FILE_BYTES = 262144
@@ -75,7 +74,7 @@ class Receiver:
         self.owner, self.board, self.mh, self.mlen = owner, cfg.board, mh, mlen
         cur = owner.state["slot"] if owner.state else ""
         self.slot = "ota/b" if cur == "ota/a" else "ota/a"
-        self.dir = otaboot.base + self.slot + "/"
+        self.dir = ota.path(self.slot) + "/"
         _rm(self.dir[:-1])
         _mkdirs(self.dir[:-1])
         self.off = self.n = self.pct = self.fi = self.fdone = self.mfed = 0
@@ -181,7 +180,7 @@ class Receiver:
         while self.fi < len(self.files):  # trailing empty files
             self._feed(b"")
         st = self.owner.state or {"slot": "", "ver": "factory"}
-        otaboot.write({"slot": self.slot, "ver": self.ver, "prev": st["slot"],
+        ota.write({"slot": self.slot, "ver": self.ver, "prev": st["slot"],
                        "prev_ver": st["ver"], "trial": 1, "note": ""})
         self.owner.reboot = True
         platform.log("OTA verified version=%s (%d bytes, %d files); switched to %s, rebooting"
