@@ -52,10 +52,7 @@ class App:
         self._wake = asyncio.Event()
         self._rx_error = None
         self._backoff = link.Backoff(cfg.backoff_min_ms, cfg.backoff_max_ms)
-        from app import ota  # OTA (after config.json is loaded and unloaded: heap)
-
-        self.ota = ota  # version, trial confirmation, update offers
-        ota.init(cfg.base_dir)
+        self._ota_mod = None  # app/ota.py while loaded (see _ota)
 
     def run(self):
         """Run forever (asyncio.run). Exceptions other than link failures
@@ -81,9 +78,11 @@ class App:
         gc.threshold(_GC_THRESHOLD_BYTES)
         asyncio.create_task(self._sensor_loop())
         asyncio.create_task(self._housekeeping_loop())
-        platform.log("FIRMWARE version=%s trial=%d" % (self.ota.version(), self.ota.trial()))
-        if self.ota.trial():  # OTA: an unconfirmed slot must reach the gateway
-            asyncio.create_task(self.ota.trial_guard())
+        o = self._ota()  # OTA: report the version; a new slot must reach the gateway
+        platform.log("FIRMWARE version=%s trial=%d" % (o.version(), o.trial()))
+        if o.trial():
+            asyncio.create_task(o.trial_guard())
+        self._ota_idle()
         await self._link_loop()
 
     # ------------------------------------------------------------ link
@@ -101,7 +100,8 @@ class App:
                 self.sessions += 1
                 platform.log("LINK up %s %s sid=%08x boot_ctr=%d session=%d" % (
                     cfg.transport, bl.peer, bl.client.sid, self.boot_ctr, self.sessions))
-                await bl.send(self.ota.on_link_up())  # OTA: confirm a trial, report version
+                await bl.send(self._ota().on_link_up())  # OTA: confirm a trial, report version
+                self._ota_idle()
                 await self._session(bl)
                 platform.log("REKEY session=%d" % self.sessions)
             except (MeshLinkError, OSError, EOFError, asyncio.TimeoutError) as e:  # noqa: UP041
@@ -175,10 +175,11 @@ class App:
             self._confirmed(obj.get("seq"), obj.get("to"))
             return
         if t == "ota":  # OTA: docs/PROTOCOL.md §8.1
-            reply, reboot = self.ota.offer(obj)
+            reply, reboot = self._ota().offer(obj)
             await bl.send(reply)
             if reboot:
-                asyncio.create_task(self.ota.reboot_after(300, "into the update receiver"))
+                asyncio.create_task(self._ota().reboot_after(300, "into the update receiver"))
+            self._ota_idle()
             return
         if t != "msg":
             platform.log("IGNORED record t=%r" % (t,))
@@ -234,6 +235,22 @@ class App:
             platform.log("RX %d bytes from %s" % (len(data), src))
             return
         platform.log("TEXT from %s: %s" % (src, text))
+
+    def _ota(self):
+        """app/ota.py, loaded when needed: the app's heap has no room to keep it."""
+        if self._ota_mod is None:
+            from app import ota
+
+            ota.init(self.cfg.base_dir)
+            self._ota_mod = ota
+        return self._ota_mod
+
+    def _ota_idle(self):
+        """Unload app/ota.py unless a trial or a reboot is under way."""
+        o = self._ota_mod
+        if o is not None and not o.trial() and not o.rebooting:
+            self._ota_mod = None
+            o.unload()
 
     # ------------------------------------------------------------ sensors
 

@@ -29,6 +29,17 @@ def init(base_dir):
         state = None
 
 
+def unload():
+    """Forget this module (its code's heap goes back to the app)."""
+    import sys
+
+    import app
+
+    sys.modules.pop("app.ota", None)
+    if "ota" in app.__dict__:
+        del app.ota
+
+
 def path(name):
     """A file beside config.json."""
     return _base + name
