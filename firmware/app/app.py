@@ -8,6 +8,7 @@
 # interface: tests and the gateway's board tests read them.
 import asyncio
 import gc
+import os
 
 from meshlink._compat import b64decode
 from meshlink.cjson import loads
@@ -53,6 +54,11 @@ class App:
         self._rx_error = None
         self._backoff = link.Backoff(cfg.backoff_min_ms, cfg.backoff_max_ms)
         self._ota_mod = None  # app/ota.py while loaded (see _ota)
+        try:  # an OTA state: this board was updated (else: USB-flashed firmware)
+            os.stat(platform.data_path(cfg.base_dir, "ota.json"))
+            self._updated = True
+        except OSError:
+            self._updated = False
 
     def run(self):
         """Run forever (asyncio.run). Exceptions other than link failures
@@ -78,11 +84,14 @@ class App:
         gc.threshold(_GC_THRESHOLD_BYTES)
         asyncio.create_task(self._sensor_loop())
         asyncio.create_task(self._housekeeping_loop())
-        o = self._ota()  # OTA: report the version; a new slot must reach the gateway
-        platform.log("FIRMWARE version=%s trial=%d" % (o.version(), o.trial()))
-        if o.trial():
-            asyncio.create_task(o.trial_guard())
-        self._ota_idle()
+        if self._updated:  # OTA: report the slot's version; a new slot must reach the gateway
+            o = self._ota()
+            platform.log("FIRMWARE version=%s trial=%d" % (o.version(), o.trial()))
+            if o.trial():
+                asyncio.create_task(o.trial_guard())
+            self._ota_idle()
+        else:
+            platform.log("FIRMWARE version=factory trial=0")
         await self._link_loop()
 
     # ------------------------------------------------------------ link
@@ -100,8 +109,11 @@ class App:
                 self.sessions += 1
                 platform.log("LINK up %s %s sid=%08x boot_ctr=%d session=%d" % (
                     cfg.transport, bl.peer, bl.client.sid, self.boot_ctr, self.sessions))
-                await bl.send(self._ota().on_link_up())  # OTA: confirm a trial, report version
-                self._ota_idle()
+                if self._updated:  # OTA: confirm a trial, report the version
+                    await bl.send(self._ota().on_link_up())
+                    self._ota_idle()
+                else:
+                    await bl.send({"t": "status", "ver": "factory", "ota": ""})
                 await self._session(bl)
                 platform.log("REKEY session=%d" % self.sessions)
             except (MeshLinkError, OSError, EOFError, asyncio.TimeoutError) as e:  # noqa: UP041
