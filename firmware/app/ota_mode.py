@@ -37,6 +37,7 @@ def run(cfg):
 
 
 async def _main(cfg):
+    gc.threshold(4096)  # collect often: TCP buffers and chunks must find contiguous room
     clock = platform.Clock()
     boot_ctr = platform.bump_boot_counter(platform.data_path(cfg.base_dir,
                                                              cfg.boot_counter_file))

@@ -16,7 +16,7 @@ from app import ota, platform
 
 MAX_MANIFEST_BYTES = 16384
 MAX_FILE_BYTES = 262144
-ACK_EVERY = 2  # chunks per cumulative ack (the gateway keeps a window of 4)
+ACK_EVERY = 2  # chunks per cumulative ack (the gateway keeps a window of 2)
 _OK = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-./"
 
 

@@ -43,7 +43,7 @@ SIG_DOMAIN = b"meshlink-release-v1\x00"  # signed: SIG_DOMAIN || manifest bytes
 KEY_LABEL = b"meshlink ota v1"  # = firmware/app/ota.py KEY_LABEL
 MAC_LABEL = b"meshlink-ota-manifest"  # = firmware/app/ota.py MAC_LABEL
 MAX_MANIFEST_BYTES = 16384  # = firmware/app/ota_rx.py
-WINDOW_CHUNKS = 4  # chunks in flight (the board acks every 2nd)
+WINDOW_CHUNKS = 2  # chunks in flight (the board acks every 2nd; its heap is small)
 RECORD_SLACK_BYTES = 96  # JSON around a chunk's base64 in its record
 GIVE_UP_MS = 120_000  # no progress for this long while the board is online: failed
 INSTALL_WAIT_MS = 120_000  # after "done": the board must come back on the new version
