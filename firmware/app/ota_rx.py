@@ -45,14 +45,15 @@ def _rm(path):
 
 
 def _mkdirs(path):
-    cur = ""
+    cur = "/" if path[:1] == "/" else ""
     for part in path.split("/"):
-        cur = cur + "/" + part if cur else part
         if part:
+            cur += part
             try:
                 os.mkdir(cur)
             except OSError:
                 pass  # exists
+            cur += "/"
 
 
 def _check(ok, why):

@@ -333,6 +333,13 @@ class FakeGateway:
             self._send(reply_to, session.seal(cjson.dumps(obj), self._now()))
         return msg_id
 
+    def send_record(self, obj: dict) -> None:
+        """Seal any record object on the newest session (e.g. OTA records)."""
+        assert self._established.wait(DEADLINE_S), "no established session to send on"
+        with self._lock:
+            session, reply_to = self._peer
+            self._send(reply_to, session.seal(cjson.dumps(obj), self._now()))
+
     def start_beacons(self, port: int, interval_s: float = 0.2, node_id: str = GATEWAY_NODE_ID):
         beacon = messages.GatewayBeacon(node_id=node_id, udp_port=self.udp_port,
                                         tcp_port=self.tcp_port).encode()
