@@ -20,6 +20,7 @@ SECTIONS = [
     ("hybrid handshake and session crypto", "bench.crypto"),
     ("full node over loopback", "bench.node"),
     ("gateway and boards", "bench.boards"),
+    ("gateway and boards: over-the-air updates", "bench.boards_ota"),
     ("routing simulator", "bench.sim"),
     ("MQTT bridge", "bench.bridges"),
 ]
