@@ -15,10 +15,18 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from boards_harness import FAST_BOARD, HEAP, FirmwareBoard, GatewayProcess, add_board
+from boards_harness import (
+    FAST_BOARD,
+    HEAP,
+    FirmwareBoard,
+    GatewayProcess,
+    MosquittoSub,
+    add_board,
+)
 from helpers import DEADLINE_S, ROOT, cli, have_micropython
 from meshlink_gw.boards import ota
 
+from examples.localbroker import LocalMosquitto, find_mosquitto
 from examples.node_proc import meshlink_cmd
 
 # HEAP lines every 300 ms: the tests check the heap stays within the budget
@@ -51,8 +59,8 @@ def _update(gw, *names, release="2.0.0", extra=()):
                "--timeout-s", str(4 * DEADLINE_S), *extra, timeout_s=6 * DEADLINE_S)
 
 
-def _setup(tmp_path, procs, transport="udp", names=("o1",)):
-    gw = _start(procs, GatewayProcess(tmp_path / "gw"))
+def _setup(tmp_path, procs, transport="udp", names=("o1",), extra_toml=""):
+    gw = _start(procs, GatewayProcess(tmp_path / "gw", extra_toml=extra_toml))
     _ok(cli("board", "update-key", "--data-dir", str(gw.data_dir)))
     boards = []
     for name in names:
@@ -180,13 +188,34 @@ def test_power_lost_mid_transfer_leaves_the_old_firmware_then_resumes(tmp_path, 
     _heap_ok(board2)
 
 
-def test_update_all_boards(tmp_path, procs):
-    gw, boards = _setup(tmp_path, procs, names=("a1", "a2"))
+@pytest.mark.skipif(find_mosquitto() is None, reason="no mosquitto")
+def test_update_all_boards_and_the_versions_on_mqtt(tmp_path, procs):
+    broker = LocalMosquitto(tmp_path / "broker").start()
+    procs.append(broker)
+    mqtt = (f'\n[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n'
+            'reconnect_initial_ms = 100\nreconnect_max_ms = 500\n')
+    gw, boards = _setup(tmp_path, procs, names=("a1", "a2"), extra_toml=mqtt)
+    sub = MosquittoSub(broker, "meshlink/+/firmware")
+    procs.append(sub)
     _release(gw, "2.0.0")
     out = _ok(_update(gw, extra=("--all",)))
     assert "2 of 2 board(s) updated" in out.stdout
+    assert re.search(r"a1: updated 100%", out.stdout) and re.search(r"a2: updated", out.stdout)
     for b in boards:
         b.wait_for(r"OTA confirmed version 2\.0\.0")
     rows = gw.boards()
     assert rows["a1"]["firmware"] == rows["a2"]["firmware"] == "2.0.0"
-    assert re.search(r"a1: updated 100%", out.stdout) and HEAP == "112K"
+    # the retained firmware state of each board: factory first, then 2.0.0 "updated"
+    want = {rows[n]["node_id"]: n for n in ("a1", "a2")}
+    seen: dict[str, list[tuple[str, str]]] = {}
+    for _ in range(50):  # bounded: each board publishes a few states
+        if all(("2.0.0", "updated") in seen.get(n, []) for n in want.values()):
+            break
+        topic, payload = sub.next()
+        body = json.loads(payload)
+        name = want[topic.split("/")[1]]
+        assert body["board"] == name and topic.endswith("/firmware")
+        seen.setdefault(name, []).append((body["version"], body["ota"]))
+    for name in want.values():
+        assert ("2.0.0", "updated") in seen[name], seen
+    assert HEAP == "112K"

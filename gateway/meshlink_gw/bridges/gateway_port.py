@@ -109,6 +109,8 @@ def attach(bridge: MqttBridge, node: Any, service: Any) -> None:
     service.events.online_hooks.append(online)
     service.events.online_hooks.append(lambda rec, up: announce_outputs(rec) if up else None)
     service.events.revoked_hooks.append(revoked)
+    service.ota.hooks.append(  # OTA: version and update result (docs/BOARDS.md §11)
+        lambda rec, version, result: bridge.set_firmware(rec.node_id, rec.name, version, result))
     node.add_deliver_hook(delivered)
     service.status_extras["mqtt"] = lambda: {
         "broker": f"{bridge.config.host}:{bridge.config.effective_port}",

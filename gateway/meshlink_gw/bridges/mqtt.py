@@ -255,6 +255,15 @@ class MqttBridge:
             pass
         self._enqueue(self.topics.message(src_node_id), _json(body))
 
+    def set_firmware(self, node_id: str, board_name: str, version: str | None,
+                     result: str) -> None:
+        """Retained meshlink/<node_id>/firmware: {"board", "version", "ota", "ts"}:
+        the version the board reported and how its last update ended
+        (docs/BOARDS.md §11)."""
+        self._set_retained(self.topics.firmware(node_id), _json(
+            {"board": board_name, "version": version, "ota": result,
+             "ts": round(self._clock(), 3)}))
+
     def set_node_online(self, node_id: str, online: bool) -> None:
         """Retained meshlink/<node_id>/status: "online" or "offline"."""
         self._set_retained(self.topics.status(node_id), ONLINE if online else OFFLINE)

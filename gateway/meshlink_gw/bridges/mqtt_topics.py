@@ -65,6 +65,9 @@ class Topics:
     def status(self, node_id: str) -> str:
         return f"{self.prefix}{node_id}/status"
 
+    def firmware(self, node_id: str) -> str:
+        return f"{self.prefix}{node_id}/firmware"
+
     def sensor(self, node_id: str, sensor: str) -> str:
         return f"{self.prefix}{node_id}/sensor/{safe_level(sensor)}"
 
