@@ -1,68 +1,25 @@
-# Boot-time firmware slot choice for over-the-air updates (docs/BOARDS.md,
-# "Over-the-air updates"). Rule: runs first, before anything of app/ or
-# meshlink/ is imported, so it imports only os, sys and json; main.py unloads
-# it right after (heap). It is a boot file: USB flashing installs it (with
-# main.py); an OTA bundle never replaces it, so a bad update cannot break the
-# way back. app/ota.py reads and writes the same files later.
-#
-# The state file ota.json (beside config.json, replaced by write-then-rename):
-#   {"slot": "ota/a" | "ota/b" | "", "ver": V, "prev": SLOT, "prev_ver": V,
-#    "trial": 0 | 1 | 2, "note": TEXT}
-# "" is the USB-flashed firmware at the root. trial 1: a new slot, never
-# booted; this boot makes it 2. The app sets 0 once its first board-link
-# session is up. A boot that finds 2 (the new slot booted and never
-# confirmed: it crashed, hung or could not reach the gateway) goes back to
-# prev. A file ota.rx asks for the update receiver (app/ota_mode.py) once.
-import json
+# OTA boot check (docs/BOARDS.md §11): imported first by main.py and unloaded
+# right after. A board that was never updated has neither ota.json nor ota.rx
+# and pays only for this file: the boot loader (otaslot.py) is imported when
+# one exists. A boot file, installed by USB flashing only.
 import os
 import sys
 
 
-def _write(path, st):
-    with open(path + ".tmp", "w") as f:
-        f.write(json.dumps(st))
-    try:
-        os.rename(path + ".tmp", path)
-    except OSError:  # FAT cannot rename over an existing file
-        os.remove(path)
-        os.rename(path + ".tmp", path)
-
-
-def _exists(path):
-    try:
-        os.stat(path)
-        return True
-    except OSError:
-        return False
-
-
 def select():
-    """Choose this boot's firmware: put its slot first on sys.path.
-
-    Returns (receive: boot the update receiver?, trial: an unconfirmed slot?).
-    """
+    """-> (boot the update receiver?, running an unconfirmed update?)."""
     if sys.platform != "esp32" and len(sys.argv) > 1:
-        path = sys.argv[1]  # config.json's path: ota.json sits beside it
+        path = sys.argv[1]  # config.json's path: the OTA files sit beside it
     else:
         path = sys.argv[0] if sys.argv else ""
     base = path[:path.rfind("/") + 1]
-    receive = _exists(base + "ota.rx")
-    try:
-        with open(base + "ota.json") as f:
-            st = json.loads(f.read())
-        slot, trial = st["slot"], st["trial"]
-    except (OSError, ValueError, KeyError, TypeError):
-        return receive, False  # no update ever installed (or a corrupt state: the root)
-    if trial == 2 or (slot and not _exists(base + slot + "/app")):
-        print("OTA rollback: version %s did not confirm; back to %s" % (
-            st.get("ver"), st.get("prev_ver")))
-        slot, trial = st.get("prev", ""), 0
-        _write(base + "ota.json", {"slot": slot, "ver": st.get("prev_ver", "factory"),
-                                   "prev": "", "prev_ver": "", "trial": 0,
-                                   "note": "rolled back from %s" % st.get("ver")})
-    elif trial == 1:
-        st["trial"] = trial = 2
-        _write(base + "ota.json", st)
-    if slot:
-        sys.path.insert(0, base + slot)
-    return receive and not trial, trial != 0
+    for name in ("ota.json", "ota.rx"):
+        try:
+            os.stat(base + name)
+        except OSError:
+            continue
+        import otaslot
+
+        del sys.modules["otaslot"]
+        return otaslot.choose(base)
+    return False, False

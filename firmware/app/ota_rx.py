@@ -159,7 +159,7 @@ class Receiver:
             size, sha, path = int(w[1]), bytes.fromhex(w[2]), w[3]
             _check(0 <= size <= MAX_FILE_BYTES and len(sha) == 32 and 0 < len(path) <= 64
                    and path[0] != "/" and ".." not in path and path != "main.py"
-                   and path != "otaboot.py" and path != "config.json"
+                   and path[:3] != "ota" and path != "config.json"
                    and all(c in _OK for c in path), "bad manifest entry")
             self.files.append((path, size, sha))
         else:
