@@ -254,6 +254,7 @@ class BoardLink:
         self.gateway_node_id = None  # from the beacon, if discovered
         self.dropped = 0  # records that failed to open (replay, bad tag, bad JSON)
         self.stale = 0  # STALE replies since the last authentic record
+        self.resumed = None  # a resumed BoardClient (app.sleep): no handshake
         self._lock = asyncio.Lock()
 
     async def _gateway(self):
@@ -292,6 +293,9 @@ class BoardLink:
             self.peer = "%s:%d" % (host, port)
             await t.open(host, port)
             self.transport = t
+        if self.resumed is not None:  # a session kept across deep sleep (PROTOCOL.md 6.7)
+            self.client = self.resumed
+            return
         self.client = await self._handshake(self.transport)
 
     async def _handshake(self, t):

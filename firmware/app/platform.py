@@ -281,3 +281,68 @@ def reset(code=1):
 
         machine.reset()
     sys.exit(code)
+
+
+# ---------------------------------------------------------------- deep sleep
+# A sleeping board (app/sleep.py) keeps a small state across deep sleep: in
+# RTC memory on an ESP32 (kept through deep sleep, lost on power loss), in a
+# file beside config.json on the unix port. The unix port's "deep sleep" is
+# an exit with SLEEP_EXIT: all RAM is lost, and the launcher (`meshlink board
+# run`) starts the firmware again after the sleep. BOARD ONLY: the RTC and
+# machine.deepsleep paths have not run in CI.
+SLEEP_EXIT = 4  # unix port exit code: "in deep sleep; start me again after sleep_ms"
+_RTC_MAX_BYTES = 2048  # MicroPython's esp32 RTC user memory
+
+
+def save_wake_state(path, data):
+    """Keep data (bytes) through the coming deep sleep.
+
+    Raises:
+        OSError: it could not be kept (the board then sleeps without it).
+    """
+    if ON_BOARD:
+        if len(data) > _RTC_MAX_BYTES:
+            raise OSError("wake state of %d bytes over the RTC memory" % len(data))
+        import machine
+
+        machine.RTC().memory(data)
+        return
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(data)
+    os.rename(tmp, path)
+
+
+def take_wake_state(path):
+    """The state kept by save_wake_state before the last deep sleep, or None
+    (a cold boot, a reset, or no state). It is erased before it is returned:
+    state is used by one boot at most, whatever happens after."""
+    if ON_BOARD:
+        import machine
+
+        if machine.reset_cause() != machine.DEEPSLEEP_RESET:
+            return None
+        rtc = machine.RTC()
+        data = rtc.memory()
+        rtc.memory(b"")
+        return data or None
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    try:
+        os.remove(path)
+    except OSError:
+        return None  # not erased: not used (it could be used twice)
+    return data or None
+
+
+def deep_sleep(sleep_ms):
+    """Sleep sleep_ms with everything off, then boot again. Never returns.
+    ESP32: machine.deepsleep (BOARD ONLY). Unix port: exit(SLEEP_EXIT)."""
+    if ON_BOARD:
+        import machine
+
+        machine.deepsleep(sleep_ms)
+    sys.exit(SLEEP_EXIT)
