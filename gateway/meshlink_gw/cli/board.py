@@ -250,7 +250,8 @@ def cmd_board_list(args: argparse.Namespace) -> int:
     print(f"{'NAME':<14} {'BOARD ID':<16} {'NODE ID':<36} {'TRANSPORT':<9} {'ONLINE':<7} "
           f"{'QUEUED':>6}  LAST SEEN")
     for r in rows:
-        online = "revoked" if r["revoked"] else ("yes" if r["online"] else "no")
+        online = "revoked" if r["revoked"] else ("yes" if r["online"] else
+                                                 "asleep" if r.get("asleep") else "no")
         print(f"{r['name']:<14} {r['board_id']:<16} {r['node_id']:<36} {r['transport']:<9} "
               f"{online:<7} {r['queued']:>6}  {_ago(r['last_seen_unix_ms'])}")
     if not running:
@@ -290,6 +291,11 @@ def cmd_board_run(args: argparse.Namespace) -> int:
                                               micropython=args.micropython,
                                               heapsize=args.heapsize)
     sys.stdout.flush()
+    sleep_ms = board_bundle.load_config(data_dir(args), args.name).get("sleep_ms", 0)
+    if isinstance(sleep_ms, int) and sleep_ms > 0:  # deep sleep = exit, then start again
+        from meshlink_gw.boards import simsleep
+
+        return simsleep.run(argv, cwd, env, sleep_ms)
     os.chdir(cwd)
     try:
         os.execvpe(argv[0], argv, env)  # the simulated board replaces this process
