@@ -15,6 +15,8 @@
 #   it, and shows it asleep (PROTOCOL.md §8). A cycle ends after
 #   awake_max_ms whatever happened (no gateway: sleep anyway, keep the outbox).
 # Console lines: WAKE (state restored or cold), SLEEP (ms, radio_on_ms, ...).
+import gc
+
 from meshlink import boardlink, cjson
 from meshlink.errors import MeshLinkError
 
@@ -119,6 +121,7 @@ class Sleeper:
         the session, then deep sleep. Never returns. Nothing may be sealed
         after the state is saved: this runs without an await."""
         app = self.app
+        gc.collect()  # the state is encoded in one piece: room for it first
         session = None
         client = bl.client if bl is not None else None
         if client is not None and client.state == boardlink.ESTABLISHED \

@@ -1,0 +1,115 @@
+"""Sleeping boards: the REAL firmware on the MicroPython unix port
+(-X heapsize=112K), run by `meshlink board run` (whose launcher restarts the
+process after each simulated deep sleep: all RAM is lost), and a real gateway
+process. Every board->gateway datagram passes a recording UDP proxy, so seq
+uniqueness is checked on every record the board sent, not only on those the
+gateway accepted. What ran only this way, and not on an ESP32: deep sleep
+itself (machine.deepsleep) and RTC memory (a file here)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import threading
+
+import pytest
+from boards_harness import FAST_BOARD, FirmwareBoard, GatewayProcess, UdpTamperProxy, add_board
+from helpers import DEADLINE_S, have_micropython
+from meshlink import boardlink
+
+from examples.node_proc import meshlink_cmd
+
+pytestmark = pytest.mark.skipif(not have_micropython(), reason="no MicroPython unix port")
+
+CYCLES = 20
+SLEEP_MS = 700
+SEND_AFTER = {2: 3, 6: 2, 11: 3, 15: 2}  # after the n-th sleep: this many messages
+
+
+class RecordLog:
+    """(sid, seq) of every board-link RECORD the board sent."""
+
+    def __init__(self) -> None:
+        self.records: list[tuple[int, int]] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, _index: int, datagram: bytes) -> list[bytes]:
+        if datagram[:1] == bytes([boardlink.T_RECORD]):
+            with self._lock:
+                self.records.append(boardlink.decode_record_header(datagram))
+        return [datagram]
+
+
+def _sends(gw, node_id: str, texts: list[str], queued_before: int) -> list[subprocess.Popen]:
+    """`meshlink send` of each text, one after the other once the previous is
+    queued at the gateway (so the queue order is the send order)."""
+    procs = []
+    for i, text in enumerate(texts):
+        procs.append(subprocess.Popen(
+            [*meshlink_cmd(), "send", "--json", "--data-dir", str(gw.data_dir), "--to",
+             node_id, text], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+        gw.wait_log(r"for board s1, \d+ hop\(s\): queued", count=queued_before + i + 1)
+    return procs
+
+
+def test_board_sleeps_and_wakes_20_times_losing_nothing(tmp_path, procs):
+    gw = GatewayProcess(tmp_path / "gw", extra_toml="")
+    procs.append(gw)
+    gw.start()
+    recorder = RecordLog()
+    proxy = UdpTamperProxy(gw.board_udp, recorder)
+    try:
+        info = add_board(gw.data_dir, "s1", gateway=proxy.address, sets=FAST_BOARD + (
+            f"sleep_ms={SLEEP_MS}", "awake_max_ms=10000"), interval_ms=5000)
+        board = FirmwareBoard(gw.data_dir, "s1")
+        procs.append(board)
+        senders: list[subprocess.Popen] = []
+        texts: list[str] = []
+        saw_asleep = False
+        for n in range(1, CYCLES + 1):
+            board.wait_for(r"SLEEP ms=", timeout_s=3 * DEADLINE_S, count=n)
+            if not saw_asleep:  # the gateway holds the board as asleep, not offline
+                row = gw.boards()["s1"]
+                saw_asleep = row["asleep"] and not row["online"]
+            if n in SEND_AFTER:
+                batch = [f"note-{len(texts) + k}" for k in range(SEND_AFTER[n])]
+                senders += _sends(gw, info["node_id"], batch, len(texts))
+                texts += batch
+        board.wait_for(r"SLEEP ms=", timeout_s=3 * DEADLINE_S, count=CYCLES + 1)
+        for p in senders:
+            out, err = p.communicate(timeout=DEADLINE_S)
+            assert p.returncode == 0 and json.loads(out)["delivered"], err
+        gw.wait_board("s1", lambda r: r["online"])  # awake again after the last sleep
+        if not saw_asleep:
+            gw.wait_board("s1", lambda r: r["asleep"] and not r["online"])
+    finally:
+        proxy.close()
+    out = board.output()
+    sleeps = re.findall(r"SLEEP ms=(\d+) radio_on_ms=\d+ granted=(\d) session=(\w+) "
+                        r"outbox=(\d+) peak=(\d+) budget=(\d+)", out)
+    assert len(sleeps) >= CYCLES + 1
+    # every cycle was granted by the gateway, emptied its outbox, kept its session
+    assert all(g == "1" and s == "kept" and o == "0" for _, g, s, o, _, _ in sleeps), sleeps
+    assert all(int(peak) <= int(budget) for *_, peak, budget in sleeps)
+    # the session was resumed on (almost) every wake: no handshake per wake
+    resumed = re.findall(r"LINK up udp .* resumed=1", out)
+    assert len(resumed) >= CYCLES - 1, out[-3000:]
+    # no seq was ever sealed twice under one session (every record the board sent)
+    assert len(recorder.records) == len(set(recorder.records)), "a seq was reused"
+    # every reading taken before the last sleep reached the gateway, once each
+    last_sleep = out.rfind("SLEEP ms=")
+    taken = [int(s) for s in re.findall(r"READING temp seq=(\d+)", out[:last_sleep])]
+    assert len(taken) >= CYCLES and taken == list(range(1, len(taken) + 1))
+    got = gw.wait_inbox(lambda items: {r["seq"] for r in gw.readings(info["node_id"])}
+                        >= set(taken))
+    assert got
+    seqs = [r["seq"] for r in gw.readings(info["node_id"])]
+    assert len(seqs) == len(set(seqs))  # once each
+    # every queued message reached the board once, in order
+    delivered = re.findall(r"TEXT from [0-9a-f-]+: (note-\d+)", out)
+    assert delivered == texts
+    assert "DUPLICATE" not in out
+    st = gw.status()["gateway"]
+    assert st["stats"]["board_sleeps"] >= CYCLES
+    assert "replay" not in st["refusals"] and "bad_tag" not in st["refusals"]
