@@ -113,3 +113,41 @@ def test_board_sleeps_and_wakes_20_times_losing_nothing(tmp_path, procs):
     st = gw.status()["gateway"]
     assert st["stats"]["board_sleeps"] >= CYCLES
     assert "replay" not in st["refusals"] and "bad_tag" not in st["refusals"]
+
+
+def test_asleep_on_mqtt_and_board_list_then_offline_after_the_grace(tmp_path, procs):
+    """A board that sleeps and never wakes (its process is stopped while
+    asleep): asleep (not offline) until its wake deadline plus the gateway's
+    sleep_grace_ms (default 10 s), then offline; MQTT status follows."""
+    import shutil
+
+    from boards_harness import MosquittoSub
+
+    from examples.localbroker import LocalMosquitto, find_mosquitto
+
+    if find_mosquitto() is None or shutil.which("mosquitto_sub") is None:
+        pytest.skip("mosquitto and mosquitto-clients are needed")
+    broker = LocalMosquitto(tmp_path / "broker").start()
+    procs.append(broker)
+    mqtt = (f'\n[mqtt]\nhost = "{broker.host}"\nport = {broker.port}\n'
+            'reconnect_initial_ms = 100\nreconnect_max_ms = 500\n')
+    gw = GatewayProcess(tmp_path / "gw", extra_toml=mqtt)
+    procs.append(gw)
+    gw.start()
+    info = add_board(gw.data_dir, "s2", gateway=gw.board_udp, sets=FAST_BOARD + (
+        "sleep_ms=2000",), interval_ms=5000)
+    sub = MosquittoSub(broker, f"meshlink/{info['node_id']}/status")
+    procs.append(sub)
+    board = FirmwareBoard(gw.data_dir, "s2")
+    procs.append(board)
+    board.wait_for(r"SLEEP ms=2000 .* granted=1")
+    board.stop()  # the launcher and the board: it never wakes
+    row = gw.wait_board("s2", lambda r: r["asleep"])
+    assert not row["online"] and row["session"] is not None  # the session is kept
+    row = gw.wait_board("s2", lambda r: not r["asleep"] and not r["online"])
+    statuses = []
+    while "offline" not in statuses[-1:]:
+        topic, payload = sub.next()
+        statuses.append(payload)
+    # retained "offline" first (registered, not yet seen), then the live changes
+    assert statuses[-3:] == ["online", "asleep", "offline"], statuses
