@@ -72,6 +72,8 @@ class Config:
     heap_budget: int
     boot_counter_file: str
     sleep_state_file: str
+    sleep_ms: int  # tuning keys (TUNING) the module itself reads
+    sleep_resume: int
     base_dir: str
     unknown_keys: list
 
