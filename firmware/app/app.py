@@ -86,6 +86,10 @@ class App:
         gc.threshold(_GC_THRESHOLD_BYTES)
         asyncio.create_task(self._sensor_loop())
         asyncio.create_task(self._housekeeping_loop())
+        if cfg.wifi is None and cfg.provision is not None:  # provisioning hook
+            from app import provision  # only boards without baked WiFi pay for it
+
+            cfg.wifi = await provision.wifi(cfg, self.clock)
         await self._link_loop()
 
     # ------------------------------------------------------------ link

@@ -45,7 +45,7 @@ TUNING = {
 _KNOWN = ("name", "board", "board_id", "psk", "node_id", "transport", "serial", "ble", "gateway",
           "wifi",
           "sensors", "routes", "rules", "handlers", "heap_budget", "boot_counter_file",
-          "sleep_state_file")
+          "sleep_state_file", "provision", "wifi_file")
 
 
 class Config:
@@ -72,6 +72,8 @@ class Config:
     heap_budget: int
     boot_counter_file: str
     sleep_state_file: str
+    provision: "dict | None"
+    wifi_file: str
     sleep_ms: int  # tuning keys (TUNING) the module itself reads
     sleep_resume: int
     base_dir: str
@@ -96,6 +98,8 @@ def _defaults(cfg):
     cfg.heap_budget = 112000
     cfg.boot_counter_file = "boot.cnt"
     cfg.sleep_state_file = "sleep.state"  # RTC memory on an ESP32; this file on the unix port
+    cfg.provision = None  # {"port", "baudrate"}: take WiFi credentials over this line
+    cfg.wifi_file = "wifi.json"  # where provisioned credentials are kept
     cfg.base_dir = "."  # directory of config.json: relative paths start here
     cfg.unknown_keys = []
     for key in TUNING:
@@ -270,6 +274,9 @@ def _fill_links(cfg, obj, where):
         cfg.ble = _ble(obj.get("ble", {}), cfg.name, where + ".ble")
     if obj.get("gateway") is not None:
         cfg.gateway = parse_hostport(obj["gateway"], where + ".gateway")
+    if obj.get("provision") is not None:
+        cfg.provision = _serial(obj["provision"], where + ".provision")
+    cfg.wifi_file = _str(obj.get("wifi_file", cfg.wifi_file), where + ".wifi_file")
     wifi = obj.get("wifi")
     if wifi is not None:
         wifi = _dict(wifi, where + ".wifi")

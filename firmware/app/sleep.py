@@ -113,8 +113,9 @@ class Sleeper:
         self.granted = True
 
     def overdue(self, now_ms):
-        """True once this wake has lasted awake_max_ms."""
-        return now_ms >= self.app.cfg.awake_max_ms
+        """True once the radio has been on for awake_max_ms in this wake
+        (provisioning, before the first link attempt, does not count)."""
+        return self.radio_from_ms >= 0 and now_ms - self.radio_from_ms >= self.app.cfg.awake_max_ms
 
     def sleep(self, bl, now_ms):
         """Keep the outbox, reading seq, recent ids and (if bl is established)
