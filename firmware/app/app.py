@@ -90,6 +90,9 @@ class App:
             from app import provision  # only boards without baked WiFi pay for it
 
             cfg.wifi = await provision.wifi(cfg, self.clock)
+            provision.unload()
+            del provision
+            gc.collect()
         await self._link_loop()
 
     # ------------------------------------------------------------ link

@@ -11,11 +11,31 @@
 import asyncio
 
 from meshlink import cjson, provision
-from meshlink.errors import AuthError, DecodeError, MeshLinkError, TransportError
+from meshlink.errors import AuthError, DecodeError, MeshLinkError
 
 from app import platform
 
 _HELLO_EVERY_MS = 1000  # PROV_HELLO repeated: a host that attaches late sees one
+_POLL_MS = 50
+
+
+def unload():
+    """Drop the provisioning modules once done: their heap goes back to the
+    link (a 112K heap cannot keep them and still find 1 KB in one piece)."""
+    import sys
+
+    import app as app_pkg
+
+    for name in ("app.provision", "meshlink.provision", "app.serial_link",
+                 "meshlink.serialframe"):
+        if name in sys.modules:
+            del sys.modules[name]
+    import meshlink
+
+    for pkg, attr in ((app_pkg, "provision"), (app_pkg, "serial_link"),
+                      (meshlink, "provision"), (meshlink, "serialframe")):
+        if attr in pkg.__dict__:
+            delattr(pkg, attr)
 
 
 def load(path):
@@ -48,26 +68,41 @@ async def wifi(cfg, clock):
     if stored is not None:
         platform.log("PROVISIONED earlier: wifi ssid=%s" % stored[0])
         return stored
-    from app.serial_link import SerialTransport  # only boards that provision pay for it
+    from app import serial_link  # only boards that provision pay for it
 
-    line = SerialTransport(cfg.provision)
+    spec = cfg.provision
+    name = "serial:%s" % (spec["port"],)
     nb = platform.urandom(provision.NONCE_BYTES)  # this exchange's nonce: replays fail
     hello = provision.encode_hello(cfg.board_id, nb)
-    platform.log("PROVISION waiting on %s board_id=%s" % (line.name, cfg.board_id.hex()))
+    platform.log("PROVISION waiting on %s board_id=%s" % (name, cfg.board_id.hex()))
     while True:
         try:
-            await line.open()
+            if type(spec["port"]) is int:
+                stream = serial_link.open_uart(spec["port"], spec["baudrate"], spec.get("tx"),
+                                               spec.get("rx"))
+            else:
+                stream = serial_link.open_tty(spec["port"])
             break
-        except TransportError as e:
-            platform.log("PROVISION cannot open the line (%s); retry" % e)
+        except OSError as e:
+            platform.log("PROVISION cannot open %s (%s); retry" % (name, e))
             await asyncio.sleep_ms(_HELLO_EVERY_MS)
+    line = serial_link.SerialLink(stream, 512)
+    pending = []
     try:
+        next_hello_ms = 0
         while True:
-            await line.send(hello)
-            try:
-                msg = await asyncio.wait_for_ms(line.recv(), _HELLO_EVERY_MS)
-            except asyncio.TimeoutError:  # noqa: UP041 (MicroPython: not the builtin)
-                continue
+            now = clock.now_ms()
+            if now >= next_hello_ms:
+                line.send(hello)
+                next_hello_ms = now + _HELLO_EVERY_MS
+            # poll, not a cancelled read: a cancelled StreamReader read leaves the
+            # stream registered to a dead task on MicroPython (the next never wakes)
+            if not pending:
+                pending = line.poll()
+                if not pending:
+                    await asyncio.sleep_ms(_POLL_MS)
+                    continue
+            msg = pending.pop(0)
             if provision.kind(msg) != provision.T_PROV_CREDS:
                 continue  # our own HELLO echoed, noise, another message
             try:
@@ -75,19 +110,22 @@ async def wifi(cfg, clock):
             except AuthError:
                 platform.log("PROVISION refused: the credentials' tag does not verify "
                              "(another board's key, a replay, or changed on the line)")
-                await line.send(provision.encode_refused(provision.REFUSED_TAG))
+                line.send(provision.encode_refused(provision.REFUSED_TAG))
                 continue
             except DecodeError as e:
                 platform.log("PROVISION refused: malformed credentials (%s)" % e)
-                await line.send(provision.encode_refused(provision.REFUSED_MALFORMED))
+                line.send(provision.encode_refused(provision.REFUSED_MALFORMED))
                 continue
             try:
                 _store(path, ssid, password)
             except OSError as e:
                 platform.log("PROVISION cannot store the credentials: %s" % e)
                 continue
-            await line.send(provision.encode_done(cfg.psk, cfg.board_id, nb, ng))
+            line.send(provision.encode_done(cfg.psk, cfg.board_id, nb, ng))
             platform.log("PROVISIONED wifi ssid=%s" % ssid)
             return ssid, password
     finally:
-        await line.close()
+        try:
+            stream.close()
+        except OSError:
+            pass
