@@ -112,9 +112,9 @@ class App:
                 await bl.connect()
                 gc.collect()  # at a shallow stack: the handshake's garbage goes
                 self.sessions += 1
-                platform.log("LINK up %s %s sid=%08x boot_ctr=%d session=%d resumed=%d" % (
+                platform.log("LINK up %s %s sid=%08x boot_ctr=%d session=%d%s" % (
                     cfg.transport, bl.peer, bl.client.sid, self.boot_ctr, self.sessions,
-                    1 if bl.resumed is not None else 0))
+                    " resumed=1" if bl.resumed is not None else ""))
                 await self._session(bl)
                 platform.log("REKEY session=%d" % self.sessions)
             except (MeshLinkError, OSError, EOFError, asyncio.TimeoutError) as e:  # noqa: UP041
