@@ -17,7 +17,7 @@
 # Console lines: WAKE (state restored or cold), SLEEP (ms, radio_on_ms, ...).
 import gc
 
-from meshlink import boardlink, cjson
+from meshlink import boardlink, boardlink_resume, cjson
 from meshlink.errors import MeshLinkError
 
 from app import platform
@@ -84,7 +84,7 @@ class Sleeper:
         if cfg.transport != "udp":  # a stream's session ends with its connection
             return None
         try:
-            return boardlink.resume_client(cfg.psk, cfg.board_id, boot_ctr, state, now_ms)
+            return boardlink_resume.resume_client(cfg.psk, cfg.board_id, boot_ctr, state, now_ms)
         except MeshLinkError as e:
             platform.log("WARN session not resumed: %s" % e)
             return None
@@ -127,7 +127,8 @@ class Sleeper:
         client = bl.client if bl is not None else None
         if client is not None and client.state == boardlink.ESTABLISHED \
                 and not client.needs_rekey(now_ms):
-            sid, transcript, tx_seq, rx_highest, age_ms = boardlink.suspend_state(client, now_ms)
+            sid, transcript, tx_seq, rx_highest, age_ms = boardlink_resume.suspend_state(
+                client, now_ms)
             session = [sid, transcript.hex(), tx_seq, rx_highest, age_ms]
         state = {"v": _STATE_VERSION, "seq": app.seq, "outbox": app.outbox,
                  "ids": app.recent_ids[-_IDS_KEPT:], "s": session}

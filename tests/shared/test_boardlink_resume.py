@@ -3,7 +3,8 @@
 # reuses one), refuses anything recorded before sleep, and malformed state
 # is refused. Runs on CPython and MicroPython (tools/run_mpy_tests.py).
 from meshlink import boardlink
-from meshlink.boardlink import BoardClient, GatewaySession, resume_client, suspend_state
+from meshlink.boardlink import BoardClient, GatewaySession
+from meshlink.boardlink_resume import resume_client, suspend_state
 from meshlink.errors import HandshakeError, LocalProtocolError, ReplayError
 from vectors import expect_raises
 
