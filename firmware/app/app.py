@@ -103,9 +103,7 @@ class App:
             gc.collect()  # start every attempt from a clean heap
             bl = link.BoardLink(cfg, self.clock, self.boot_ctr)
             if self.sleeper is not None:  # sleep hook: the radio goes on; resume once
-                now = self.clock.now_ms()
-                self.sleeper.radio_on(now)
-                bl.resumed = self.sleeper.client_for(cfg, self.boot_ctr, now)
+                bl.resumed = self.sleeper.client_for(self.clock.now_ms())
             try:
                 if cfg.transport != "serial" and cfg.transport != "ble":  # no WiFi needed
                     await platform.wifi_up(cfg.wifi, cfg.wifi_timeout_ms)
@@ -194,7 +192,7 @@ class App:
             self._wake.set()
             return
         if t == "sleep_ok" and self.sleeper is not None:
-            self.sleeper.on_granted()
+            self.sleeper.granted = True
             self._wake.set()
             return
         if t != "msg":

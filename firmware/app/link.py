@@ -10,6 +10,7 @@
 # One task receives (BoardLink.recv), any task may send (a Lock orders them).
 import asyncio
 import errno
+import gc
 import select
 import socket
 
@@ -72,6 +73,7 @@ class UdpTransport:
     def __init__(self):
         self.sock = None
         self._poller = None
+        self._reserve = None
 
     async def open(self, host, port):
         addr = _addr(host, port, socket.SOCK_DGRAM)
@@ -83,6 +85,10 @@ class UdpTransport:
             s.close()
             raise TransportError("udp connect %s:%d: %s" % (host, port, e))
         self.sock = s
+        # recv() needs _UDP_MAX_BYTES in one piece for every datagram (readinto()
+        # would merge datagrams): a block kept from the start, while the heap is
+        # whole, and given up when a fragmented heap has no such piece left
+        self._reserve = bytearray(_UDP_MAX_BYTES)
         self._poller = select.poll()
         self._poller.register(s, select.POLLIN)
 
@@ -101,7 +107,7 @@ class UdpTransport:
         while True:
             for _ in self._poller.ipoll(0):  # type: ignore[attr-defined]
                 try:
-                    data = self.sock.recv(_UDP_MAX_BYTES)
+                    data = self._recv()
                 except OSError as e:
                     if not _would_block(e):  # e.g. ECONNREFUSED: nobody on that port
                         raise TransportError("udp recv: %s" % e)
@@ -110,7 +116,25 @@ class UdpTransport:
                     return data
             await asyncio.sleep_ms(_POLL_MS)
 
+    def _recv(self):
+        """sock.recv of one datagram; it stays queued if recv's buffer cannot be
+        allocated, so then the reserve goes and recv runs again in its place."""
+        try:
+            return self.sock.recv(_UDP_MAX_BYTES)
+        except MemoryError:
+            if self._reserve is None:
+                raise
+            self._reserve = None
+            gc.collect()
+            data = self.sock.recv(_UDP_MAX_BYTES)
+            try:
+                self._reserve = bytearray(_UDP_MAX_BYTES)  # where recv's buffer just was
+            except MemoryError:
+                pass
+            return data
+
     async def close(self):
+        self._reserve = None
         if self.sock is not None:
             self._poller.unregister(self.sock)
             self.sock.close()

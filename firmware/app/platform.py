@@ -294,13 +294,18 @@ SLEEP_EXIT = 4  # unix port exit code: "in deep sleep; start me again after slee
 _RTC_MAX_BYTES = 2048  # MicroPython's esp32 RTC user memory
 
 
-def save_wake_state(path, data):
-    """Keep data (bytes) through the coming deep sleep.
+def save_wake_state(path, obj):
+    """Keep obj (JSON-able: dicts, lists, str, int, None) through the coming
+    deep sleep. On the unix port it is streamed to the file (json.dump): no
+    copy of it in the heap.
 
     Raises:
         OSError: it could not be kept (the board then sleeps without it).
     """
+    import json
+
     if ON_BOARD:
+        data = json.dumps(obj).encode()
         if len(data) > _RTC_MAX_BYTES:
             raise OSError("wake state of %d bytes over the RTC memory" % len(data))
         import machine
@@ -308,15 +313,21 @@ def save_wake_state(path, data):
         machine.RTC().memory(data)
         return
     tmp = path + ".tmp"
-    with open(tmp, "wb") as f:
-        f.write(data)
+    with open(tmp, "w") as f:
+        json.dump(obj, f)
     os.rename(tmp, path)
 
 
 def take_wake_state(path):
-    """The state kept by save_wake_state before the last deep sleep, or None
+    """The object kept by save_wake_state before the last deep sleep, or None
     (a cold boot, a reset, or no state). It is erased before it is returned:
-    state is used by one boot at most, whatever happens after."""
+    state is used by one boot at most, whatever happens after.
+
+    Raises:
+        ValueError: the kept state is not JSON (it is erased all the same).
+    """
+    import json
+
     if ON_BOARD:
         import machine
 
@@ -325,17 +336,18 @@ def take_wake_state(path):
         rtc = machine.RTC()
         data = rtc.memory()
         rtc.memory(b"")
-        return data or None
+        return json.loads(data) if data else None
     try:
-        with open(path, "rb") as f:
-            data = f.read()
+        f = open(path)
     except OSError:
         return None
     try:
-        os.remove(path)
+        os.remove(path)  # erased before use: never used twice
     except OSError:
-        return None  # not erased: not used (it could be used twice)
-    return data or None
+        f.close()
+        return None
+    with f:
+        return json.load(f)
 
 
 def deep_sleep(sleep_ms):
