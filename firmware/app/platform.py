@@ -284,70 +284,13 @@ def reset(code=1):
 
 
 # ---------------------------------------------------------------- deep sleep
-# A sleeping board (app/sleep.py) keeps a small state across deep sleep: in
-# RTC memory on an ESP32 (kept through deep sleep, lost on power loss), in a
-# file beside config.json on the unix port. The unix port's "deep sleep" is
-# an exit with SLEEP_EXIT: all RAM is lost, and the launcher (`meshlink board
-# run`) starts the firmware again after the sleep. BOARD ONLY: the RTC and
-# machine.deepsleep paths have not run in CI.
+# A sleeping board (app/sleep.py) keeps a small state across deep sleep; how
+# (RTC memory on an ESP32, a file on the unix port) is in app/sleepstate.py,
+# loaded only by sleeping boards (every function here costs every board heap).
+# The unix port's "deep sleep" is an exit with SLEEP_EXIT: all RAM is lost,
+# and the launcher (`meshlink board run`) starts the firmware again after the
+# sleep. BOARD ONLY: machine.deepsleep has not run in CI.
 SLEEP_EXIT = 4  # unix port exit code: "in deep sleep; start me again after sleep_ms"
-_RTC_MAX_BYTES = 2048  # MicroPython's esp32 RTC user memory
-
-
-def save_wake_state(path, obj):
-    """Keep obj (JSON-able: dicts, lists, str, int, None) through the coming
-    deep sleep. On the unix port it is streamed to the file (json.dump): no
-    copy of it in the heap.
-
-    Raises:
-        OSError: it could not be kept (the board then sleeps without it).
-    """
-    import json
-
-    if ON_BOARD:
-        data = json.dumps(obj).encode()
-        if len(data) > _RTC_MAX_BYTES:
-            raise OSError("wake state of %d bytes over the RTC memory" % len(data))
-        import machine
-
-        machine.RTC().memory(data)
-        return
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump(obj, f)
-    os.rename(tmp, path)
-
-
-def take_wake_state(path):
-    """The object kept by save_wake_state before the last deep sleep, or None
-    (a cold boot, a reset, or no state). It is erased before it is returned:
-    state is used by one boot at most, whatever happens after.
-
-    Raises:
-        ValueError: the kept state is not JSON (it is erased all the same).
-    """
-    import json
-
-    if ON_BOARD:
-        import machine
-
-        if machine.reset_cause() != machine.DEEPSLEEP_RESET:
-            return None
-        rtc = machine.RTC()
-        data = rtc.memory()
-        rtc.memory(b"")
-        return json.loads(data) if data else None
-    try:
-        f = open(path)
-    except OSError:
-        return None
-    try:
-        os.remove(path)  # erased before use: never used twice
-    except OSError:
-        f.close()
-        return None
-    with f:
-        return json.load(f)
 
 
 def deep_sleep(sleep_ms):

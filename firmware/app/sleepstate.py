@@ -5,7 +5,10 @@
 # before sleep, and the state is erased on wake before it is used
 # (platform.take_wake_state), so a seq is never sealed twice under one key.
 # A malformed state is a cold start (one WARN line), never a crash.
+# Besides app/platform.py, the one module that imports a board module
+# (machine.RTC, machine.reset_cause): loaded only by sleeping boards.
 import gc
+import os
 import sys
 
 from meshlink import boardlink
@@ -17,6 +20,68 @@ _STATE_VERSION = 1
 _IDS_KEPT = 8  # message ids kept across sleep: a resent msg is acked, not run twice
 
 
+# -- where the state is kept: the platform-specific part (BOARD ONLY: machine.RTC)
+_RTC_MAX_BYTES = 2048  # MicroPython's esp32 RTC user memory
+
+
+def save_wake_state(path, obj):
+    """Keep obj (JSON-able: dicts, lists, str, int, None) through the coming
+    deep sleep. On the unix port it is streamed to the file (json.dump): no
+    copy of it in the heap.
+
+    Raises:
+        OSError: it could not be kept (the board then sleeps without it).
+    """
+    import json
+
+    if platform.ON_BOARD:
+        data = json.dumps(obj).encode()
+        if len(data) > _RTC_MAX_BYTES:
+            raise OSError("wake state of %d bytes over the RTC memory" % len(data))
+        import machine
+
+        machine.RTC().memory(data)
+        return
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump(obj, f)
+    os.rename(tmp, path)
+
+
+def take_wake_state(path):
+    """The object kept by save_wake_state before the last deep sleep, or None
+    (a cold boot, a reset, or no state). It is erased before it is returned:
+    state is used by one boot at most, whatever happens after.
+
+    Raises:
+        ValueError: the kept state is not JSON (it is erased all the same).
+    """
+    import json
+
+    if platform.ON_BOARD:
+        import machine
+
+        if machine.reset_cause() != machine.DEEPSLEEP_RESET:
+            return None
+        rtc = machine.RTC()
+        data = rtc.memory()
+        rtc.memory(b"")
+        return json.loads(data) if data else None
+    try:
+        f = open(path)
+    except OSError:
+        return None
+    try:
+        os.remove(path)  # erased before use: never used twice
+    except OSError:
+        f.close()
+        return None
+    with f:
+        return json.load(f)
+
+
+
+
 def _path(cfg):
     return platform.data_path(cfg.base_dir, cfg.sleep_state_file)
 
@@ -26,7 +91,7 @@ def wake(sleeper):
     app = sleeper.app
     cfg = app.cfg
     try:
-        state = platform.take_wake_state(_path(cfg))
+        state = take_wake_state(_path(cfg))
     except ValueError:
         state = False
     if state is not None and (type(state) is not dict or state.get("v") != _STATE_VERSION):
@@ -86,7 +151,7 @@ def sleep(sleeper, bl, now_ms):
     state = {"v": _STATE_VERSION, "seq": app.seq, "outbox": app.outbox,
              "ids": app.recent_ids[-_IDS_KEPT:], "s": session}
     try:
-        platform.save_wake_state(_path(cfg), state)
+        save_wake_state(_path(cfg), state)
     except OSError as e:
         platform.log("WARN wake state not kept: %s" % e)
     radio_ms = now_ms - sleeper.radio_from_ms if sleeper.radio_from_ms >= 0 else 0
