@@ -1,5 +1,5 @@
 # Provisioning: WiFi credentials to a board over a serial line, protected by
-# the board's PSK (docs/PROTOCOL.md §9.3, threat model in docs/BOARDS.md).
+# the board's PSK (docs/PROTOCOL.md §9 "Provisioning over serial", threat model in docs/BOARDS.md).
 # Rules:
 # - Sans-I/O: bytes and random nonces come in as arguments. Runs on
 #   MicroPython and CPython.

@@ -1,6 +1,6 @@
 """`meshlink board provision`: WiFi credentials to a board over a serial line.
 
-Rule: the protocol is meshlink.provision (sans-I/O, PROTOCOL.md §9.3); this
+Rule: the protocol is meshlink.provision (sans-I/O, PROTOCOL.md §9 "Provisioning over serial"); this
 module only moves its messages over transports.serial. The board says which
 board it is (PROV_HELLO: board ID and a fresh nonce); credentials go only to
 the board the operator named, sealed under that board's PSK, and count as
