@@ -1,8 +1,8 @@
 # Provisioning without baked WiFi secrets: a board whose config.json has no
 # "wifi" but a "provision" line takes its WiFi credentials over that serial
 # line from `meshlink board provision` (docs/BOARDS.md "Provisioning"),
-# sealed under its own PSK (meshlink.provision, PROTOCOL.md §9 "Provisioning over serial"), and keeps
-# them in a file on its flash. Loaded only by boards that need it.
+# sealed under its own PSK (meshlink.provision; PROTOCOL.md §9, "Provisioning
+# over serial"), and keeps them in a file on its flash. Loaded only by boards that need it.
 # Rules: the password is never printed. Credentials that fail their tag
 # (another board's key, a replay, changed on the line) or are malformed are
 # refused with PROV_REFUSED and one console line; the board keeps waiting.
