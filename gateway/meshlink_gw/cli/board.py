@@ -181,7 +181,8 @@ def _require_wifi(args: argparse.Namespace) -> None:
     if args.board != "unix" and transport in ("udp", "tcp") and args.wifi_ssid is None:
         raise ConfigError(f"--board {args.board} over {transport} needs --wifi-ssid SSID and "
                           "--wifi-password PASSWORD: the board joins that WiFi network to "
-                          "reach its gateway (or use --transport serial or ble)")
+                          "reach its gateway (or --no-wifi: provision it over serial later; or "
+                          "--transport serial or ble)")
 
 
 def cmd_board_add(args: argparse.Namespace) -> int:
