@@ -141,8 +141,8 @@ def sleep(sleeper, bl, now_ms):
     gc.collect()
     session = None
     client = bl.client if bl is not None else None
-    if client is not None and client.state == boardlink.ESTABLISHED \
-            and not client.needs_rekey(now_ms):
+    if client is not None and client.state == boardlink.ESTABLISHED and cfg.sleep_resume \
+            and cfg.transport == "udp" and not client.needs_rekey(now_ms):
         from meshlink import boardlink_resume
 
         sid, transcript, tx_seq, rx_highest, age_ms = boardlink_resume.suspend_state(

@@ -152,3 +152,26 @@ def test_asleep_on_mqtt_and_board_list_then_offline_after_the_grace(tmp_path, pr
         statuses.append(payload)
     # retained "offline" first (registered, not yet seen), then the live changes
     assert statuses[-3:] == ["online", "asleep", "offline"], statuses
+
+
+def test_a_tcp_board_sleeps_with_a_handshake_each_wake(tmp_path, procs):
+    """Over TCP the session ends with the connection: each wake is a new
+    handshake (no resumption), and the board is still asleep, not offline,
+    in between; readings arrive once each."""
+    gw = GatewayProcess(tmp_path / "gw")
+    procs.append(gw)
+    gw.start()
+    info = add_board(gw.data_dir, "t1", gateway=gw.board_tcp, transport="tcp", sets=FAST_BOARD + (
+        "sleep_ms=500",), interval_ms=5000)
+    board = FirmwareBoard(gw.data_dir, "t1")
+    procs.append(board)
+    board.wait_for(r"SLEEP ms=500 .* granted=1 session=none", count=3, timeout_s=3 * DEADLINE_S)
+    out = board.output()
+    assert "resumed=1" not in out and len(re.findall(r"LINK up tcp", out)) >= 3
+    gw.wait_log(r"board t1 is asleep", count=3)
+    states = re.findall(r"board t1 is (online|asleep|offline)", gw.log_text())
+    assert "offline" not in states, states
+    taken = {int(s) for s in re.findall(r"READING temp seq=(\d+)", out[:out.rfind("SLEEP")])}
+    gw.wait_inbox(lambda _items: {r["seq"] for r in gw.readings(info["node_id"])} >= taken)
+    seqs = [r["seq"] for r in gw.readings(info["node_id"])]
+    assert len(seqs) == len(set(seqs))
