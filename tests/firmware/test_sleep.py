@@ -51,3 +51,21 @@ def test_no_gateway_sleeps_after_awake_max_ms_keeping_the_readings(boards):
     again = boards(cfg, name="board")  # the same flash: it wakes with them
     again.wait_for(r"^WAKE warm seq=%d outbox=%d session=none$" % (kept["seq"],
                                                                       len(kept["outbox"])))
+
+
+def test_a_resumed_session_the_gateway_lost_falls_back_to_a_handshake(boards, gateway):
+    """The gateway restarted while the board slept: the resumed session's
+    records get STALE, and the board runs a new handshake (the kept state is
+    gone by then: nothing is reused)."""
+    gw = gateway()
+    cfg = board_config(gateway=f"127.0.0.1:{gw.udp_port}", **SLEEP)
+    first = boards(cfg)
+    first.wait_for(r"^SLEEP ms=200 .* session=kept ")
+    assert first.wait_exit() == 4
+    gw.forget_sessions()  # as a gateway restarted during the sleep
+    again = boards(cfg)
+    again.wait_for(r"^WAKE warm .* session=kept$")
+    again.wait_for(r"^LINK up udp .* session=1 resumed=1$")
+    again.wait_for(r"^LINK down \(TransportError: the gateway has no session")
+    line = again.wait_for(r"^LINK up udp .* session=2")
+    assert "resumed" not in line.string and gw.stale_sent >= 3
