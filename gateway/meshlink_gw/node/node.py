@@ -761,7 +761,11 @@ class Node:
     def stats(self) -> dict[str, int]:
         """A snapshot of the node's and its links' counters."""
         dv = getattr(self.router.strategy, "dv", None)
+        pre_auth = {k: self.peers.stats[k] for k in (
+            "connections_refused", "links_established", "handshakes_answered", "cookie_replies",
+            "cookies_received")}
         return dict(self.counters, handshakes_failed=self.peers.stats["handshakes_failed"],
+                    **pre_auth,
                     records_rejected=self.peers.records_rejected(),
                     forged_acks=self.delivery.forged_acks, **self.e2e.counters,
                     forged_routes=dv.forged if dv is not None else 0)

@@ -24,7 +24,7 @@ from meshlink import messages
 from meshlink.errors import ProtocolError, TransportError
 
 from meshlink_gw.config import NodeConfig
-from meshlink_gw.node.admission import Admission
+from meshlink_gw.node.admission import Admission, LoadGate
 from meshlink_gw.node.known_peers import KnownPeers
 from meshlink_gw.node.link import LinkParams, PeerConnection
 from meshlink_gw.node.pins import PinStore
@@ -77,7 +77,9 @@ class PeerTable:
                  pins: PinStore | None = None) -> None:
         self.config = config
         self.node_id = node_id
-        self.params = params
+        self.params = dataclasses.replace(params, load_gate=LoadGate(  # cookies: §5.3.1
+            params.network_key, config.cookie_load_half_open,
+            config.cookie_load_attempts_per_s, lambda: self.half_open, now_ms()))
         self.events = events
         self.is_local = is_local
         self.pins = pins
@@ -85,7 +87,10 @@ class PeerTable:
         self.closing = False
         self.stats = {"handshakes_failed": 0, "records_rejected": 0,
                       "connections_refused": 0, "links_evicted": 0, "flaps": 0,
-                      "links_established": 0}
+                      "links_established": 0,
+                      # cookies (§5.3.1): M2s sent (each an encapsulation and a signature),
+                      # cookie replies sent instead (no KEM work), cookies we were sent
+                      "handshakes_answered": 0, "cookie_replies": 0, "cookies_received": 0}
         self.admission = Admission(config.max_half_open_per_host,
                                    config.handshake_attempts_per_s,
                                    config.handshake_attempt_burst)
@@ -145,9 +150,10 @@ class PeerTable:
             log.warning("refusing connection from %s: %s (%d refused so far)", host, why,
                         self.stats["connections_refused"])
 
-    async def connect(self, addr: tuple[str, int], expected_node_id: str | None = None
-                      ) -> PeerConnection | None:
-        """Dial addr once and run the handshake; None if it failed (logged)."""
+    async def connect(self, addr: tuple[str, int], expected_node_id: str | None = None,
+                      cookie: bytes | None = None) -> PeerConnection | None:
+        """Dial addr once and run the handshake; None if it failed (logged). A
+        peer under load answers with a cookie: then dial once more, with it."""
         try:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(addr[0], addr[1], limit=1 << 20),
@@ -156,8 +162,11 @@ class PeerTable:
             log.debug("dial %s:%d failed: %s", addr[0], addr[1], e)
             return None
         conn = PeerConnection(self.params, reader, writer, outbound=True, dial_addr=addr,
-                              expected_node_id=expected_node_id)
-        return await self._establish(conn)
+                              expected_node_id=expected_node_id, cookie=cookie)
+        established = await self._establish(conn)
+        if conn.cookie_received is not None and cookie is None:
+            return await self.connect(addr, expected_node_id, conn.cookie_received)
+        return established
 
     async def _establish(self, conn: PeerConnection) -> PeerConnection | None:
         self.half_open += 1
@@ -172,6 +181,11 @@ class PeerTable:
             return None
         finally:
             self.half_open -= 1
+            self.stats["handshakes_answered"] += conn.m2_sent
+        if conn.session is None:  # a cookie, sent (we are under load) or received
+            self.stats["cookie_replies" if conn.cookie_sent else "cookies_received"] += 1
+            await conn.close()
+            return None
         refused = self._register(conn)
         if refused is not None:
             await conn.close(refused)

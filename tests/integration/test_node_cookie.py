@@ -1,0 +1,69 @@
+"""Cookies under load (PROTOCOL.md §5.3.1, issue 14) against a real `meshlink
+node` process: a flood of replayed and garbage M1s from another host gets
+cookie replies and refusals and never an M2, so the victim does no KEM work
+for it (its control-socket counters say how many M2s it sent: each one an
+encapsulation and a signature), while an honest node process that dials
+during the flood takes the cookie, dials again with mac2 and links, and its
+message is delivered. Bounded: 300 replays and 50 garbage flights, at most 8
+connections at once, and a time cap."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+
+from helpers import run
+from helpers.attacker import addr_of, first_flights
+from helpers.procs import Node
+from meshlink import messages
+from meshlink_gw.crypto.handshake import Initiator
+from meshlink_gw.crypto.identity import Identity
+
+REPLAYS = 300
+GARBAGE = 50
+
+
+def _garbage() -> list[bytes]:
+    """Frames a responder must refuse before any crypto: random bytes, and
+    first flights whose mac1 is wrong."""
+    out = [os.urandom(1232) for _ in range(GARBAGE // 2)]
+    for _ in range(GARBAGE - len(out)):
+        m1 = messages.decode(Initiator(Identity.generate(), listen_port=0).start())
+        m1.body = m1.body[:1216] + bytes(16)
+        out.append(m1.encode())
+    return out
+
+
+def test_m1_flood_under_load_costs_no_kem_work_and_an_honest_node_links(tmp_path, procs):
+    conf = tmp_path / "victim.toml"
+    # always under load (so every M1 needs a cookie); per-host limits out of the
+    # way, so that every flight of the flood reaches the handshake code
+    conf.write_text("[node]\ncookie_load_half_open = 1\nhandshake_attempts_per_s = 100000\n"
+                    "handshake_attempt_burst = 100000\nmax_half_open_per_host = 64\n")
+    victim = Node(tmp_path / "victim", extra=("--config", str(conf)))
+    procs.append(victim)
+    victim.start()
+    honest = Node(tmp_path / "honest", peers=(victim.listen,))
+    procs.append(honest)
+    replayed = Initiator(Identity.generate(), listen_port=0).start()  # one captured M1
+
+    async def main():
+        flood = asyncio.create_task(first_flights(
+            addr_of(victim.listen), [replayed] * REPLAYS + _garbage()))
+        await asyncio.to_thread(honest.start)  # dials while the flood runs
+        await asyncio.to_thread(honest.wait_peers, 1)
+        return await flood
+
+    seen = run(main())
+    assert seen["handshake_ack"] == 0, seen  # not one M2 for the flood
+    assert seen["handshake_cookie"] == REPLAYS, seen
+    assert seen["closed"] == GARBAGE, seen
+    out = honest.cli("send", "--json", "--to", victim.node_id, "linked through the flood")
+    assert json.loads(out.stdout)["delivered"], out
+    st, hst = victim.status()["stats"], honest.status()["stats"]
+    assert st["cookie_replies"] >= REPLAYS + hst["cookies_received"]
+    assert hst["cookies_received"] >= 1  # the honest node went through the cookie
+    # every M2 the victim sent (its only KEM work) went to a handshake that linked
+    assert 1 <= st["handshakes_answered"] <= st["links_established"], st
+    assert st["handshakes_failed"] >= GARBAGE
