@@ -5,7 +5,8 @@ In the spirit of WireGuard's mac2 / cookie reply (docs/PROTOCOL.md §5.3.1):
     cookie        = HMAC-SHA256(secret, "pqmesh/1 cookie" || source)[:16]
     mac2          = HMAC-SHA256(cookie, "pqmesh/1 mac2" || offer || e_i || ek || mac1)[:16]
     cookie reply  = HandshakeCookie(body = nonce 24 | AES-256-GCM(k_n, 0^12, cookie, AD = mac1))
-    k_n           = HMAC-SHA256(cookie_key, nonce),  cookie_key = HKDF("", psk, "pqmesh/1 cookie", 32)
+    k_n           = HMAC-SHA256(cookie_key, nonce)
+    cookie_key    = HKDF("", psk, "pqmesh/1 cookie", 32)
 
 The secret is 32 random bytes replaced every COOKIE_SECRET_ROTATE_MS; a cookie
 made under the current or the previous secret is accepted. Nothing is kept

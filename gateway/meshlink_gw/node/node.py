@@ -762,8 +762,8 @@ class Node:
         """A snapshot of the node's and its links' counters."""
         dv = getattr(self.router.strategy, "dv", None)
         pre_auth = {k: self.peers.stats[k] for k in (
-            "connections_refused", "links_established", "handshakes_answered", "cookie_replies",
-            "cookies_received")}
+            "connections_refused", "links_established", "links_evicted", "handshakes_answered",
+            "cookie_replies", "cookies_received")}
         return dict(self.counters, handshakes_failed=self.peers.stats["handshakes_failed"],
                     **pre_auth,
                     records_rejected=self.peers.records_rejected(),
@@ -781,6 +781,7 @@ class Node:
             "peers": self.peers.describe(scores),
             "pending": self.delivery.pending_count(),
             "stats": self.stats,
+            "admission": self.peers.admission_status(self.discovery),
             "time_unix": time.time(),
         }
 

@@ -19,6 +19,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from meshlink import messages
 from meshlink.errors import ProtocolError, TransportError
@@ -98,6 +99,7 @@ class PeerTable:
         self._expected_ids: set[str] = set()  # node IDs our static dialers expect
         self._static_addrs: set[tuple[str, int]] = set()
         self._suggested: set[tuple[str, int]] = set()  # discovery dialers (bounded)
+        self._suggested_most = 0  # the most discovery dialers ever running at once
         self.links: dict[str, PeerConnection] = {}
         self.state: dict[str, _PeerState] = {}
         self.half_open = 0
@@ -326,12 +328,24 @@ class PeerTable:
             return False
         self._dialing.add(addr)
         self._suggested.add(addr)
+        self._suggested_most = max(self._suggested_most, len(self._suggested))
         self.tasks.spawn(self._dialer(addr, node_id, DISCOVERY_DIAL_TRIES),
                          f"dial-{addr[0]}:{addr[1]}")
         return True
 
     def suggested_dials(self) -> int:
         return len(self._suggested)
+
+    def admission_status(self, discovery: Any) -> dict[str, int]:
+        """What unauthenticated senders hold (status "admission"); discovery: the
+        node's Discovery or None."""
+        return {"half_open": self.half_open, "sources": self.admission.sources(),
+                "discovery_dials": len(self._suggested),
+                "discovery_dials_most": self._suggested_most,
+                "beacons_heard": discovery.heard if discovery is not None else 0,
+                "beacon_ids": len(discovery.seen) if discovery is not None else 0,
+                "peers": len(self.links),
+                "max_peers": self.config.max_peers}
 
     async def _dialer(self, addr: tuple[str, int], expected: str | None,
                       max_failures: int | None) -> None:
