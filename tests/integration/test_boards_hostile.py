@@ -9,6 +9,9 @@ import asyncio
 import os
 import socket
 import subprocess
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 from boards_harness import GatewayProcess, add_board, bundle_secrets
 from helpers import DEADLINE_S, poll_until, run, wait_until
@@ -89,6 +92,80 @@ def test_hello_flood_cannot_evict_a_handshake_in_progress(tmp_path, procs):
         board.sendto(client.handle_challenge(challenge, now_ms()), gateway)
         gw.wait_board("victim", lambda r: r["online"])
         assert gw.status()["gateway"]["refusals"].get("unknown_session", 0) == 0
+
+
+FLOOD_HOSTS = ("127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5")
+FLOOD_MAX = 20_000  # datagrams, whatever happens
+
+
+def _hello_flood(board_id: bytes, gateway: tuple[str, int], stop: threading.Event) -> int:
+    """HELLOs for board_id with fresh nonces from 4 hosts, round after round, until
+    stop is set, FLOOD_MAX datagrams or 2 * DEADLINE_S; returns the count sent."""
+    socks = []
+    for host in FLOOD_HOSTS:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind((host, 0))
+        socks.append(s)
+    sent = 0
+    deadline = time.monotonic() + 2 * DEADLINE_S
+    try:
+        while not stop.is_set() and sent < FLOOD_MAX and time.monotonic() < deadline:
+            for s in socks:
+                s.sendto(boardlink.encode_hello(board_id, 1, os.urandom(16)), gateway)
+                sent += 1
+            stop.wait(0.002)  # ~2000 HELLOs a second: a flood, not a CPU hog
+    finally:
+        for s in socks:
+            s.close()
+    return sent
+
+
+def _challenge(sock: socket.socket) -> bytes:
+    """The next CHALLENGE the gateway sends to this board socket (other datagrams,
+    e.g. for the old session, are skipped); socket.timeout if none comes."""
+    while True:
+        data, _ = sock.recvfrom(2048)
+        if data[:1] == bytes([boardlink.T_CHALLENGE]):
+            return data
+
+
+def test_hello_flood_from_many_hosts_does_not_delay_the_boards_handshake(tmp_path, procs):
+    """HELLOs for a board's cleartext ID from 4 other hosts keep every half-open
+    slot of the board taken. The board, re-handshaking from the host it last
+    authenticated from, gets its CHALLENGE for its first HELLO (no retry, no
+    wait for the flood's slots to expire) and comes online with the new session
+    while the flood goes on."""
+    gw = procs.append(GatewayProcess(tmp_path / "gw")) or procs[-1].start()
+    add_board(gw.data_dir, "victim", gateway=gw.board_udp)
+    psk, board_id, _ = bundle_secrets(gw.data_dir, "victim")
+    gateway = _udp(gw.board_udp)
+    stop = threading.Event()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as board:
+        board.settimeout(DEADLINE_S)
+        board.bind(("127.0.0.1", 0))
+        first = boardlink.BoardClient(psk, board_id, 1, os.urandom(16))
+        board.sendto(first.hello(), gateway)
+        board.sendto(first.handle_challenge(_challenge(board), now_ms()), gateway)
+        gw.wait_board("victim", lambda r: r["online"])
+        with ThreadPoolExecutor(1) as pool:
+            flood = pool.submit(_hello_flood, board_id, gateway, stop)
+            try:
+                poll_until(lambda: (lambda g: g["half_open"] >= 4 and g["refusals"].get(
+                    "half_open_cap", 0) >= 20)(gw.status()["gateway"]),
+                    what="the flood holds every half-open slot of the board")
+                again = boardlink.BoardClient(psk, board_id, 2, os.urandom(16))
+                board.sendto(again.hello(), gateway)  # once: no retransmission
+                challenge = _challenge(board)
+                assert gw.status()["gateway"]["half_open"] >= 4  # the flood goes on
+                board.sendto(again.handle_challenge(challenge, now_ms()), gateway)
+                poll_until(lambda: gw.status()["gateway"]["stats"].get("sessions", 0) >= 2,
+                           what="the board's second session")
+            finally:
+                stop.set()
+            assert flood.result() > 40
+    st = gw.status()["gateway"]
+    assert st["stats"]["hello_flood_evicted"] >= 1, st  # it took a flooded slot
+    assert st["refusals"].get("unknown_session", 0) == 0, st
 
 
 def test_forged_senders_cannot_fill_a_sleeping_boards_queue(tmp_path, procs):
