@@ -18,6 +18,7 @@ from helpers import DEADLINE_S, poll_until, run, wait_until
 from helpers.rigs import start_node
 from meshlink import boardlink, messages
 from meshlink.nodeid import format_id
+from meshlink_gw.crypto.identity import Identity
 from meshlink_gw.runtime import now_ms
 
 from examples.node_proc import meshlink_cmd
@@ -207,4 +208,50 @@ def test_forged_senders_cannot_fill_a_sleeping_boards_queue(tmp_path, procs):
         "send", "--data-dir", str(gw.data_dir), "--to", info["node_id"], "operator command"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     poll_until(lambda: queued() == 101, what="the operator's command queued")
+    gw.wait_log(rf"mesh message \S+ from {gw_id} for board sleepy, \d+ hop\(s\): queued")
+
+
+SENDERS = 12  # throw-away identities: 12 x 100 messages is more than 90 % of 1000
+
+
+def test_many_sender_identities_cannot_take_the_operators_reserve(tmp_path, procs):
+    """A hostile neighbour of the gateway (a node that serves 12 throw-away
+    identities, as a rogue gateway would serve boards) floods a sleeping board's
+    queue with 100 messages from each: sealed and signed by their origins, so
+    every one is genuine as far as the gateway can tell (identities are free:
+    the per-sender share of 100 does not stop this). Mesh senders together get
+    90 % of the queue (900 of 1000), the rest is refused, and the operator's
+    own command still gets in."""
+    gw = procs.append(GatewayProcess(tmp_path / "gw")) or procs[-1].start()
+    info = add_board(gw.data_dir, "sleepy", gateway=gw.board_udp)
+
+    def queued() -> int:
+        return gw.boards()["sleepy"]["queued"]
+
+    async def flood() -> int:
+        node = await start_node(tmp_path, "rogue", peers=[_udp(gw.listen)],
+                                retry_interval_ms=600_000, delivery_timeout_ms=600_000)
+        await wait_until(lambda: node.peers.links)
+        sent = 0
+        for _ in range(SENDERS):
+            origin = Identity.generate()
+            node.serve_id(origin.node_id, lambda msg, hops: True, identity=origin)
+            for i in range(100):
+                node.originate(info["node_id"], b"flood %d" % i, src=origin.node_id)
+                sent += 1
+            await asyncio.sleep(0)
+        await asyncio.to_thread(poll_until, lambda: gw.status()["gateway"]["refusals"].get(
+            "queue_full", 0) >= sent - 900, what="the flood past 90 % refused")
+        await node.stop()
+        return sent
+
+    sent = run(flood())
+    assert sent == SENDERS * 100
+    assert queued() == 900  # mesh senders together: 90 % of the queue, not more
+    gw_id = gw.status()["node_id"]
+    # (the board sleeps: the send waits for an ack it will not get; not awaited)
+    procs.append(subprocess.Popen(meshlink_cmd() + [
+        "send", "--data-dir", str(gw.data_dir), "--to", info["node_id"], "operator command"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    poll_until(lambda: queued() == 901, what="the operator's command queued")
     gw.wait_log(rf"mesh message \S+ from {gw_id} for board sleepy, \d+ hop\(s\): queued")
