@@ -181,6 +181,9 @@ class NodeConfig:
     inbox_broadcast_max_bytes_per_source: int = integer(
         1 << 20, "broadcast payload bytes kept from one source (its oldest dropped)",
         ge=65536)
+    refusal_log_interval_ms: int = integer(
+        1000, "refused input (forged messages, bad records, failed handshakes) is logged at "
+        "most once per interval per kind, with a count of the lines held back (0: all)")
     max_pending_sends: int = integer(10_000, "directed sends awaiting an ack; more are refused")
 
     def finish(self, where: str) -> NodeConfig:

@@ -44,6 +44,8 @@ class LinkParams:
     reject_after_ms: int = REJECT_AFTER_MS
     # node.admission.LoadGate: under load an M1 needs a cookie (PROTOCOL.md §5.3.1)
     load_gate: Any = None
+    # runtime.LogLimiter for dropped records (a flood of them must not fill the log)
+    refusal_log: Any = None
 
 
 class PeerConnection:
@@ -211,8 +213,13 @@ class PeerConnection:
         except ProtocolError as e:
             self.records_rejected += 1
             self.bad_records += 1
-            log.warning("peer=%s dropped record: %s: %s", self.peer_node_id,
-                        type(e).__name__, e)
+            if self.params.refusal_log is not None:
+                self.params.refusal_log.warning(
+                    "bad_record " + type(e).__name__, "peer=%s dropped record: %s: %s",
+                    self.peer_node_id, type(e).__name__, e)
+            else:
+                log.warning("peer=%s dropped record: %s: %s", self.peer_node_id,
+                            type(e).__name__, e)
             if self.bad_records >= MAX_BAD_RECORDS:
                 raise TransportError(f"{self.bad_records} bad records in a row")
             return None

@@ -29,12 +29,11 @@ from meshlink_gw.node.admission import Admission, LoadGate
 from meshlink_gw.node.known_peers import KnownPeers
 from meshlink_gw.node.link import LinkParams, PeerConnection
 from meshlink_gw.node.pins import PinStore
-from meshlink_gw.runtime import Backoff, now_ms
+from meshlink_gw.runtime import Backoff, LogLimiter, now_ms
 from meshlink_gw.tasks import TaskSet
 
 log = logging.getLogger("meshlink.peers")
 
-REFUSAL_LOG_INTERVAL_MS = 1000
 STABLE_LINK_MS = 10_000  # a link that lasts this long resets its dialer's backoff
 DISCOVERY_DIAL_TRIES = 3  # failed dials in a row before a suggested address is dropped
 
@@ -78,9 +77,13 @@ class PeerTable:
                  pins: PinStore | None = None) -> None:
         self.config = config
         self.node_id = node_id
+        # refused input: one line per interval per kind (a flood must not fill the log)
+        self.log_limit = LogLimiter(log, config.refusal_log_interval_ms)
         self.params = dataclasses.replace(params, load_gate=LoadGate(  # cookies: §5.3.1
             params.network_key, config.cookie_load_half_open,
-            config.cookie_load_attempts_per_s, lambda: self.half_open, now_ms()))
+            config.cookie_load_attempts_per_s, lambda: self.half_open, now_ms()),
+            refusal_log=LogLimiter(logging.getLogger("meshlink.conn"),
+                                   config.refusal_log_interval_ms))
         self.events = events
         self.is_local = is_local
         self.pins = pins
@@ -95,7 +98,6 @@ class PeerTable:
         self.admission = Admission(config.max_half_open_per_host,
                                    config.handshake_attempts_per_s,
                                    config.handshake_attempt_burst)
-        self._refusal_logged_ms = -REFUSAL_LOG_INTERVAL_MS
         self._expected_ids: set[str] = set()  # node IDs our static dialers expect
         self._static_addrs: set[tuple[str, int]] = set()
         self._suggested: set[tuple[str, int]] = set()  # discovery dialers (bounded)
@@ -145,12 +147,10 @@ class PeerTable:
             self.admission.done(host)
 
     def _log_refusal(self, host: str, why: str) -> None:
-        """One line per REFUSAL_LOG_INTERVAL_MS at most (a flood must not flood the log)."""
-        now = now_ms()
-        if now - self._refusal_logged_ms >= REFUSAL_LOG_INTERVAL_MS:
-            self._refusal_logged_ms = now
-            log.warning("refusing connection from %s: %s (%d refused so far)", host, why,
-                        self.stats["connections_refused"])
+        """One line per refusal_log_interval_ms at most (a flood must not flood the log)."""
+        self.log_limit.warning("connection refused", "refusing connection from %s: %s "
+                               "(%d refused so far)", host, why,
+                               self.stats["connections_refused"])
 
     async def connect(self, addr: tuple[str, int], expected_node_id: str | None = None,
                       cookie: bytes | None = None) -> PeerConnection | None:
@@ -176,9 +176,10 @@ class PeerTable:
             await conn.handshake()
         except _LINK_ERRORS as e:
             self.stats["handshakes_failed"] += 1
-            why = "deadline passed" if isinstance(e, asyncio.TimeoutError) else \
-                f"{type(e).__name__}: {e}"
-            log.warning("handshake with %s:%d refused: %s", *conn.remote_addr, why)
+            kind = "deadline" if isinstance(e, asyncio.TimeoutError) else type(e).__name__
+            why = "deadline passed" if kind == "deadline" else f"{kind}: {e}"
+            self.log_limit.warning("handshake refused " + kind, "handshake with %s:%d "
+                                   "refused: %s", *conn.remote_addr, why)
             await conn.close()
             return None
         finally:
@@ -226,8 +227,9 @@ class PeerTable:
             self.tasks.spawn(old.close("replaced by a newer link"), "close-old")
         else:
             if len(self.links) >= self.config.max_peers and not self._make_slot(conn):
-                log.warning("refusing %s at %s:%d: all %d peer slots taken", peer,
-                            *conn.remote_addr, self.config.max_peers)
+                self.log_limit.warning("slots full", "refusing %s at %s:%d: all %d peer "
+                                       "slots taken", peer, *conn.remote_addr,
+                                       self.config.max_peers)
                 return "peer slots full"
             self.links[peer] = conn
             self.state[peer] = _PeerState()
