@@ -145,6 +145,7 @@ class BoardSessions:
         # board name -> the host its last authenticated session came from: a HELLO
         # from there is never crowded out by HELLOs from elsewhere (see _make_room)
         self.trusted_source: dict[str, str] = {}
+        self.on_trusted_source: Callable[[str, str], None] | None = None  # persists it
         self.dead_sids: OrderedDict[int, tuple[str, str]] = OrderedDict()
 
     # -- input ------------------------------------------------------------------------
@@ -323,11 +324,22 @@ class BoardSessions:
         self.by_sid[link.sid] = link
         peer.attach(link)
         self.stats["sessions"] += 1
-        self.trusted_source[rec.name] = _source(peer)
+        self._trust_source(rec.name, _source(peer))
         rec.last_boot_ctr = ho.session.boot_ctr
         log.info("board %s online via %s: session %08x, boot counter %d", rec.name,
                  peer.describe(), ho.session.sid, ho.session.boot_ctr)
         self._on_established(link, now)
+
+    def _trust_source(self, name: str, host: str) -> None:
+        if self.trusted_source.get(name) == host:
+            return
+        self.trusted_source[name] = host
+        if self.on_trusted_source is not None:
+            try:
+                self.on_trusted_source(name, host)
+            except sqlite3.Error as e:  # kept in memory; remembered after a restart no more
+                log.error("cannot store board %s's address: %s", name, e)
+                self.stats["storage_errors"] += 1
 
     # -- records ----------------------------------------------------------------------
     def _on_record_msg(self, data: bytes, peer, now: int) -> None:
