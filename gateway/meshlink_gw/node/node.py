@@ -769,7 +769,7 @@ class Node:
         dv = getattr(self.router.strategy, "dv", None)
         pre_auth = {k: self.peers.stats[k] for k in (
             "connections_refused", "links_established", "links_evicted", "handshakes_answered",
-            "cookie_replies", "cookies_received")}
+            "cookie_replies", "cookies_received", "flaps")}
         return dict(self.counters, handshakes_failed=self.peers.stats["handshakes_failed"],
                     **pre_auth,
                     records_rejected=self.peers.records_rejected(),
