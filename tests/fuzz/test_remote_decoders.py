@@ -1,7 +1,8 @@
 """Property-based fuzzing of every decoder a remote party reaches (issue 14):
 node-link frames, messages (beacons included), PQMESH/1 handshake flights (a
-loaded responder's M1 with mac2, the initiator's cookie reply) and session records, board-link messages and records, serial and BLE framing,
-board record payloads and MQTT command topics.
+loaded responder's M1 with mac2, the initiator's cookie reply) and session
+records, board-link messages and records, serial and BLE framing, board
+record payloads and MQTT command topics.
 
 Property: whatever bytes arrive, the decoder returns or raises a MeshLinkError
 subclass (the typed error); nothing else escapes. Inputs are random bytes and
