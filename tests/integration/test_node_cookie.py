@@ -4,8 +4,9 @@ cookie replies and refusals and never an M2, so the victim does no KEM work
 for it (its control-socket counters say how many M2s it sent: each one an
 encapsulation and a signature), while an honest node process that dials
 during the flood takes the cookie, dials again with mac2 and links, and its
-message is delivered. Bounded: 300 replays and 50 garbage flights, at most 8
-connections at once, and a time cap."""
+message is delivered; and a flood alone (no forced load) makes the node ask
+for cookies once it exceeds its M1 rate. Bounded: 300 replays and 50
+garbage flights, at most 8 connections at once, and a time cap."""
 
 from __future__ import annotations
 
@@ -67,3 +68,37 @@ def test_m1_flood_under_load_costs_no_kem_work_and_an_honest_node_links(tmp_path
     # every M2 the victim sent (its only KEM work) went to a handshake that linked
     assert 1 <= st["handshakes_answered"] <= st["links_established"], st
     assert st["handshakes_failed"] >= GARBAGE
+
+
+def test_the_flood_itself_puts_the_node_under_load(tmp_path, procs):
+    """No forced load: above cookie_load_attempts_per_s M1s a second (from all
+    sources) the node asks for cookies by itself. A replay flood of 300 gets
+    M2s only while the node's M1 budget lasts (its burst plus its rate over
+    however long the flood took), cookie replies after that."""
+    conf = tmp_path / "victim.toml"
+    conf.write_text("[node]\ncookie_load_attempts_per_s = 5\nhandshake_attempts_per_s = 100000\n"
+                    "handshake_attempt_burst = 100000\nmax_half_open_per_host = 64\n")
+    victim = Node(tmp_path / "victim", extra=("--config", str(conf)))
+    procs.append(victim)
+    victim.start()
+    replayed = Initiator(Identity.generate(), listen_port=0).start()
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        t0 = loop.time()
+        seen = await first_flights(addr_of(victim.listen), [replayed] * REPLAYS)
+        return seen, loop.time() - t0
+
+    seen, elapsed_s = run(main())
+    assert seen["handshake_ack"] + seen["handshake_cookie"] == REPLAYS, seen
+    assert seen["handshake_ack"] <= 5 + 5 * elapsed_s + 1, (seen, elapsed_s)
+    assert seen["handshake_cookie"] > 0, seen
+    st = victim.status()["stats"]
+    assert st["handshakes_answered"] == seen["handshake_ack"], st
+    assert st["cookie_replies"] == seen["handshake_cookie"], st
+    honest = Node(tmp_path / "honest", peers=(victim.listen,))
+    procs.append(honest)
+    honest.start()
+    honest.wait_peers(1)
+    out = honest.cli("send", "--json", "--to", victim.node_id, "linked after the flood")
+    assert json.loads(out.stdout)["delivered"], out
