@@ -166,8 +166,11 @@ class PeerTable:
         conn = PeerConnection(self.params, reader, writer, outbound=True, dial_addr=addr,
                               expected_node_id=expected_node_id, cookie=cookie)
         established = await self._establish(conn)
-        if conn.cookie_received is not None and cookie is None:
-            return await self.connect(addr, expected_node_id, conn.cookie_received)
+        if conn.cookie_received is not None:
+            if cookie is None:
+                return await self.connect(addr, expected_node_id, conn.cookie_received)
+            self.log_limit.warning("cookie again", "dial %s:%d: the peer asked for a cookie "
+                                   "again (under load?); the dial failed", *addr)
         return established
 
     async def _establish(self, conn: PeerConnection) -> PeerConnection | None:
