@@ -23,6 +23,7 @@ from meshlink.errors import AuthError, DecodeError
 from meshlink_gw.crypto.cookie import (
     COOKIE_SECRET_ROTATE_MS,
     CookieJar,
+    compute_mac2,
     open_cookie_reply,
 )
 from meshlink_gw.crypto.handshake import CookieRequired, Initiator, Responder
@@ -167,6 +168,29 @@ def test_cookie_is_bound_to_source_and_recent_secrets():
     assert not answer("10.0.0.2", 10)  # another source: its mac2 does not verify
     assert answer("10.0.0.1", COOKIE_SECRET_ROTATE_MS + 5)  # previous secret still good
     assert not answer("10.0.0.1", 2 * COOKIE_SECRET_ROTATE_MS + 10)  # two rotations on
+
+
+def test_a_cookie_lives_one_to_two_periods_whatever_the_traffic():
+    """Secrets change on period boundaries, not at the first use after one: a
+    sparse use never stretches a cookie's life."""
+    period = COOKIE_SECRET_ROTATE_MS
+    jar = CookieJar(bytes(32))
+    jar.cookie_for("10.0.0.1", 0)  # the periods start here
+    made = jar.cookie_for("10.0.0.1", period - 1)  # late in the first period
+
+    def valid(now_ms: int) -> bool:
+        covered = b"x" * 40
+        return jar.mac2_valid("10.0.0.1", now_ms, covered, compute_mac2(made, covered))
+
+    assert valid(period + period // 2)  # the next period: the previous secret
+    assert not valid(2 * period)  # two periods on: gone, however sparse the traffic
+    jar2 = CookieJar(bytes(32))
+    jar2.cookie_for("10.0.0.1", 0)
+    old = jar2.cookie_for("10.0.0.1", 10)
+    covered = b"y" * 40
+    # a long idle, then a use: both the current and previous secrets are new
+    assert not jar2.mac2_valid("10.0.0.1", 5 * period + 3, covered,
+                               compute_mac2(old, covered))
 
 
 def test_without_load_mac2_is_ignored():

@@ -85,14 +85,17 @@ class CookieJar:
         self.replies = 0  # cookie replies made
 
     def _rotate(self, now_ms: int) -> None:
+        """A new secret at every rotate_ms boundary (counted from the first use),
+        so a cookie is accepted for one to two periods after it was made."""
         if self._since_ms is None:
             self._since_ms = now_ms
-        elif now_ms - self._since_ms >= self._rotate_ms:
-            # after a long idle both old secrets are stale: a cookie lives at most 2 periods
-            stale = now_ms - self._since_ms >= 2 * self._rotate_ms
-            self._previous = None if stale else self._secret
+            return
+        periods = (now_ms - self._since_ms) // self._rotate_ms
+        if periods >= 1:
+            # a secret more than one period old (a long idle) is gone too
+            self._previous = self._secret if periods == 1 else None
             self._secret = self._rng(32)
-            self._since_ms = now_ms
+            self._since_ms += periods * self._rotate_ms
 
     @staticmethod
     def _cookie(secret: bytes, source: str) -> bytes:
