@@ -14,9 +14,10 @@ import asyncio
 import json
 import os
 
-from helpers import run
+from helpers import run, wait_until
 from helpers.attacker import addr_of, first_flights
 from helpers.procs import Node
+from helpers.rigs import start_node
 from meshlink import messages
 from meshlink_gw.crypto.handshake import Initiator
 from meshlink_gw.crypto.identity import Identity
@@ -102,3 +103,30 @@ def test_the_flood_itself_puts_the_node_under_load(tmp_path, procs):
     honest.wait_peers(1)
     out = honest.cli("send", "--json", "--to", victim.node_id, "linked after the flood")
     assert json.loads(out.stdout)["delivered"], out
+
+
+def test_a_dialer_reuses_a_cookie_for_its_next_dials(tmp_path, procs):
+    """A node that got a cookie from a loaded peer sends it with its next dials
+    there: after its link is lost it links again without another cookie reply
+    (one round trip, one of its host's attempts)."""
+    conf = tmp_path / "victim.toml"
+    conf.write_text("[node]\ncookie_load_half_open = 1\n")  # always under load
+    victim = Node(tmp_path / "victim", extra=("--config", str(conf)))
+    procs.append(victim)
+    victim.start()
+
+    async def main():
+        honest = await start_node(tmp_path, "honest", peers=[addr_of(victim.listen)])
+        await wait_until(lambda: victim.node_id in honest.peers.links)
+        assert honest.peers.stats["cookies_received"] == 1
+        await honest.peers.links[victim.node_id].close("test: drop the link")
+        await wait_until(lambda: victim.node_id not in honest.peers.links)
+        await wait_until(lambda: victim.node_id in honest.peers.links)  # redialed
+        got = honest.peers.stats["cookies_received"]
+        assert (await honest.send(victim.node_id, b"relinked")).delivered
+        await honest.stop()
+        return got
+
+    assert run(main()) == 1  # the second dial carried the cookie
+    st = victim.status()["stats"]
+    assert st["cookie_replies"] == 1 and st["links_established"] == 2, st

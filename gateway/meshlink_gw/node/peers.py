@@ -36,6 +36,10 @@ log = logging.getLogger("meshlink.peers")
 
 STABLE_LINK_MS = 10_000  # a link that lasts this long resets its dialer's backoff
 DISCOVERY_DIAL_TRIES = 3  # failed dials in a row before a suggested address is dropped
+# a peer's cookie (PROTOCOL.md §5.3.1) is valid 120 to 240 s after it was made: reuse it
+# for dials to the same address for a little less than the shortest of those
+COOKIE_REUSE_MS = 110_000
+MAX_COOKIES = 256  # addresses whose cookie we keep
 
 _LINK_ERRORS = (ProtocolError, TransportError, OSError, EOFError, asyncio.IncompleteReadError,
                 asyncio.TimeoutError)
@@ -109,6 +113,7 @@ class PeerTable:
         self._dialing: set[tuple[str, int]] = set()
         self._lost: dict[tuple[str, int], asyncio.Event] = {}
         self._rekeying: set[str] = set()  # peers with a rekey dial in progress
+        self._cookies: dict[tuple[str, int], tuple[bytes, int]] = {}  # addr -> (cookie, ms)
         self.known = KnownPeers(config.data_dir)
 
     def get(self, peer_id: str) -> PeerConnection | None:
@@ -155,7 +160,12 @@ class PeerTable:
     async def connect(self, addr: tuple[str, int], expected_node_id: str | None = None,
                       cookie: bytes | None = None) -> PeerConnection | None:
         """Dial addr once and run the handshake; None if it failed (logged). A
-        peer under load answers with a cookie: then dial once more, with it."""
+        peer under load answers with a cookie: then dial once more, with it.
+        A cookie is kept per address for COOKIE_REUSE_MS and sent with the
+        next dials there (a peer not under load ignores it)."""
+        retry = cookie is not None
+        if cookie is None:
+            cookie = self._cookie_for(addr)
         try:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(addr[0], addr[1], limit=1 << 20),
@@ -167,11 +177,24 @@ class PeerTable:
                               expected_node_id=expected_node_id, cookie=cookie)
         established = await self._establish(conn)
         if conn.cookie_received is not None:
-            if cookie is None:
+            self._remember_cookie(addr, conn.cookie_received)
+            if not retry:
                 return await self.connect(addr, expected_node_id, conn.cookie_received)
             self.log_limit.warning("cookie again", "dial %s:%d: the peer asked for a cookie "
                                    "again (under load?); the dial failed", *addr)
         return established
+
+    def _cookie_for(self, addr: tuple[str, int]) -> bytes | None:
+        got = self._cookies.get(addr)
+        if got is None or now_ms() - got[1] >= COOKIE_REUSE_MS:
+            return None
+        return got[0]
+
+    def _remember_cookie(self, addr: tuple[str, int], cookie: bytes) -> None:
+        self._cookies.pop(addr, None)
+        self._cookies[addr] = (cookie, now_ms())
+        while len(self._cookies) > MAX_COOKIES:
+            del self._cookies[next(iter(self._cookies))]  # the oldest first
 
     async def _establish(self, conn: PeerConnection) -> PeerConnection | None:
         self.half_open += 1
