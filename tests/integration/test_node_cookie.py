@@ -15,10 +15,11 @@ import json
 import os
 
 from helpers import run, wait_until
-from helpers.attacker import addr_of, first_flights
+from helpers.attacker import addr_of, first_flights, frame_or_close, open_from, reply_type
 from helpers.procs import Node
 from helpers.rigs import start_node
 from meshlink import messages
+from meshlink.frames import encode_frame
 from meshlink_gw.crypto.handshake import Initiator
 from meshlink_gw.crypto.identity import Identity
 
@@ -130,3 +131,28 @@ def test_a_dialer_reuses_a_cookie_for_its_next_dials(tmp_path, procs):
     assert run(main()) == 1  # the second dial carried the cookie
     st = victim.status()["stats"]
     assert st["cookie_replies"] == 1 and st["links_established"] == 2, st
+
+
+def test_m1s_piled_on_one_socket_get_one_cookie_and_the_end_of_it(tmp_path, procs):
+    """100 copies of one M1 written at once on a single connection to a loaded
+    node: it answers the first with one cookie reply and closes; the rest are
+    never read as handshakes (no M2, no more cookies)."""
+    conf = tmp_path / "victim.toml"
+    conf.write_text("[node]\ncookie_load_half_open = 1\n")
+    victim = Node(tmp_path / "victim", extra=("--config", str(conf)))
+    procs.append(victim)
+    victim.start()
+    m1 = Initiator(Identity.generate(), listen_port=0).start()
+
+    async def main():
+        r, w = await open_from(addr_of(victim.listen))
+        w.write(encode_frame(m1) * 100)
+        replies = []
+        while (frame := await frame_or_close(r)) is not None:
+            replies.append(reply_type(frame))
+        w.close()
+        return replies
+
+    assert run(main()) == ["handshake_cookie"]
+    st = victim.status()["stats"]
+    assert st["cookie_replies"] == 1 and st["handshakes_answered"] == 0, st
