@@ -18,6 +18,20 @@ import threading
 from pathlib import Path
 
 SLEEP_EXIT = 4  # firmware/app/platform.py SLEEP_EXIT
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_launcher() -> None:
+    """In the child (Linux): SIGTERM when the launcher dies, even by SIGKILL,
+    so a simulated board never outlives `meshlink board run`."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass
 
 
 def run(argv: list[str], cwd: Path, env: dict[str, str], sleep_ms: int,
@@ -37,7 +51,8 @@ def run(argv: list[str], cwd: Path, env: dict[str, str], sleep_ms: int,
     wakes = 0
     try:
         while not stop.is_set():
-            child[:] = [subprocess.Popen(argv, cwd=cwd, env=env)]
+            child[:] = [subprocess.Popen(argv, cwd=cwd, env=env,
+                                         preexec_fn=_die_with_launcher)]
             rc = child[0].wait()
             if stop.is_set():
                 return 0
