@@ -33,6 +33,12 @@ async def test_sleep_granted_only_when_nothing_is_owed_then_held_until_wake(tmp_
         assert ok["ms"] == 5000 and (await asyncio.wait_for(fut1, DEADLINE_S)).delivered
         row = rig.svc.board_rows()[0]
         assert row["asleep"] and not row["online"] and row["session"] is not None
+        # the dashboard's node list (web/ is handed control.nodes) says so too
+        from meshlink_gw.boards import control
+
+        mine = [n for n in control.nodes(rig.svc, rig.gw_node.nodes())
+                if n["node_id"] == node_id]
+        assert mine and mine[0]["asleep"] and not mine[0]["online"], mine
         # queued while asleep: held, nothing sent to the sleeping board
         futs = [rig.peer.originate(node_id, b"m%d" % i)[1] for i in range(3)]
         await wait_until(lambda: len(rig.reg.queued("b1")) == 3)
