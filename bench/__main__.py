@@ -21,6 +21,7 @@ SECTIONS = [
     ("full node over loopback", "bench.node"),
     ("gateway and boards", "bench.boards"),
     ("gateway and boards: over-the-air updates", "bench.boards_ota"),
+    ("sleeping boards: energy proxy", "bench.boards_sleep"),
     ("routing simulator", "bench.sim"),
     ("MQTT bridge", "bench.bridges"),
 ]

@@ -1,4 +1,4 @@
-# OTA boot check (docs/BOARDS.md §11): imported first by main.py and unloaded
+# OTA boot check (docs/BOARDS.md §13): imported first by main.py and unloaded
 # right after. A board that was never updated has neither ota.json nor ota.rx
 # and pays only for this file: the boot loader (otaslot.py) is imported when
 # one exists. A boot file, installed by USB flashing only.

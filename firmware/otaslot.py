@@ -1,4 +1,4 @@
-# The boot loader for over-the-air updates (docs/BOARDS.md §11), imported by
+# The boot loader for over-the-air updates (docs/BOARDS.md §13), imported by
 # otaboot.py only on a board that has an OTA state or a receive request.
 # Rule: runs before anything of app/ or meshlink/ is imported, so it imports
 # only os, sys and json; main.py unloads it right after (heap). A boot file:
