@@ -53,8 +53,7 @@ class App:
         self._wake = asyncio.Event()
         self._rx_error = None
         self._backoff = link.Backoff(cfg.backoff_min_ms, cfg.backoff_max_ms)
-        self._ota_mod = None  # app/ota.py while loaded (see _ota)
-        try:  # an OTA state: this board was updated (else: USB-flashed firmware)
+        try:  # OTA state: this board was updated (else USB-flashed: it never loads app/ota)
             os.stat(platform.data_path(cfg.base_dir, "ota.json"))
             self._updated = True
         except OSError:
@@ -100,14 +99,8 @@ class App:
             provision.unload()
             del provision
             gc.collect()
-        if self._updated:  # OTA: report the slot's version; a new slot must reach the gateway
-            o = self._ota()
-            platform.log("FIRMWARE version=%s trial=%d" % (o.version(), o.trial()))
-            if o.trial():
-                asyncio.create_task(o.trial_guard())
-            self._ota_idle()
-        else:
-            platform.log("FIRMWARE version=factory trial=0")
+        if self._updated:  # OTA: the version line; a new slot must reach the gateway
+            await self._ota(0, None, None)
         await self._link_loop()
 
     # ------------------------------------------------------------ link
@@ -129,10 +122,7 @@ class App:
                     cfg.transport, bl.peer, bl.client.sid, self.boot_ctr, self.sessions,
                     " resumed=1" if bl.resumed is not None else ""))
                 if self._updated:  # OTA: confirm a trial, report the version
-                    await bl.send(self._ota().on_link_up())
-                    self._ota_idle()
-                elif bl.resumed is None:  # (a resumed sleeper's gateway knows it)
-                    await bl.send({"t": "status", "ver": "factory", "ota": ""})
+                    await self._ota(1, bl, None)
                 await self._session(bl)
                 platform.log("REKEY session=%d" % self.sessions)
             except (MeshLinkError, OSError, EOFError, asyncio.TimeoutError) as e:  # noqa: UP041
@@ -216,11 +206,7 @@ class App:
             self._wake.set()
             return
         if t == "ota":  # OTA: docs/PROTOCOL.md §8.1
-            reply, reboot = self._ota().offer(obj)
-            await bl.send(reply)
-            if reboot:
-                asyncio.create_task(self._ota().reboot_after(300, "into the update receiver"))
-            self._ota_idle()
+            await self._ota(2, bl, obj)
             return
         if t != "msg":
             platform.log("IGNORED record t=%r" % (t,))
@@ -277,21 +263,13 @@ class App:
             return
         platform.log("TEXT from %s: %s" % (src, text))
 
-    def _ota(self):
-        """app/ota.py, loaded when needed: the app's heap has no room to keep it."""
-        if self._ota_mod is None:
-            from app import ota
+    async def _ota(self, event, bl, obj):
+        """OTA hooks (docs/BOARDS.md §13), in app/ota.py: loaded only by a board
+        that was updated or is offered an update (every module interns its
+        names for good, and the heap has little room)."""
+        from app import ota
 
-            ota.init(self.cfg.base_dir)
-            self._ota_mod = ota
-        return self._ota_mod
-
-    def _ota_idle(self):
-        """Unload app/ota.py unless a trial or a reboot is under way."""
-        o = self._ota_mod
-        if o is not None and not o.trial() and not o.rebooting:
-            self._ota_mod = None
-            o.unload()
+        await ota.hook(self, event, bl, obj)
 
     # ------------------------------------------------------------ sensors
 

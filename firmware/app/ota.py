@@ -16,28 +16,19 @@ RX_FLAG = "ota.rx"
 rebooting = False
 state = None  # ota.json as otaboot left it at this boot (None: never updated)
 _base = ""  # config.json's directory, "" or ending in "/"
+_loaded = False  # init() ran
 
 
 def init(base_dir):
     """Read the state otaboot chose for this boot; base_dir: config.json's directory."""
-    global _base, state
+    global _base, state, _loaded
+    _loaded = True
     _base = "" if base_dir in ("", ".") else base_dir.rstrip("/") + "/"
     try:
         with open(_base + STATE_FILE) as f:
             state = json.loads(f.read())
     except (OSError, ValueError):
         state = None
-
-
-def unload():
-    """Forget this module (its code's heap goes back to the app)."""
-    import sys
-
-    import app
-
-    sys.modules.pop("app.ota", None)
-    if "ota" in app.__dict__:
-        del app.ota
 
 
 def path(name):
@@ -107,6 +98,24 @@ def offer(obj):
     platform.log("OTA offered id=%s version=%s: rebooting into the update receiver" % (
         tid, obj.get("ver")))
     return {"t": "ota", "op": "reboot", "id": tid}, True
+
+
+async def hook(app, event, bl, obj):
+    """The app's OTA events: 0 boot (version line, trial guard), 1 session up
+    (confirm, status record), 2 an "ota" record (offer)."""
+    if state is None and not _loaded:
+        init(app.cfg.base_dir)
+    if event == 0:
+        platform.log("FIRMWARE version=%s trial=%d" % (version(), trial()))
+        if trial():
+            asyncio.create_task(trial_guard())
+    elif event == 1:
+        await bl.send(on_link_up())
+    else:
+        reply, reboot = offer(obj)
+        await bl.send(reply)
+        if reboot:
+            asyncio.create_task(reboot_after(300, "into the update receiver"))
 
 
 async def reboot_after(delay_ms, why):

@@ -49,7 +49,10 @@ def build_bundle(dest: pathlib.Path, board: str = "unix", compile_mpy: bool | No
         dst.parent.mkdir(parents=True, exist_ok=True)
         if compile_mpy and compile_it:
             out = dst.with_suffix(".mpy")
-            subprocess.run([mpy_cross(), *args, "-o", str(out), str(src)], check=True)
+            # -s: the source name the bundle's .mpy carries (bundle.build does the same;
+            # an absolute path would cost each module a long qstr on the heap)
+            subprocess.run([mpy_cross(), *args, "-s", rel, "-o", str(out), str(src)],
+                           check=True)
         else:
             shutil.copyfile(src, dst)
     return dest
