@@ -1,15 +1,18 @@
 # MeshLink board entry point: load config.json, build the app, run it.
 # Everything else lives in app/ (docs/FIRMWARE.md). Unix port exit codes:
-# 2 = configuration error, 1 = crash (a board resets itself instead).
+# 2 = configuration error, 1 = crash (a board resets itself instead),
+# 3 = reboot (an OTA update, or a crash of an unconfirmed one: otaboot.py,
+# boards/simboot.py in the gateway boots it again).
 import gc
 import sys
 
-import otaboot  # noqa: F401 - OTA (docs/BOARDS.md §13): picks the firmware, before app/
+import otaboot
 
-# isort: split
-import app as app_pkg
-from app import platform
-from meshlink.errors import ConfigError
+OTA_RX, OTA_TRIAL = otaboot.select()  # OTA: which firmware boots (before any app import)
+del otaboot, sys.modules["otaboot"]  # its heap back
+import app as app_pkg  # noqa: E402
+from app import platform  # noqa: E402
+from meshlink.errors import ConfigError  # noqa: E402
 
 
 def load():
@@ -27,6 +30,10 @@ def load():
 
 def main():
     try:
+        if OTA_RX:  # OTA: the gateway offered an update
+            from app import ota_mode
+
+            ota_mode.run(load())
         from app.app import App
 
         App(load()).run()
@@ -36,7 +43,7 @@ def main():
     except Exception as e:  # noqa: BLE001 - last resort: report, then restart
         sys.print_exception(e)  # type: ignore[attr-defined]
         platform.log("CRASH %s: %s" % (type(e).__name__, e))
-        platform.reset(1)
+        platform.reset(3 if OTA_TRIAL else 1)  # unconfirmed update: reboot, otaboot rolls back
 
 
 if main() == 2 and not platform.ON_BOARD:

@@ -1,8 +1,5 @@
 # The boot loader for over-the-air updates (docs/BOARDS.md §13), imported by
-# otaboot.py only on a board that has an OTA state or a receive request:
-# choose() the slot; then boot() runs the update receiver (it never returns)
-# or makes main.py's `from app.app import App` give the updated board's app
-# (app/ota_app.py: version line, trial, status record).
+# otaboot.py only on a board that has an OTA state or a receive request.
 # Rule: runs before anything of app/ or meshlink/ is imported, so it imports
 # only os, sys and json; main.py unloads it right after (heap). A boot file:
 # USB flashing installs it; an OTA bundle never replaces it, so a bad update
@@ -15,7 +12,7 @@
 # booted; this boot makes it 2. The app sets 0 once its first board-link
 # session is up. A boot that finds 2 (the new slot booted and never
 # confirmed: it crashed, hung or could not reach the gateway) goes back to
-# prev. "rx": 1 asks for the update receiver (app/ota_mode.py) once.
+# prev. A file ota.rx asks for the update receiver (app/ota_mode.py) once.
 import json
 import os
 import sys
@@ -45,13 +42,13 @@ def choose(base):
 
     Returns (receive: boot the update receiver?, trial: an unconfirmed slot?).
     """
+    receive = _exists(base + "ota.rx")
     try:
         with open(base + "ota.json") as f:
             st = json.loads(f.read())
         slot, trial = st["slot"], st["trial"]
     except (OSError, ValueError, KeyError, TypeError):
-        return False, False  # a corrupt state: the root firmware
-    receive = st.get("rx") == 1
+        return receive, False  # no update ever installed (or a corrupt state: the root)
     if trial == 2 or (slot and not _exists(base + slot + "/app")):
         print("OTA rollback: version %s did not confirm; back to %s" % (
             st.get("ver"), st.get("prev_ver")))
@@ -65,17 +62,3 @@ def choose(base):
     if slot:
         sys.path.insert(0, base + slot)
     return receive and not trial, trial != 0
-
-
-def boot(base):
-    """Choose the slot, then run the receiver or select the updated app."""
-    sys.modules.pop("otaslot", None)  # its heap back once boot() returns
-    receive, _trial = choose(base)
-    if receive:
-        from app import ota_mode
-
-        ota_mode.run_standalone()  # reboots; never returns
-    import app.app
-    from app.ota_app import OtaApp
-
-    app.app.App = OtaApp  # main.py builds this one

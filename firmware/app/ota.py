@@ -12,14 +12,17 @@ from app import platform
 REBOOT_EXIT = 3  # unix port: the exit code boards/simboot.py boots again on
 TRIAL_MS = 60000  # a new slot must reach its gateway within this, or it reboots back
 STATE_FILE = "ota.json"  # the format is in firmware/otaboot.py
+RX_FLAG = "ota.rx"
 rebooting = False
 state = None  # ota.json as otaboot left it at this boot (None: never updated)
 _base = ""  # config.json's directory, "" or ending in "/"
+_loaded = False  # init() ran
 
 
 def init(base_dir):
     """Read the state otaboot chose for this boot; base_dir: config.json's directory."""
-    global _base, state
+    global _base, state, _loaded
+    _loaded = True
     _base = "" if base_dir in ("", ".") else base_dir.rstrip("/") + "/"
     try:
         with open(_base + STATE_FILE) as f:
@@ -56,14 +59,15 @@ def trial():
 
 
 def set_rx(on):
-    """Ask for (or clear) the update receiver at the next boot: "rx" in
-    ota.json (a never-updated board gets its first ota.json here)."""
-    global state
-    st = state or {"slot": "", "ver": "factory", "prev": "", "prev_ver": "", "trial": 0,
-                   "note": ""}
-    st["rx"] = 1 if on else 0
-    write(st)
-    state = st
+    """Ask for (or clear) the update receiver at the next boot."""
+    if on:
+        with open(_base + RX_FLAG, "w") as f:
+            f.write("1")
+        return
+    try:
+        os.remove(_base + RX_FLAG)
+    except OSError:
+        pass
 
 
 def on_link_up():
@@ -78,9 +82,9 @@ def on_link_up():
     return {"t": "status", "ver": version(), "ota": (st.get("note") or "") if st else ""}
 
 
-def _offer(obj):
+def offer(obj):
     """An "ota" record in the app -> (reply, reboot now?). A "begin" it can
-    take reboots the board into the update receiver ("rx" in ota.json)."""
+    take reboots the board into the update receiver (RX_FLAG)."""
     global rebooting
     tid = obj.get("id")
     if obj.get("op") != "begin":
@@ -96,13 +100,22 @@ def _offer(obj):
     return {"t": "ota", "op": "reboot", "id": tid}, True
 
 
-async def offer(bl, obj):
-    """An "ota" record in the app: answer it; a "begin" it can take reboots
-    the board into the update receiver (app/ota_mode.py)."""
-    reply, reboot = _offer(obj)
-    await bl.send(reply)
-    if reboot:
-        asyncio.create_task(reboot_after(300, "into the update receiver"))
+async def hook(app, event, bl, obj):
+    """The app's OTA events: 0 boot (version line, trial guard), 1 session up
+    (confirm, status record), 2 an "ota" record (offer)."""
+    if state is None and not _loaded:
+        init(app.cfg.base_dir)
+    if event == 0:
+        platform.log("FIRMWARE version=%s trial=%d" % (version(), trial()))
+        if trial():
+            asyncio.create_task(trial_guard())
+    elif event == 1:
+        await bl.send(on_link_up())
+    else:
+        reply, reboot = offer(obj)
+        await bl.send(reply)
+        if reboot:
+            asyncio.create_task(reboot_after(300, "into the update receiver"))
 
 
 async def reboot_after(delay_ms, why):

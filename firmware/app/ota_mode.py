@@ -1,7 +1,7 @@
 # The lean update receiver (docs/BOARDS.md "Over-the-air updates"). Rule: a
 # board's heap is nearly full while the app runs (sensors, rules, outbox), so
 # an update is not received there: the app answers the gateway's "begin" by
-# rebooting into this mode ("rx" in ota.json), which loads only the board
+# rebooting into this mode (ota.RX_FLAG), which loads only the board
 # link and the receiver (app/ota_rx.py), takes one transfer, and reboots.
 # The flag is removed at once, so whatever happens the next boot is normal:
 # a mode that cannot reach its gateway or stalls costs one reboot.
@@ -23,19 +23,6 @@ def _note_heap():
     alloc = gc.mem_alloc()
     if alloc > _peak[0]:
         _peak[0] = alloc
-
-
-def run_standalone():
-    """From the boot loader (otaslot.py): load config.json, then run()."""
-    try:
-        from app import config
-
-        cfg = config.load(platform.config_path())
-    except Exception as e:  # noqa: BLE001 - the flag is gone: the next boot is normal
-        ota.set_rx(False)
-        platform.log("OTA mode: %s: %s" % (type(e).__name__, e))
-        platform.reset(ota.REBOOT_EXIT)
-    run(cfg)
 
 
 def run(cfg):

@@ -2,12 +2,10 @@
 as a child process and boots it again when it asks for a reboot.
 
 Rule: a board resets itself (machine.reset()) after an over-the-air update
-and whenever it crashes; on the unix port the firmware exits with
-REBOOT_EXIT (3) for the first, and this loop starts it again in the same
-directory, as the board's boot ROM would. A crash (exit 1) ends the run,
-except while an update is on trial (ota.json "trial" 2): then it boots again,
-as a board would, and the boot loader rolls back (firmware/otaslot.py). Any
-other exit ends the run with that code. The child dies with this process (Linux
+or when an unconfirmed update crashes; on the unix port the firmware exits
+with REBOOT_EXIT instead (firmware/otaboot.py), and this loop starts it
+again in the same directory, as the board's boot ROM would. Any other exit
+ends the run with that code. The child dies with this process (Linux
 PR_SET_PDEATHSIG), so killing `board run` is the simulated board losing power.
 """
 
@@ -15,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import json
 import signal
 import subprocess
 import sys
@@ -28,14 +25,6 @@ _PR_SET_PDEATHSIG = 1
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-
-
-def _on_trial(cwd: str) -> bool:
-    try:
-        with open(f"{cwd}/ota.json") as f:
-            return json.load(f).get("trial") == 2
-    except (OSError, ValueError, AttributeError):
-        return False
 
 
 def run_rebooting(argv: list[str], cwd: str, env: dict[str, str]) -> int:
@@ -53,8 +42,6 @@ def run_rebooting(argv: list[str], cwd: str, env: dict[str, str]) -> int:
             sys.stdout.flush()
             child = subprocess.Popen(argv, cwd=cwd, env=env, preexec_fn=_die_with_parent)
             rc = child.wait()
-            if rc == 1 and _on_trial(cwd):  # a crash of an unconfirmed update
-                continue
             if rc != REBOOT_EXIT:
                 return 128 - rc if rc < 0 else rc
         print(f"board run: {MAX_REBOOTS} reboots in a row; stopped", file=sys.stderr)
