@@ -28,7 +28,7 @@ async def _node_at(root, name: str, port: int) -> Node:
 async def _victim(root, peer: str, other) -> Node:
     cfg = NodeConfig(data_dir=root / "victim", listen=("127.0.0.1", 0),
                      peers=(parse_peer(peer, what="--peer"), other.listen_addr),
-                     reconnect_max_ms=300, ping_interval_ms=200)
+                     reconnect_max_ms=300, idle_ping_ms=200)
     node = Node(cfg, Identity.load_or_create(cfg.data_dir))
     await node.start()
     return node

@@ -19,7 +19,7 @@ from meshlink_gw.crypto.session import Session
 from meshlink_gw.runtime import now_ms
 
 SHORT = {"session_rekey_after_ms": 400, "session_reject_after_ms": 1200,
-         "ping_interval_ms": 100}
+         "idle_ping_ms": 100}
 
 
 def test_sessions_rekeyed_before_their_time_limit(tmp_path):
