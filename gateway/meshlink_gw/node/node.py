@@ -765,6 +765,8 @@ class Node:
         """A snapshot of the node's and its links' counters."""
         dv = getattr(self.router.strategy, "dv", None)
         return dict(self.counters, handshakes_failed=self.peers.stats["handshakes_failed"],
+                    links_silent=self.peers.stats["links_silent"],
+                    probes=self.peers.stats["probes"],
                     records_rejected=self.peers.records_rejected(),
                     forged_acks=self.delivery.forged_acks, **self.e2e.counters,
                     forged_routes=dv.forged if dv is not None else 0)
