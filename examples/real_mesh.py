@@ -335,7 +335,21 @@ def summarize(sent: list[Sent], start_s: float, end_s: float) -> dict[str, Any]:
             "ack_wait_s": {"p50": _pct(waits, 0.5), "p99": _pct(waits, 0.99),
                            "max": round(waits[-1], 2) if waits else None},
             "failed": [(s.src, s.dst, round(s.sent_s, 2), s.reason)
-                       for s in window if not s.delivered][:10]}
+                       for s in window if not s.delivered][:10],
+            "slowest": [(s.src, s.dst, round(s.sent_s, 2), round((s.done_s or 0) - s.sent_s, 2),
+                         s.attempts)
+                        for s in sorted(acked, key=lambda s: s.sent_s - (s.done_s or 0))[:8]]}
+
+
+def acked_while_down(sent: list[Sent], fail_s: float, back_s: float, margin_s: float
+                     ) -> dict[str, Any]:
+    """Of the messages sent in [fail_s, back_s - margin_s), those acknowledged
+    before back_s: delivery while the failed nodes were still down (a message
+    acked only once they came back does not count)."""
+    window = [s for s in sent if fail_s <= s.sent_s < back_s - margin_s]
+    ok = [s for s in window if s.delivered and s.done_s is not None and s.done_s < back_s]
+    return {"sent": len(window), "acked": len(ok),
+            "acked_pct": round(100.0 * len(ok) / len(window), 2) if window else None}
 
 
 def _pct(sorted_values: list[float], q: float) -> float | None:
@@ -391,6 +405,7 @@ class Scenario:
     during_s: float = 20.0
     after_s: float = 10.0
     node_toml: str = ""
+    ack_margin_s: float = 8.0  # acked while down: sent this long before the failure ended
     start_timeout_s: float = 120.0
     converge_timeout_s: float = 180.0
 
@@ -456,6 +471,8 @@ async def run_scenario(root: Path, sc: Scenario, progress=print) -> dict[str, An
             before=summarize(traffic.sent, 0, fail_s),
             during=summarize(traffic.sent, fail_s, back_s),
             after=summarize(traffic.sent, back_s, end_s),
+            during_acked_while_down=acked_while_down(traffic.sent, fail_s, back_s,
+                                                     sc.ack_margin_s),
             recovery_s=recovery_s(traffic.sent, fail_s, back_s),
             unresolved=still_open,
             links_silent=0)
