@@ -405,6 +405,7 @@ class Scenario:
     during_s: float = 20.0
     after_s: float = 10.0
     node_toml: str = ""
+    restore: bool = True  # thaw (or restart) the failed nodes after during_s
     ack_margin_s: float = 8.0  # acked while down: sent this long before the failure ended
     start_timeout_s: float = 120.0
     converge_timeout_s: float = 180.0
@@ -427,7 +428,7 @@ async def run_scenario(root: Path, sc: Scenario, progress=print) -> dict[str, An
     failed = most_central(graph, sc.failed)
     flows = pick_flows(graph, failed, sc.flows, sc.seed)
     at_ms = int(sc.before_s * 1000)
-    until_ms = int((sc.before_s + sc.during_s) * 1000)
+    until_ms = int((sc.before_s + sc.during_s) * 1000) if sc.restore else None
     root.mkdir(parents=True, exist_ok=True)
     dump_json(root / "graph.json", graph)
     dump_json(root / "failures.json", failure_schedule(
@@ -458,12 +459,13 @@ async def run_scenario(root: Path, sc: Scenario, progress=print) -> dict[str, An
         progress(f"  failed at {fail_s:.1f} s")
         await traffic.run_for(sc.during_s)
         back_s = traffic.now_s()
-        for v in failed:
+        for v in failed if sc.restore else ():
             if sc.mode == "silent":
                 mesh.thaw(v)
             else:
                 await asyncio.to_thread(mesh.restart, v, sc.start_timeout_s)
-        progress(f"  back at {back_s:.1f} s")
+        if sc.restore:
+            progress(f"  back at {back_s:.1f} s")
         await traffic.run_for(sc.after_s)
         end_s = traffic.now_s()
         still_open = await traffic.drain(180.0)

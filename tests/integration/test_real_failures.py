@@ -10,10 +10,14 @@ sender's messages keep being acknowledged end to end.
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 
+import pytest
 from helpers import DEADLINE_S, poll_until, run
 from meshlink_gw.node import control
+
+from examples.real_mesh import Scenario, run_scenario
 
 
 def _request(node, req: dict) -> dict:
@@ -49,7 +53,7 @@ def test_sender_detects_a_frozen_relay_and_keeps_being_acknowledged_via_the_othe
     d = spawn("d", peers=(c.listen,))
     a = spawn("a", peers=(b.listen, d.listen))
     for n in (a, b, c, d):
-        n.wait_peers(2 if n is not c else 2)
+        n.wait_peers(2)
     poll_until(lambda: a.status()["routing"].get("announced", 0) >= 3,
                what="a has routes to b, c and d")
     path = _trace(a, c)
@@ -76,3 +80,31 @@ def test_sender_detects_a_frozen_relay_and_keeps_being_acknowledged_via_the_othe
     # once thawed, the relay is taken back (its neighbours redial it)
     poll_until(lambda: relay.node_id in {p["node_id"] for p in a.status()["peers"]},
                timeout_s=4 * DEADLINE_S, what="a relinked to the thawed relay")
+
+
+@pytest.mark.parametrize("mode", ["silent", "kill"])
+def test_mesh_keeps_acknowledging_between_live_nodes_when_its_most_central_fail(
+        tmp_path, mode):
+    """Issue 16's Done-when scenario, at 15 nodes (bench.routing_real runs 30):
+    a random geometric mesh of mean degree 5 that stays connected without its
+    3 most central nodes; those are frozen (SIGSTOP) or killed (SIGKILL) for
+    good while messages flow between random pairs of live nodes. Every
+    message is retried end to end until acknowledged or expired, so >= 99 %
+    must be acknowledged, and since the failed nodes never come back, each
+    of those Acks came around them."""
+    sc = Scenario(nodes=15, mean_degree=5.0, seed=9, mode=mode, flows=40, rate_per_s=8.0,
+                  before_s=5.0, during_s=15.0, after_s=0.0, restore=False,
+                  start_timeout_s=4 * DEADLINE_S, converge_timeout_s=4 * DEADLINE_S)
+    res = run(run_scenario(tmp_path, sc, progress=lambda *a: None))
+    assert res["cut_off"] == 0 and res["diameter_after"] > res["diameter"], res
+    assert res["before"]["acked_pct"] == 100.0, res["before"]
+    during = res["during"]
+    assert during["sent"] >= 60, during
+    assert during["acked"] >= 0.99 * during["sent"], during
+    assert res["unresolved"] == 0
+    if mode == "silent":  # frozen neighbours were found by the heartbeat
+        assert res["links_silent"] >= 1, res
+    graph = json.loads((tmp_path / "graph.json").read_text())
+    failures = json.loads((tmp_path / "failures.json").read_text())["failures"]
+    assert len(graph["nodes"]) == 15 and {f["node"] for f in failures} == set(res["failed"])
+    assert {f["mode"] for f in failures} == {"silent" if mode == "silent" else "clean"}
