@@ -102,6 +102,7 @@ class PeerTable:
         self._rekeying: set[str] = set()  # peers with a rekey dial in progress
         self._beat: asyncio.TimerHandle | None = None  # the heartbeat timer
         self._beat_due: int | None = None
+        self._went_silent: set[str] = set()  # peers whose last link ended by silence
         self.known = KnownPeers(config.data_dir)
 
     def get(self, peer_id: str) -> PeerConnection | None:
@@ -369,12 +370,16 @@ class PeerTable:
         (a flapping peer, or another process with our identity taking the link
         over at the peer) makes the dialer wait as after a failed dial, so two
         such processes slow down instead of fighting with handshakes."""
+        silent = self.known_addrs.get(addr) in self._went_silent
+        self._went_silent.discard(self.known_addrs.get(addr, ""))
         if lived_ms >= STABLE_LINK_MS:
             backoff.reset()
             return
         wait_ms = backoff.next_ms()
         self.stats["flaps"] += 1
-        if self.stats["flaps"] % 10 == 1:  # one line per ten flaps
+        if silent:  # already logged as silent: not another process with our identity
+            log.info("redialing silent peer at %s:%d in %d ms", addr[0], addr[1], wait_ms)
+        elif self.stats["flaps"] % 10 == 1:  # one line per ten flaps
             log.warning("link via %s:%d lasted %d ms (another process with our identity?): "
                         "redialing in %d ms", addr[0], addr[1], lived_ms, wait_ms)
         await asyncio.sleep(wait_ms / 1000)
@@ -455,6 +460,9 @@ class PeerTable:
                     "link down", peer, st.live.unanswered,
                     now - since if since is not None else -1)
         self.stats["links_silent"] += 1
+        if len(self._went_silent) >= 4 * self.config.max_peers:
+            self._went_silent.clear()  # only a log line's wording depends on it
+        self._went_silent.add(peer)
         conn.abort()
         self._unregister(conn)
 
