@@ -38,6 +38,8 @@ from examples.real_mesh import Scenario, run_scenario
 def rows_for(res: dict) -> list[tuple[str, float, str]]:
     m = f"[{res['nodes']} nodes, {res['mode']}]"
     rows = []
+    if "idle_link_bytes_per_s" in res:
+        rows.append((f"{m} idle link, both directions", res["idle_link_bytes_per_s"], "B/s"))
     for phase in ("before", "during", "after"):
         if res[phase]["acked_pct"] is not None:
             rows.append((f"{m} acked, sent {phase} the failure", res[phase]["acked_pct"], "%"))
@@ -54,7 +56,8 @@ async def _run(root: Path, nodes: int, modes: list[str]) -> list[dict]:
     out = []
     for mode in modes:
         print(f"-- {nodes} nodes, {mode}", flush=True)
-        res = await run_scenario(root / mode, Scenario(nodes=nodes, mode=mode))
+        res = await run_scenario(root / mode, Scenario(nodes=nodes, mode=mode,
+                                                       idle_measure_s=20.0))
         out.append(res)
     return out
 

@@ -405,10 +405,26 @@ class Scenario:
     during_s: float = 20.0
     after_s: float = 10.0
     node_toml: str = ""
+    idle_measure_s: float = 0.0  # > 0: bytes per idle link per second, measured this long
     restore: bool = True  # thaw (or restart) the failed nodes after during_s
     ack_margin_s: float = 8.0  # acked while down: sent this long before the failure ended
     start_timeout_s: float = 120.0
     converge_timeout_s: float = 180.0
+
+
+async def idle_link_rate(mesh: RealMesh, seconds: float) -> float:
+    """Bytes per second per link, both directions, framing and encryption
+    included, over `seconds` without traffic (the nodes' own link counters)."""
+    async def total() -> int:
+        n = 0
+        for v in mesh.names:
+            for p in (await mesh.status(v))["peers"]:
+                n += p["bytes_sent"]  # each byte counted once: at its sender
+        return n
+    t0, b0 = time.monotonic(), await total()
+    await asyncio.sleep(seconds)
+    b1, t1 = await total(), time.monotonic()
+    return round((b1 - b0) / (t1 - t0) / len(mesh.graph["edges"]), 1)
 
 
 def pick_flows(graph: dict[str, Any], failed: list[str], count: int, seed: int
@@ -446,6 +462,9 @@ async def run_scenario(root: Path, sc: Scenario, progress=print) -> dict[str, An
         progress(f"  {sc.nodes} nodes started in {time.monotonic() - t:.1f} s")
         out["converged_s"] = round(await mesh.wait_converged(sc.converge_timeout_s), 1)
         progress(f"  converged in {out['converged_s']} s; failing {failed} ({sc.mode})")
+        if sc.idle_measure_s > 0:
+            out["idle_link_bytes_per_s"] = await idle_link_rate(mesh, sc.idle_measure_s)
+            progress(f"  idle: {out['idle_link_bytes_per_s']} B/s per link (both directions)")
         warm = Traffic(mesh, flows, sc.rate_per_s, seed=sc.seed)
         for a, b in flows:  # end-to-end records fetched before the measurement
             warm.send_one(a, b)
