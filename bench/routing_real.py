@@ -34,6 +34,57 @@ from pathlib import Path
 
 from examples.real_mesh import Scenario, run_scenario
 
+SIM_WARMUP_S = 20.0
+SIM_SEEDS = 3
+# Real processes and the simulator agree if their figures over the measured
+# window differ by at most this many percentage points (the simulator picks
+# its own 60 flows on the same graph, and counts "proof" as the sender's Ack)
+AGREE_PP = 5.0
+
+
+def real_figures(res: dict) -> dict:
+    """Proof (Ack) and first-attempt delivery over the whole measured window."""
+    sent = sum(res[p]["sent"] for p in ("before", "during", "after"))
+    acked = sum(res[p]["acked"] for p in ("before", "during", "after"))
+    first = sum(res[p]["sent"] - res[p]["retried"] for p in ("before", "during", "after"))
+    return {"proof_pct": round(100.0 * acked / sent, 2),
+            "first_pct": round(100.0 * first / sent, 2)}
+
+
+def sim_figures(root: Path, res: dict, sc: Scenario) -> dict:
+    """The same graph and failure schedule in `meshlink sim` (meshlink strategy,
+    SIM_SEEDS seeds, no loss, 1 ms links, 60 flows at the real rate); the mean
+    proof and first-attempt delivery of its runs."""
+    import subprocess
+    import sys
+
+    fails = json.loads((root / "failures.json").read_text())
+    for f in fails["failures"]:  # the simulator counts from its start, warm-up included
+        f["at_ms"] += int(SIM_WARMUP_S * 1000)
+        if f["until_ms"] is not None:
+            f["until_ms"] += int(SIM_WARMUP_S * 1000)
+    (root / "failures_sim.json").write_text(json.dumps(fails))
+    flows = res["flows"]
+    cmd = [sys.executable, "-m", "meshlink_gw.cli", "sim",
+           "--topology-file", str(root / "graph.json"),
+           "--failures-file", str(root / "failures_sim.json"),
+           "--strategies", "meshlink", "--seeds", str(SIM_SEEDS), "--workers", "1",
+           "--rate", "0", "--flows", str(flows),
+           "--flow-ms", str(int(1000 * flows / sc.rate_per_s)),
+           "--warmup-s", str(SIM_WARMUP_S),
+           "--duration-s", str(sc.before_s + sc.during_s + sc.after_s),
+           "--loss", "0", "--latency-ms", "1", "--latency-sigma", "0",
+           "--no-plots", "--no-progress", "--out", str(root / "sim")]
+    subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=1800)
+    runs = json.loads((root / "sim" / "results.json").read_text())["runs"]
+    summ = [r["summary"] for r in runs]
+
+    def mean(key: str) -> float:
+        vals = [s[key] for s in summ if s.get(key) is not None]
+        return round(100.0 * sum(vals) / len(vals), 2)
+    return {"proof_pct": mean("directed_delivery_proof"),
+            "first_pct": mean("directed_delivery_first")}
+
 
 def rows_for(res: dict) -> list[tuple[str, float, str]]:
     m = f"[{res['nodes']} nodes, {res['mode']}]"
@@ -49,15 +100,25 @@ def rows_for(res: dict) -> list[tuple[str, float, str]]:
     rows.append((f"{m} sends retried during the failure", res["during"]["retried"], "msgs"))
     if res["recovery_s"] is not None:
         rows.append((f"{m} recovery (all first-attempt acked after)", res["recovery_s"], "s"))
+    if "sim" in res:
+        for key, what in (("proof_pct", "acked (proof)"), ("first_pct", "first attempt")):
+            rows += [(f"{m} real: {what}, whole window", res["real"][key], "%"),
+                     (f"{m} sim:  {what}, whole window", res["sim"][key], "%")]
+        agree = all(abs(res["real"][k] - res["sim"][k]) <= AGREE_PP for k in res["sim"])
+        rows.append((f"{m} sim and real agree within {AGREE_PP:g} points", float(agree),
+                     "(1 = yes)"))
     return rows
 
 
-async def _run(root: Path, nodes: int, modes: list[str]) -> list[dict]:
+async def _run(root: Path, nodes: int, modes: list[str], sim: bool = False) -> list[dict]:
     out = []
     for mode in modes:
         print(f"-- {nodes} nodes, {mode}", flush=True)
-        res = await run_scenario(root / mode, Scenario(nodes=nodes, mode=mode,
-                                                       idle_measure_s=20.0))
+        sc = Scenario(nodes=nodes, mode=mode, idle_measure_s=20.0)
+        res = await run_scenario(root / mode, sc)
+        if sim:
+            res["real"] = real_figures(res)
+            res["sim"] = await asyncio.to_thread(sim_figures, root / mode, res, sc)
         out.append(res)
     return out
 
@@ -81,11 +142,13 @@ def main() -> None:
     ap.add_argument("--keep", metavar="DIR", help="keep data directories, logs, graph.json, "
                     "failures.json and result.json under DIR")
     ap.add_argument("--json", action="store_true", help="print every figure as JSON")
+    ap.add_argument("--sim", action="store_true", help="also run the same graph and failure "
+                    "schedule in `meshlink sim` and compare")
     args = ap.parse_args()
     modes = ["silent", "kill"] if args.mode == "both" else [args.mode]
 
     def go(root: Path) -> None:
-        results = asyncio.run(_run(root, args.nodes, modes))
+        results = asyncio.run(_run(root, args.nodes, modes, args.sim))
         for res in results:
             if args.json:
                 print(json.dumps(res))
