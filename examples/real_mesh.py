@@ -374,6 +374,39 @@ def recovery_s(sent: list[Sent], fail_s: float, end_s: float) -> float | None:
     return (later[0] if later else end_s) - fail_s
 
 
+def recovery_like_sim(sent: list[Sent], fail_s: float, end_s: float) -> dict[str, Any]:
+    """The simulator's recovery measure (meshlink_gw.sim.metrics) on real sends:
+    the level is the first-attempt share in the PRE_WINDOW_MS before the
+    failure (less GUARD_MS); recovery is the first offset, in 0.25 s steps,
+    whose RECOVERY_WINDOW_MS window is back within TOLERANCE of that level.
+    Also the per-second first-attempt series from the failure on."""
+    from meshlink_gw.sim import metrics
+
+    GUARD_MS, PRE_WINDOW_MS, TOLERANCE = metrics.GUARD_MS, metrics.PRE_WINDOW_MS, \
+        metrics.TOLERANCE
+    RECOVERY_WINDOW_MS = getattr(metrics, "RECOVERY_WINDOW_MS", 2000.0)
+
+    pts = [(s.sent_s, bool(s.delivered and s.attempts == 1)) for s in sent if s.sent_s < end_s]
+    guard, pre_s = GUARD_MS / 1000, PRE_WINDOW_MS / 1000
+    pre = [ok for t, ok in pts if fail_s - guard - pre_s <= t < fail_s - guard]
+    level = sum(pre) / len(pre) if pre else 1.0
+    win = RECOVERY_WINDOW_MS / 1000
+    tau, rec = 0.0, None
+    while fail_s + tau + win <= end_s:
+        w = [ok for t, ok in pts if fail_s + tau <= t < fail_s + tau + win]
+        if w and sum(w) / len(w) >= level - TOLERANCE:
+            rec = tau
+            break
+        tau += 0.25
+    series = []
+    t = fail_s
+    while t < end_s:
+        w = [ok for tt, ok in pts if t <= tt < t + 1.0]
+        series.append(round(sum(w) / len(w), 4) if w else None)
+        t += 1.0
+    return {"recovery_s": rec, "pre_level": level, "series": series}
+
+
 def failure_schedule(nodes: list[str], at_ms: int, until_ms: int | None, mode: str
                      ) -> dict[str, Any]:
     """The simulator's failure-file format."""
@@ -495,6 +528,7 @@ async def run_scenario(root: Path, sc: Scenario, progress=print) -> dict[str, An
             during_acked_while_down=acked_while_down(traffic.sent, fail_s, back_s,
                                                      sc.ack_margin_s),
             recovery_s=recovery_s(traffic.sent, fail_s, back_s),
+            sim_measure=recovery_like_sim(traffic.sent, fail_s, end_s),
             unresolved=still_open,
             links_silent=0)
         for v in mesh.names:
