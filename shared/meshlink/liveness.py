@@ -71,6 +71,14 @@ class Liveness:
         if self.waiting_since_ms is None:
             self.waiting_since_ms = now_ms
 
+    def excuse(self, now_ms):
+        """The owner could not read for a while (its loop stalled, or it held
+        its readers back for backpressure): what the peer sent may sit unread,
+        so the silence so far proves nothing. A suspicion starts over at now_ms."""
+        if self.waiting_since_ms is not None:
+            self.waiting_since_ms = now_ms
+            self.unanswered = 0
+
     def suspicious(self):
         return self.waiting_since_ms is not None
 

@@ -89,3 +89,21 @@ def test_a_busy_link_that_answers_is_never_probed():
         lv.received(t + 50)
         t += 100
     assert lv.probes == 0
+
+
+def test_an_excused_silence_starts_over():
+    lv = Liveness(0, probe_interval_ms=500, probe_misses=3, idle_ping_ms=5000)
+    lv.pinged(0)
+    lv.received(1)
+    lv.sent(100, True)
+    for t in (600, 1100, 1600):
+        assert lv.poll(t) == PING
+        lv.pinged(t)
+    assert lv.poll(2100) == DOWN
+    lv.excuse(2100)  # our own loop stalled: the peer's frames may be unread
+    assert lv.poll(2100) == NOTHING
+    events = _drive(lv, 60000)
+    assert events == [(2600, PING), (3100, PING), (3600, PING), (4100, DOWN)]
+    idle = Liveness(0)
+    idle.excuse(10)  # nothing owed: nothing changes
+    assert not idle.suspicious() and idle.poll(0) == PING

@@ -103,6 +103,8 @@ class PeerTable:
         self._beat: asyncio.TimerHandle | None = None  # the heartbeat timer
         self._beat_due: int | None = None
         self._went_silent: set[str] = set()  # peers whose last link ended by silence
+        self._draining = 0  # readers held back for backpressure (their peers' frames wait)
+        self._drained_ms = -1 << 62  # when that last ended
         self.known = KnownPeers(config.data_dir)
 
     def get(self, peer_id: str) -> PeerConnection | None:
@@ -412,9 +414,17 @@ class PeerTable:
                                                            self._on_beat)
 
     def _on_beat(self) -> None:
-        self._beat = self._beat_due = None
+        due, self._beat, self._beat_due = self._beat_due, None, None
         now = now_ms()
+        # Our loop ran late (a stalled process) or our readers were held back:
+        # the peers' frames may sit unread, so their silence proves nothing yet.
+        excused = self._draining > 0 or \
+            now - self._drained_ms < self.config.probe_interval_ms or \
+            (due is not None and now - due > self.config.probe_interval_ms)
         for peer, conn in list(self.links.items()):
+            st = self.state.get(peer)
+            if excused and st is not None:
+                st.live.excuse(now)
             self._heartbeat(peer, conn, now)
         self._arm_beat()
 
@@ -427,7 +437,9 @@ class PeerTable:
         if what == liveness.NOTHING:
             return
         if what == liveness.DOWN:
-            self._silent(peer, conn, st, now)
+            # once more after this loop iteration: frames that arrived with the
+            # timer are read first (the reader's task step runs after this callback)
+            asyncio.get_running_loop().call_soon(self._confirm_silent, peer, conn)
             return
         if st.ping_outstanding is not None:
             self.events.on_ping_lost(peer, now)
@@ -451,6 +463,16 @@ class PeerTable:
         conn.send(messages.Ping(seq=st.ping_seq, sent_ms=now))
         st.live.pinged(now)
         self.stats["probes"] += st.live.probes - probes
+
+    def _confirm_silent(self, peer: str, conn: PeerConnection) -> None:
+        st = self.state.get(peer)
+        if self.closing or st is None or self.links.get(peer) is not conn:
+            return
+        now = now_ms()
+        if st.live.poll(now) == liveness.DOWN:
+            self._silent(peer, conn, st, now)
+        else:
+            self._arm_beat()
 
     def _silent(self, peer: str, conn: PeerConnection, st: _PeerState, now: int) -> None:
         """The neighbour answered none of our probes: down now, the socket dropped
@@ -543,6 +565,7 @@ class PeerTable:
         for conn in list(self.links.values()):
             if conn.closed or conn.write_buffer_bytes() <= high_bytes:
                 continue
+            self._draining += 1  # our readers wait: excuse every peer's silence meanwhile
             try:
                 await asyncio.wait_for(conn.writer.drain(), timeout_s)
             except TimeoutError:
@@ -552,6 +575,9 @@ class PeerTable:
                 self._unregister(conn)
             except OSError:
                 pass
+            finally:
+                self._draining -= 1
+                self._drained_ms = now_ms()
 
     def describe(self, scores: dict) -> list[dict]:
         out = []
