@@ -63,7 +63,7 @@ def test_probe_tries_model_pings_riding_a_retransmitting_link():
     # half of all attempts lost: single-attempt pings declare live links down
     # (false downs); pings with 8 attempts per direction, as over TCP, do not
     p = scenario("line", topology="line", nodes=3, degree=2.0,
-                 **dict(CLEAN, loss=0.5, link_tries=50, probe_ms=1000, duration_s=60.0))
+                 **dict(CLEAN, loss=0.5, link_tries=50, idle_ping_ms=1000, duration_s=60.0))
     single = _run(p, "meshlink", [])
     riding = _run(dict(p, probe_tries=8), "meshlink", [])
     assert single["false_downs"] >= 5

@@ -36,10 +36,10 @@ from meshlink.router import STRATEGIES, Router, load_strategy
 
 from . import oracle as oracle_mod
 from .scenarios import check as check_scenario
-from .topology import bfs_dist, build
+from .topology import bfs_dist, build, from_graph
 from .traffic import make_traffic
 
-EV_ARRIVE, EV_TIMER, EV_TRAFFIC, EV_PROBE, EV_LINKFAIL, EV_CHURN = range(6)
+EV_ARRIVE, EV_TIMER, EV_TRAFFIC, EV_PROBE, EV_LINKFAIL, EV_CHURN, EV_HB = range(7)
 INF = float("inf")
 # Gilbert-Elliott bursty loss (routing.md §3.3): P(G->B), P(B->G), loss in G, in B.
 GE = (0.01, 0.1, 0.01, 0.5)
@@ -77,14 +77,25 @@ class Sim:
         self.strategy = strategy
         self.seed = seed
         rt = random.Random(f"{seed}:topology:{p['topology']}:{p['nodes']}")
-        self.topo = t = build(p["topology"], p["nodes"], p["degree"], rt, loss=p["loss"],
-                              loss_model=p["loss_model"], latency_ms=p["latency_ms"],
-                              latency_sigma=p["latency_sigma"], oneway=p["oneway"])
+        link = dict(loss=p["loss"], loss_model=p["loss_model"], latency_ms=p["latency_ms"],
+                    latency_sigma=p["latency_sigma"], oneway=p["oneway"])
+        if p.get("graph") is not None:
+            self.topo = t = from_graph(p["graph"], rt, **link)
+        else:
+            self.topo = t = build(p["topology"], p["nodes"], p["degree"], rt, **link)
         n = self.n = t.n
         self.ids = [_uuid(i, seed) for i in range(n)]
         self.idx = {s: i for i, s in enumerate(self.ids)}
         self.rng = random.Random(f"{seed}:links:{strategy}")
         self.alive = [True] * n
+        self.clean_dead = bytearray(n)  # down by a clean failure: sends to it fail at once
+        # the heartbeat (docs/ROUTING.md "Failure detection"): per node, per
+        # neighbour, when the first frame unanswered since was sent, when a
+        # frame was last heard, and the probes missed in a row
+        self.await_since: list[dict] = [dict() for _ in range(n)]
+        self.heard: list[dict] = [dict() for _ in range(n)]
+        self.hb_miss: list[dict] = [dict() for _ in range(n)]
+        self.detect_ms: list = []  # (failure time, detection delay) per silent neighbour
         self.cut: set = set()
         self.burst = p["loss_model"] == "burst"
         self.ge_bad: dict = {}
@@ -133,6 +144,7 @@ class Sim:
         self.link_fail = 0
         self.dead_arrivals = 0
         self.false_down = 0
+        self.hb_probes = 0
         self.probe_msgs = 0
         self.probe_bytes = 0
         self.down_iv: list = [[] for _ in range(n)]  # (t_down, t_up)
@@ -170,6 +182,15 @@ class Sim:
         heapq.heappush(self.heap, (t, self.seq, kind, a, b, c))
 
     def _make_churn(self, rc):
+        """[(t_ms, "down" | "up" | "cut" | "heal", node or None, failure mode)]."""
+        ev = [(t, what, v, self.p["failure_mode"]) for t, what, v in self._churn_events(rc)]
+        for f in self.p.get("failures") or ():
+            ev.append((f["at_ms"], "down", f["node"], f["mode"]))
+            if f["until_ms"] is not None:
+                ev.append((f["until_ms"], "up", f["node"], f["mode"]))
+        return ev
+
+    def _churn_events(self, rc):
         p = self.p
         kind = p["churn"]
         ev = []
@@ -232,6 +253,9 @@ class Sim:
         measuring = now >= self.warm
         discover = mode == "discover"
         busy = self.busy[u]
+        awaitu = self.await_since[u]
+        hb_at = now + p["probe_interval_ms"]
+        clean_dead = self.clean_dead
         last = None
         k = None
         cat = ""
@@ -246,6 +270,7 @@ class Sim:
                 self.queue_drops += 1
                 continue
             ok = False
+            silent = False
             tries = 0
             if alive[v] and (not cut or (u, v) not in cut):
                 if burst:
@@ -266,7 +291,10 @@ class Sim:
                             ok = True
                             break
             else:
+                # a frozen peer or a cut cable gives no error (the send is
+                # queued and retransmitted); a closed connection does
                 tries = tries_max
+                silent = not clean_dead[v]
             dur = tries * tx_ms
             busy = start + dur
             if msg is not last:
@@ -300,9 +328,15 @@ class Sim:
             self.seq += 1
             if ok:
                 push(heap, (start + dur + (2 * tries - 1) * lat, self.seq, EV_ARRIVE, v, u, msg))
-            else:
+            elif not silent:
                 push(heap, (start + dur + 2 * tries * lat, self.seq, EV_LINKFAIL, u, v,
                             self.gen[u]))
+            if v not in awaitu:
+                # now awaiting a reply from v: the heartbeat checks in one
+                # probe interval (and probes v if nothing was heard)
+                awaitu[v] = now
+                self.seq += 1
+                push(heap, (hb_at, self.seq, EV_HB, u, v, self.gen[u]))
         self.busy[u] = busy
 
     def arm_timer(self, u):
@@ -319,10 +353,25 @@ class Sim:
                            self.ttok[u])
 
     # -- node life -----------------------------------------------------------
-    def kill(self, v, now):
+    def kill(self, v, now, mode="silent"):
+        """v fails: silently (its neighbours must notice) or cleanly (every
+        connection closes: each neighbour's runtime calls peer_down now)."""
         if not self.alive[v]:
             return
         self.alive[v] = False
+        self.clean_dead[v] = mode == "clean"
+        self.await_since[v] = {}
+        self.heard[v] = {}
+        self.hb_miss[v] = {}
+        if mode == "clean":
+            vid = self.ids[v]
+            for u in self.topo.adj[v]:
+                if self.alive[u] and v in self.upv[u]:
+                    self.routers[u].peer_down(vid, now)
+                    self.upv[u].discard(v)
+                    self.await_since[u].pop(v, None)
+                    self.hb_miss[u].pop(v, None)
+                    self.arm_timer(u)
         self.gen[v] += 1
         self.routers[v] = None
         self.deliveries[v] = None  # a dead node's pending sends die with it
@@ -336,6 +385,7 @@ class Sim:
         if self.alive[v]:
             return
         self.alive[v] = True
+        self.clean_dead[v] = 0
         self.gen[v] += 1
         self.busy[v] = now
         if self.down_iv[v]:
@@ -348,12 +398,14 @@ class Sim:
                 r.peer_up(self.ids[u], now)
                 self.upv[v].add(u)
                 ru = self.routers[u]
+                self.await_since[u].pop(v, None)
+                self.hb_miss[u].pop(v, None)
                 if v in self.upv[u]:
                     ru.peer_down(vid, now)  # the old connection is replaced
                 ru.peer_up(vid, now)
                 self.upv[u].add(v)
                 self.arm_timer(u)
-        self._push(now + self.rng.random() * self.p["probe_ms"], EV_PROBE, v, self.gen[v])
+        self._push(now + self.rng.random() * self.p["idle_ping_ms"], EV_PROBE, v, self.gen[v])
         self.world.changed()
 
     def _probe_ok(self, u, v):
@@ -382,7 +434,7 @@ class Sim:
         loss = self.topo.loss
         rnd = self.rng.random
         single = self.p["probe_tries"] == 1  # the hot default, inlined
-        down_after = self.p["down_after"]
+        down_after = self.p["probe_misses"]
         cut = self.cut
         measuring = now >= self.warm
         for v in self.topo.adj[u]:
@@ -401,13 +453,60 @@ class Sim:
                 n = lossrun.get(v, 0) + 1
                 lossrun[v] = n
                 if n >= down_after:
-                    if alive[v] and (u, v) not in cut:
-                        self.false_down += 1
-                    r.peer_down(ids[v], now)
-                    upv.discard(v)
+                    self._declare_down(u, v, now)
         if measuring:
             self.probe_bytes += 2 * SZ_PROBE * len(self.topo.adj[u])
         self.arm_timer(u)
+
+    def _declare_down(self, u, v, now):
+        """u's runtime gives up on v after probe_misses lost pings or probes."""
+        if self.alive[v] and (u, v) not in self.cut:
+            self.false_down += 1
+        elif not self.alive[v] and self.down_iv[v] and now >= self.warm:
+            self.detect_ms.append(now - self.down_iv[v][-1][0])
+        self.routers[u].peer_down(self.ids[v], now)
+        self.upv[u].discard(v)
+        self.await_since[u].pop(v, None)
+        self.hb_miss[u].pop(v, None)
+        self.lossrun[u].pop(v, None)
+
+    def heartbeat(self, u, v, now):
+        """One probe interval after u sent v a frame: if nothing was heard from v
+        since, u probes it (a Ping, a Pong if it gets through); probe_misses
+        unanswered probes in a row and u's runtime calls peer_down."""
+        since = self.await_since[u].get(v)
+        if since is None:
+            return
+        if v not in self.upv[u]:
+            self.await_since[u].pop(v, None)
+            return
+        if self.heard[u].get(v, -1.0) >= since:
+            del self.await_since[u][v]  # answered: nothing to probe
+            self.hb_miss[u].pop(v, None)
+            return
+        measuring = now >= self.warm
+        if measuring:
+            self.probe_msgs += 1
+            self.probe_bytes += SZ_PROBE
+            self.hb_probes += 1
+        if self.alive[v] and (u, v) not in self.cut and self._probe_ok(u, v):
+            if measuring:
+                self.probe_msgs += 1
+                self.probe_bytes += SZ_PROBE
+            self.heard[u][v] = now
+            self.routers[u].record_rtt(self.ids[v], self.topo.lat[u][v] + self.topo.lat[v][u],
+                                       now)
+            del self.await_since[u][v]
+            self.hb_miss[u].pop(v, None)
+            self.lossrun[u][v] = 0
+            return
+        n = self.hb_miss[u].get(v, 0) + 1
+        self.hb_miss[u][v] = n
+        if n >= self.p["probe_misses"]:
+            self._declare_down(u, v, now)
+            self.arm_timer(u)
+        else:
+            self._push(now + self.p["probe_interval_ms"], EV_HB, u, v, self.gen[u])
 
     # -- traffic -------------------------------------------------------------
     def originate(self, k, now):
@@ -446,11 +545,11 @@ class Sim:
     def _run(self, progress):
         p = self.p
         now = 0.0
-        for (t, what, v) in self.churn:
-            self._push(t, EV_CHURN, what, v)
+        for (t, what, v, mode) in self.churn:
+            self._push(t, EV_CHURN, what, v, mode)
         for k, rec in enumerate(self.traffic):
             self._push(rec[0], EV_TRAFFIC, k)
-        downs0 = {v for (t, what, v) in self.churn if t == 0.0 and what == "down"}
+        downs0 = {v for (t, what, v, _m) in self.churn if t == 0.0 and what == "down"}
         for v in range(self.n):
             if v in downs0:
                 self.alive[v] = False
@@ -466,7 +565,7 @@ class Sim:
                 if self.alive[u]:
                     r.peer_up(self.ids[u], 0.0)
                     self.upv[v].add(u)
-            self._push(self.rng.random() * p["probe_ms"], EV_PROBE, v, self.gen[v])
+            self._push(self.rng.random() * p["idle_ping_ms"], EV_PROBE, v, self.gen[v])
         self.world.changed()
         heap = self.heap
         pop = heapq.heappop
@@ -488,6 +587,7 @@ class Sim:
                 if not alive[a]:
                     self.dead_arrivals += 1
                     continue
+                self.heard[a][b] = now
                 r = routers[a]
                 d = r.receive(c, ids[b], now)
                 if d.forward:
@@ -513,7 +613,7 @@ class Sim:
                     continue
                 self.probe(a, now)
                 if now < self.end:
-                    self._push(now + p["probe_ms"], EV_PROBE, a, b)
+                    self._push(now + p["idle_ping_ms"], EV_PROBE, a, b)
             elif kind == EV_TRAFFIC:
                 src = self.traffic[a][1]
                 if alive[src]:
@@ -527,8 +627,11 @@ class Sim:
                     routers[u].peer_down(ids[v], now)
                     self.upv[u].discard(v)
                     self.arm_timer(u)
+            elif kind == EV_HB:
+                if c == self.gen[a] and alive[a]:
+                    self.heartbeat(a, b, now)
             elif kind == EV_CHURN:
-                self._churn(a, b, now)
+                self._churn(a, b, now, c)
             if progress is not None and events & 0xFFF == 0:
                 w = time.perf_counter()
                 if w >= next_tick:
@@ -572,9 +675,9 @@ class Sim:
         if type(ev) is Retry:
             self._attempt(src, self.origin2k[ev.msg.origin_id], ev.msg, now)
 
-    def _churn(self, what, v, now):
+    def _churn(self, what, v, now, mode):
         if what == "down":
-            self.kill(v, now)
+            self.kill(v, now, mode)
         elif what == "up":
             self.revive(v, now)
         elif what == "cut":

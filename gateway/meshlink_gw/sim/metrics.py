@@ -29,6 +29,7 @@ import math
 PRE_WINDOW_MS = 20000.0
 GUARD_MS = 1000.0
 TOLERANCE = 0.01
+RECOVERY_WINDOW_MS = 2000.0
 
 
 def summarize(sim) -> dict:
@@ -120,6 +121,9 @@ def summarize(sim) -> dict:
         "queue_drops": sim.queue_drops,
         "link_failures": sim.link_fail,
         "false_downs": sim.false_down,
+        "heartbeat_probes": sim.hb_probes,
+        "silent_detect_s": _mean(sim.detect_ms) / 1000.0 if sim.detect_ms else None,
+        "silent_detect_max_s": max(sim.detect_ms) / 1000.0 if sim.detect_ms else None,
         "per_msg": per_msg,
     }
     out.update(_recovery(sim))
@@ -133,9 +137,12 @@ def _mean(xs):
 def _recovery(sim) -> dict:
     p = sim.p
     churn = p["churn"]
-    if p["flows"] <= 0 or churn not in ("central", "mass", "partition"):
+    fails = p.get("failures")
+    if p["flows"] <= 0 or (churn not in ("central", "mass", "partition") and not fails):
         return {}
-    if churn == "partition":
+    if fails:
+        pre_end = event = min(f["at_ms"] for f in fails)
+    elif churn == "partition":
         pre_end = p["churn_at_s"] * 1000.0
         event = p["heal_at_s"] * 1000.0
     else:
@@ -153,7 +160,7 @@ def _recovery(sim) -> dict:
     if not pre:
         return {}
     level = sum(pre) / len(pre)
-    win = p["probe_ms"]
+    win = RECOVERY_WINDOW_MS
     step = 250.0
     rec_s = None
     tau = 0.0
@@ -172,7 +179,7 @@ def _recovery(sim) -> dict:
         w = [ok for tt, ok in pts if t <= tt < t + 1000.0]
         series.append(round(sum(w) / len(w), 4) if w else None)
         t += 1000.0
-    return {"recovery_s": rec_s, "recovery_probe_intervals": (rec_s * 1000.0 / win)
+    return {"recovery_s": rec_s, "recovery_probe_intervals": (rec_s * 1000.0 / p["idle_ping_ms"])
             if rec_s is not None else None, "recovered": 1.0 if rec_s is not None else 0.0,
             "recovery_pre_level": level,
             "recovery_lost": lost, "recovery_series_start_s": (pre_end - PRE_WINDOW_MS) / 1000,
