@@ -104,7 +104,7 @@ def check_failures(f, names: list, where: str = "--failures-file") -> list:
         if not isinstance(node, str) or node not in idx:
             raise ConfigError(f"{at}: node {node!r} is not in the topology")
         t0 = item.get("at_ms")
-        if not _num(t0) or t0 < 0:
+        if not isinstance(t0, (int, float)) or not _num(t0) or t0 < 0:
             raise ConfigError(f"{at}: at_ms {t0!r} must be a number of ms, at least 0")
         t1 = item.get("until_ms")
         if t1 is not None and (not _num(t1) or not t1 > t0):
