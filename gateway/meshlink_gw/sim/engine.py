@@ -132,13 +132,17 @@ class Sim:
         self.disc_k = bytearray(nk)  # 1 if any copy was sent in discovery mode
         self.deliv_t: list = [None] * nk
         self.first_ok = bytearray(nk)
-        self.acked = bytearray(nk)
+        self.acked = bytearray(nk)  # the origin got the Ack (its delivery's Delivered)
         self.attempt_mid: list = [None] * nk
         self.attempts = [0] * nk
         self.origin2k: dict = {}  # origin_id -> k
         self.reach: dict = {}  # k -> {node: time} for broadcasts
-        self.tx = {"data": 0, "ack": 0, "bcast": 0, "ctrl": 0, "announce": 0}
-        self.bytes = {"data": 0, "ctrl": 0, "announce": 0}
+        # transmissions and bytes after the warm-up by kind: routed directed
+        # data, routed Acks, discovery (directed copies sent in discovery
+        # mode), broadcast payloads, lazy-push control (IHave/Graft/Prune),
+        # announcements; probes (pings, pongs) are probe_msgs / probe_bytes
+        self.tx = {"data": 0, "ack": 0, "disc": 0, "bcast": 0, "ctrl": 0, "announce": 0}
+        self.bytes = dict(self.tx)
         self.chosen = bytearray(n)
         self.queue_drops = 0
         self.link_fail = 0
@@ -304,7 +308,10 @@ class Sim:
                     k = self.mid2k.get(msg.message_id)
                     if k is not None and discover:
                         self.disc_k[k] = 1
-                    cat = "ack" if t is Ack else ("bcast" if msg.dst is None else "data")
+                    # directed copies (data or Ack) sent in discovery mode
+                    # count as discovery, the others as routed data / Acks
+                    cat = "disc" if discover and msg.dst is not None else (
+                        "ack" if t is Ack else ("bcast" if msg.dst is None else "data"))
                     nb = (SZ_ACK if t is Ack else SZ_MESH + (SZ_SEAL if msg.dst else 0)
                           ) + SZ_PER_HOP * len(msg.path)
                 elif t is Routes:
@@ -318,10 +325,8 @@ class Sim:
                     nb = SZ_PRUNE if ids is None else SZ_IDS + SZ_PER_HOP * len(ids)
             if measuring:
                 self.tx[cat] += tries
-                if cat == "ctrl" or cat == "announce":
-                    self.bytes[cat] += nb * tries
-                else:
-                    self.bytes["data"] += nb * tries
+                self.bytes[cat] += nb * tries
+                if cat != "ctrl" and cat != "announce":
                     self.chosen[v] = 1
                     if k is not None:
                         self.tx_k[k] += tries

@@ -214,20 +214,25 @@ def scenario(name, **kw):
 
 # -- presets -----------------------------------------------------------------
 # Each preset is a list of scenarios; a scenario carries its own seeds and
-# strategies. "target" holds the acceptance runs (1000-node random
-# geometric graphs, mean degree 12, 5 % loss, 10 % churn, 10 seeds).
+# strategies. "target" holds the acceptance runs (1000-node random geometric
+# graphs, mean degree 12 and 6, 5 % loss, 10 % churn, silent failures).
 TARGET = dict(topology="rgg", nodes=1000, degree=12.0, loss=0.05, warmup_s=45.0,
               duration_s=90.0, rate=2.0, seeds=10)
 
 
 def _target():
-    return [
-        scenario("target-churn", churn="sessions", churn_frac=0.1, session_down_s=60.0,
-                 **TARGET),
-        scenario("target-recovery", **dict(TARGET, warmup_s=30.0, duration_s=40.0, rate=0.25),
-                 churn="central", churn_at_s=45.0, flows=8, flow_ms=1000,
-                 flow_mode="central"),
-    ]
+    out = []
+    for d in (12, 6):
+        t = dict(TARGET, degree=float(d))
+        out += [
+            scenario(f"target-churn-d{d}", churn="sessions", churn_frac=0.1,
+                     session_down_s=60.0, **t),
+            scenario(f"target-recovery-d{d}", **dict(t, warmup_s=30.0, duration_s=40.0,
+                                                     rate=0.25),
+                     churn="central", churn_at_s=45.0, flows=8, flow_ms=1000,
+                     flow_mode="central"),
+        ]
+    return out
 
 
 def _sweeps():
