@@ -293,14 +293,14 @@ def aggregate(runs: list) -> dict:
                 m["directed_tx_vs_oracle"] = {"mean": mean, "ci95": ci, "n": len(ratios)}
             for name, keys in VS_ORACLE.items():
                 rs = []
-                for seed, s in seeds.items():
-                    o = oracle.get(seed)
-                    if o is None:
+                for seed, mine in seeds.items():
+                    theirs = oracle.get(seed)
+                    if theirs is None:
                         continue
-                    a = sum(s.get(k) or 0 for k in keys)
-                    b = sum(o.get(k) or 0 for k in keys)
-                    if b > 0:
-                        rs.append(a / b)
+                    num = sum(mine.get(k) or 0 for k in keys)
+                    den = sum(theirs.get(k) or 0 for k in keys)
+                    if den > 0:
+                        rs.append(num / den)
                 if rs:
                     mean, ci = mean_ci(rs)
                     m[name] = {"mean": mean, "ci95": ci, "n": len(rs)}
