@@ -291,14 +291,14 @@ def aggregate(runs: list) -> dict:
             if ratios:
                 mean, ci = mean_ci(ratios)
                 m["directed_tx_vs_oracle"] = {"mean": mean, "ci95": ci, "n": len(ratios)}
-            for name, keys in VS_ORACLE.items():
+            for name, parts in VS_ORACLE.items():
                 rs = []
                 for seed, mine in seeds.items():
                     theirs = oracle.get(seed)
                     if theirs is None:
                         continue
-                    num = sum(mine.get(k) or 0 for k in keys)
-                    den = sum(theirs.get(k) or 0 for k in keys)
+                    num = sum(mine.get(k) or 0 for k in parts)
+                    den = sum(theirs.get(k) or 0 for k in parts)
                     if den > 0:
                         rs.append(num / den)
                 if rs:
