@@ -59,6 +59,8 @@ class DistanceVector:
         self.owner = {}  # dst -> the neighbour whose announcement created its entry ...
         self.owned = {}  # ... and per neighbour how many (the per-neighbour quota)
         self.quota = max(1, int(opts["max_routes"] * opts["peer_route_share"]))
+        self.hold_ms = opts["announce_hold_ms"]
+        self.sent = {}  # dst -> [ms, seq, hops] of its last announcement (the hold-down)
 
     # -- the forwarding side ---------------------------------------------------
     def next_hop(self, dst, exclude, path):
@@ -172,6 +174,7 @@ class DistanceVector:
         """Delete dst's entry (and its owner's count)."""
         self.table.pop(dst, None)
         self.changed_ms.pop(dst, None)
+        self.sent.pop(dst, None)
         via = self.owner.pop(dst, None)
         if via is not None:
             n = self.owned.get(via, 0) - 1
@@ -309,7 +312,7 @@ class DistanceVector:
         if self.flush_due is None or now_ms < self.flush_due:
             return []
         self.flush_due = None
-        return self._flush()
+        return self._flush(now_ms)
 
     def _expire(self):
         """Drop unreachable destinations without candidates (kept until now so
@@ -318,7 +321,23 @@ class DistanceVector:
         for d in gone:
             self._remove(d)
 
-    def _flush(self):
+    def _held(self, dst, now_ms):
+        """The hold-down: 0 if dst's change goes out now, else when it may.
+        Only a hop count change of a route announced less than hold_ms ago
+        waits (a new sequence number, a retraction or a destination
+        reachable again go at once): while a failure's effects spread, a
+        destination's successive hop counts make one announcement, not one
+        per step."""
+        last = self.sent.get(dst)
+        if last is None or not self.hold_ms:
+            return 0
+        e = self.table.get(dst)
+        if e is None or e[SEQ] != last[1] or e[HOPS] == INFINITY or last[2] == INFINITY:
+            return 0
+        due = last[0] + self.hold_ms
+        return due if now_ms < due else 0
+
+    def _flush(self, now_ms=0):
         self.urgent = False
         out = []
         up = self.r.up_set
@@ -330,8 +349,27 @@ class DistanceVector:
                 for m in whole:
                     out.append((p, m))
         if self.dirty:
-            part = self._messages(self._entries(sorted(self.dirty)))
-            self.dirty = set()
+            send = []
+            held = set()
+            due = None
+            for d in sorted(self.dirty):
+                t = self._held(d, now_ms)
+                if t:
+                    held.add(d)
+                    if due is None or t < due:
+                        due = t
+                else:
+                    send.append(d)
+            self.dirty = held
+            if due is not None:
+                self.flush_due = due
+            if len(self.sent) > 2 * self.max_dsts:
+                self.sent = {}  # bounded; forgetting only lets a change out sooner
+            for d in send:
+                e = self.table.get(d)
+                if e is not None:
+                    self.sent[d] = [now_ms, e[SEQ], e[HOPS]]
+            part = self._messages(self._entries(send))
             for p in self.r.up:
                 if p not in full:
                     for m in part:

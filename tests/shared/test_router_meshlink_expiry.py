@@ -124,3 +124,32 @@ def test_a_relay_stops_a_search_for_a_retracted_destination():
     assert d.mode == "discover" and d.forward
     r.on_delivery_failed(uid("o3"), 2100)
     assert r.originate(_msg("o4", "X", "Q", []), 2200).drop_reason == "unreachable"
+
+
+def _sent(out):
+    return [(p, [e[:3] for e in m.routes]) for p, m in out]
+
+
+def test_hop_count_changes_are_held_down_but_retractions_go_at_once():
+    r = Router(uid("X"), "meshlink", rng=1,
+               options={"announce_ms": 600000, "announce_hold_ms": 15000,
+                        "announce_flush_ms": 1000})
+    r.peer_up(uid("A"), 0)
+    r.handle_timer(0)
+    r.handle_timer(200)  # the new neighbour's full table (our own entry)
+    r.receive(Routes(routes=[[uid("D"), 3, 1, ""]]), uid("A"), 1000)
+    t_sent = r.next_deadline()
+    out = r.handle_timer(t_sent)
+    assert _sent(out) == [(uid("A"), [[uid("D"), 3, 2]])]
+    # the same sequence number, one hop longer: held until hold_ms after
+    r.receive(Routes(routes=[[uid("D"), 3, 2, ""]]), uid("A"), 3000)
+    assert r.handle_timer(r.next_deadline()) == []
+    due = r.next_deadline()
+    assert due == t_sent + 15000
+    out = r.handle_timer(due)
+    assert _sent(out) == [(uid("A"), [[uid("D"), 3, 3]])]
+    # a retraction is not held
+    r.receive(Routes(routes=[[uid("D"), 3, 255, ""]]), uid("A"), due + 100)
+    t = r.next_deadline()
+    assert t < due + 100 + 15000
+    assert _sent(r.handle_timer(t)) == [(uid("A"), [[uid("D"), 3, 255]])]
