@@ -19,8 +19,9 @@
 #     blames it (two strikes remove it);
 #   * negative cache: no route and a failed discovery (or the destination
 #     retracted by the announcements) -> no discovery for a backoff
-#     (neg_min_ms doubling to neg_max_ms); a relay drops a discovery copy for
-#     a destination it knows retracted.
+#     (neg_min_ms doubling to neg_max_ms). Relays do not drop searches for
+#     destinations they see retracted: a retraction may be a starved route
+#     (measured: at mean degree 6 it cut recovery delivery from 94 to 82 %).
 # Destinations never heard from: router_dv (destination announcements, a
 # distance vector); the shorter of its next hop and the learned one is used.
 # Broadcasts: router_lazy (eager tree, lazy IHave repair).
@@ -167,10 +168,6 @@ class MeshlinkStrategy(Strategy):
         hop = self._next_hop(dst, from_peer, msg.path, now_ms)
         if hop is not None:
             return Decision(forward=[(hop[0], r.relay(msg))], mode="route")
-        if self.dv is not None and self.dv.retracted(dst):
-            # a search for a destination this relay knows is unreachable
-            # stops here (the scoped search)
-            return Decision(drop_reason="unreachable", mode="discover")
         peers = self._discovery_peers(msg, from_peer, msg.path)
         if not peers:
             return Decision(drop_reason="no_route", mode="discover")

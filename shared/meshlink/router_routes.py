@@ -246,6 +246,8 @@ class RouteTable:
         running, or dst is known down (retracted) and its first backoff starts
         now. A destination nobody reaches then costs one bounded search per
         backoff (neg_min_ms doubling to neg_max_ms), not one per attempt."""
+        if not self.o["neg_min_ms"]:
+            return False  # negative cache off
         e = self.neg.get(dst)
         if e is not None:
             return now_ms < e[0]
@@ -280,7 +282,8 @@ class RouteTable:
         if mode == "route":
             self.blame(dst, via, False, now_ms)
         elif mode == "discover":
-            self._neg_set(dst, now_ms, self.neg.get(dst))
+            if self.o["neg_min_ms"]:
+                self._neg_set(dst, now_ms, self.neg.get(dst))
             cur = self.ring.get(dst)
             self.ring[dst] = min(MAX_TTL, 2 * (self.extent_ttl() if cur is None else cur))
             if len(self.ring) > self.o["max_pending"]:
