@@ -60,6 +60,7 @@ class DistanceVector:
         self.owned = {}  # ... and per neighbour how many (the per-neighbour quota)
         self.quota = max(1, int(opts["max_routes"] * opts["peer_route_share"]))
         self.hold_ms = opts["announce_hold_ms"]
+        self.hop_delta = opts["announce_hop_delta"]
         self.sent = {}  # dst -> [ms, seq, hops] of its last announcement (the hold-down)
 
     # -- the forwarding side ---------------------------------------------------
@@ -329,11 +330,13 @@ class DistanceVector:
         destination's successive hop counts make one announcement, not one
         per step."""
         last = self.sent.get(dst)
-        if last is None or not self.hold_ms:
+        if last is None:
             return 0
         e = self.table.get(dst)
         if e is None or e[SEQ] != last[1] or e[HOPS] == INFINITY or last[2] == INFINITY:
             return 0
+        if abs(e[HOPS] - last[2]) < self.hop_delta:
+            return -1  # too small a change to announce: neighbours keep the last value
         due = last[0] + self.hold_ms
         return due if now_ms < due else 0
 
@@ -354,6 +357,8 @@ class DistanceVector:
             due = None
             for d in sorted(self.dirty):
                 t = self._held(d, now_ms)
+                if t < 0:
+                    continue
                 if t:
                     held.add(d)
                     if due is None or t < due:

@@ -413,11 +413,14 @@ class Sim:
         self._push(now + self.rng.random() * self.p["idle_ping_ms"], EV_PROBE, v, self.gen[v])
         self.world.changed()
 
-    def _probe_ok(self, u, v):
-        """Ping u->v and pong v->u each get through in one of probe_tries attempts."""
+    def _probe_ok(self, u, v, tries=None):
+        """Ping u->v and pong v->u each get through in one of probe_tries
+        attempts (the heartbeat's probes: link_tries, as they ride the link
+        layer like any frame)."""
         rnd = self.rng.random
         loss = self.topo.loss
-        tries = self.p["probe_tries"]
+        if tries is None:
+            tries = self.p["probe_tries"]
         for a, b in ((u, v), (v, u)):
             p = loss[a][b]
             for _ in range(tries):
@@ -494,7 +497,8 @@ class Sim:
             self.probe_msgs += 1
             self.probe_bytes += SZ_PROBE
             self.hb_probes += 1
-        if self.alive[v] and (u, v) not in self.cut and self._probe_ok(u, v):
+        if self.alive[v] and (u, v) not in self.cut and self._probe_ok(u, v,
+                                                                  self.p["link_tries"]):
             if measuring:
                 self.probe_msgs += 1
                 self.probe_bytes += SZ_PROBE

@@ -217,7 +217,7 @@ def scenario(name, **kw):
 # strategies. "target" holds the acceptance runs (1000-node random geometric
 # graphs, mean degree 12 and 6, 5 % loss, 10 % churn, silent failures).
 TARGET = dict(topology="rgg", nodes=1000, degree=12.0, loss=0.05, warmup_s=45.0,
-              duration_s=90.0, rate=2.0, seeds=10)
+              duration_s=90.0, rate=2.0, seeds=5)
 
 
 def _target():
