@@ -86,7 +86,8 @@ class MeshlinkStrategy(Strategy):
             out = r.stamp(msg, self.t.route_ttl(hop[1]))
             self.t.remember(msg.message_id, dst, hop[0], "route")
             return Decision(forward=[(hop[0], out)], mode="route")
-        known_down = self.dv is not None and self.dv.retracted(dst)
+        known_down = self.t.just_gone(dst, now_ms) or (
+            self.dv is not None and self.dv.retracted(dst))
         if self.t.negative(dst, now_ms, known_down):
             # known down, or a search failed not long ago: no flood now
             self.t.remember(msg.message_id, dst, None, "unreachable")
@@ -168,6 +169,10 @@ class MeshlinkStrategy(Strategy):
         hop = self._next_hop(dst, from_peer, msg.path, now_ms)
         if hop is not None:
             return Decision(forward=[(hop[0], r.relay(msg))], mode="route")
+        if self.t.just_gone(dst, now_ms):
+            # dst was our neighbour and our runtime declared it down: no
+            # route, and no search that could only find it gone
+            return Decision(drop_reason="unreachable", mode="discover")
         peers = self._discovery_peers(msg, from_peer, msg.path)
         if not peers:
             return Decision(drop_reason="no_route", mode="discover")
@@ -193,11 +198,14 @@ class MeshlinkStrategy(Strategy):
 
     # -- peers and timers ----------------------------------------------------
     def on_peer_up(self, peer_id, now_ms):
+        self.t.gone.pop(peer_id, None)
+        self.t.neg.pop(peer_id, None)
         self.lazy.eager.add(peer_id)
         if self.dv is not None:
             self.dv.peer_up(peer_id, now_ms)
 
     def on_peer_down(self, peer_id, now_ms):
+        self.t.neighbour_gone(peer_id, now_ms)
         self.lazy.peer_down(peer_id, now_ms)
         if self.dv is not None:
             self.dv.peer_down(peer_id, now_ms)

@@ -20,6 +20,7 @@ class RouteTable:
         self.pending = {}  # our message id -> [dst, via or None, mode]
         self.ring = {}  # dst -> discovery TTL for the next attempt
         self.neg = {}  # dst -> [no discovery before this ms, backoff_ms]: the negative cache
+        self.gone = {}  # neighbour we declared down -> until when no search for it
         self.owner = {}  # dst -> the neighbour whose copy created its entry ...
         self.owned = {}  # ... and per neighbour how many (the per-neighbour quota)
         self.quota = max(1, int(opts["max_routes"] * opts["peer_route_share"]))
@@ -254,6 +255,26 @@ class RouteTable:
         if known_down:
             self._neg_set(dst, now_ms, None)
             return True
+        return False
+
+    def neighbour_gone(self, peer, now_ms):
+        """Our runtime declared peer down: copies for it that find no route
+        here are dropped, not searched for, for half of neg_max_ms (this node
+        saw it go; the announcements will say so everywhere by then)."""
+        if not self.o["neg_min_ms"]:
+            return
+        if peer not in self.gone and len(self.gone) >= 256:
+            self.gone = {}
+        self.gone[peer] = now_ms + self.o["neg_max_ms"] // 2
+
+    def just_gone(self, dst, now_ms):
+        """True if dst is a neighbour we declared down not long ago."""
+        t = self.gone.get(dst)
+        if t is None:
+            return False
+        if now_ms < t:
+            return True
+        del self.gone[dst]
         return False
 
     def _neg_set(self, dst, now_ms, prev):

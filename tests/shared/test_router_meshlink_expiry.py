@@ -2,8 +2,8 @@
 # per neighbour: a learned route yields to a fresher announced one, a next
 # hop that stops producing Acks loses its learned routes, one neighbour
 # cannot fill the route tables, no flood for a destination known down or
-# just searched for in vain, hop-count changes are held down. Runs on CPython and MicroPython (a module of its own
-# so it fits a clean 96K heap).
+# just searched for in vain, hop-count changes are held down. Runs on
+# CPython and MicroPython (a module of its own so it fits a clean 96K heap).
 import gc
 
 gc.collect()
@@ -154,3 +154,18 @@ def test_hop_count_changes_are_held_down_but_retractions_go_at_once():
     t = r.next_deadline()
     assert t < due + 100 + 15000
     assert _sent(r.handle_timer(t)) == [(uid("A"), [[uid("D"), 3, 255]])]
+
+
+def test_a_relay_does_not_search_for_a_neighbour_it_saw_go():
+    r = Router(uid("X"), "meshlink", rng=1, options={"announce_ms": 0})
+    for p in ("A", "B", "D"):
+        r.peer_up(uid(p), 0)
+    r.peer_down(uid("D"), 1000)  # our heartbeat gave up on D
+    d = r.receive(_msg("s1", "S", "D", ["S", "B"]), uid("B"), 1100)
+    assert d.forward == [] and d.drop_reason == "unreachable"
+    assert r.originate(_msg("o1", "X", "D", []), 1200).drop_reason == "unreachable"
+    # another destination is still searched for
+    assert r.receive(_msg("s2", "S", "Q", ["S", "B"]), uid("B"), 1300).forward
+    # D back: delivered directly again
+    r.peer_up(uid("D"), 5000)
+    assert _via(r.receive(_msg("s3", "S", "D", ["S", "B"]), uid("B"), 5100)) == [uid("D")]

@@ -149,6 +149,10 @@ class Sim:
         self.dead_arrivals = 0
         self.false_down = 0
         self.hb_probes = 0
+        # bytes each node put on the air after the warm-up (all kinds; of
+        # which control), for the shared-medium airtime accounting (metrics)
+        self.air = [0] * n
+        self.air_ctrl = [0] * n
         self.probe_msgs = 0
         self.probe_bytes = 0
         self.down_iv: list = [[] for _ in range(n)]  # (t_down, t_up)
@@ -326,6 +330,9 @@ class Sim:
             if measuring:
                 self.tx[cat] += tries
                 self.bytes[cat] += nb * tries
+                self.air[u] += nb * tries
+                if cat == "ctrl" or cat == "announce":
+                    self.air_ctrl[u] += nb * tries
                 if cat != "ctrl" and cat != "announce":
                     self.chosen[v] = 1
                     if k is not None:
@@ -463,7 +470,10 @@ class Sim:
                 if n >= down_after:
                     self._declare_down(u, v, now)
         if measuring:
-            self.probe_bytes += 2 * SZ_PROBE * len(self.topo.adj[u])
+            nb = 2 * SZ_PROBE * len(self.topo.adj[u])
+            self.probe_bytes += nb
+            self.air[u] += nb  # the pongs are the neighbours' airtime, in the
+            self.air_ctrl[u] += nb  # same neighbourhood: charged here
         self.arm_timer(u)
 
     def _declare_down(self, u, v, now):
@@ -497,11 +507,15 @@ class Sim:
             self.probe_msgs += 1
             self.probe_bytes += SZ_PROBE
             self.hb_probes += 1
+            self.air[u] += SZ_PROBE
+            self.air_ctrl[u] += SZ_PROBE
         if self.alive[v] and (u, v) not in self.cut and self._probe_ok(u, v,
                                                                   self.p["link_tries"]):
             if measuring:
                 self.probe_msgs += 1
                 self.probe_bytes += SZ_PROBE
+                self.air[v] += SZ_PROBE
+                self.air_ctrl[v] += SZ_PROBE
             self.heard[u][v] = now
             self.routers[u].record_rtt(self.ids[v], self.topo.lat[u][v] + self.topo.lat[v][u],
                                        now)

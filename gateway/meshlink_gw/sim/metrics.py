@@ -176,7 +176,47 @@ def summarize(sim) -> dict:
         out[f"tx_{cat}"] = tx
         out[f"bytes_{cat}"] = nb
         out[f"kb_per_node_s_{cat}"] = nb / node_s / 1000.0
+    out.update(_airtime(sim, node_s / n if n else 0.0))
     out.update(_recovery(sim))
+    return out
+
+
+# Shared-medium presets: usable channel bit rate in bit/s. WiFi-like: one
+# 802.11g/n channel at the ~20 Mbit/s a contended cell actually carries;
+# LoRa-like: SF7 / 125 kHz, ~5.5 kbit/s raw, before any duty-cycle limit.
+MEDIA = {"wifi": 20e6, "lora": 5470.0}
+
+
+def _airtime(sim, dur_s) -> dict:
+    """Airtime accounting on a shared medium (not a contention model: no
+    collisions, no backoff): a node's transmissions occupy the channel of its
+    whole neighbourhood, so the busy share at node w is the airtime of w and
+    its neighbours over the measured time. Above 1 the offered load cannot
+    fit the channel at all; control's share of it is capacity lost to data."""
+    if dur_s <= 0:
+        return {}
+    adj = sim.topo.adj
+    air = sim.air
+    ctrl = sim.air_ctrl
+    load = []
+    cload = []
+    for w in range(sim.n):
+        a = air[w]
+        c = ctrl[w]
+        for v in adj[w]:
+            a += air[v]
+            c += ctrl[v]
+        load.append(a)
+        cload.append(c)
+    order = sorted(range(sim.n), key=lambda w: load[w])
+    mid = order[len(order) // 2]
+    top = order[-1]
+    out = {}
+    for name, bps in MEDIA.items():
+        k = 8.0 / bps / dur_s
+        out[f"air_{name}_busy_p50"] = load[mid] * k
+        out[f"air_{name}_busy_max"] = load[top] * k
+        out[f"air_{name}_ctrl_max"] = cload[top] * k
     return out
 
 

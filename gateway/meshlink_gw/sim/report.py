@@ -48,6 +48,8 @@ COLUMNS = [
     ("all_bytes_vs_oracle", "all bytes x oracle", "num"),
     ("never_chosen", "never chosen", "pct"),
     ("recovery_s", "recovery (s)", "num"),
+    ("air_wifi_busy_max", "WiFi-like airtime, busiest (ctrl)", "num"),
+    ("air_lora_busy_p50", "LoRa-like airtime, median node", "num"),
     ("silent_detect_s", "silent failure detected (s)", "num"),
 ]
 
