@@ -59,9 +59,6 @@ class DistanceVector:
         self.owner = {}  # dst -> the neighbour whose announcement created its entry ...
         self.owned = {}  # ... and per neighbour how many (the per-neighbour quota)
         self.quota = max(1, int(opts["max_routes"] * opts["peer_route_share"]))
-        self.hold_ms = opts["announce_hold_ms"]
-        self.hop_delta = opts["announce_hop_delta"]
-        self.sent = {}  # dst -> [ms, seq, hops] of its last announcement (the hold-down)
 
     # -- the forwarding side ---------------------------------------------------
     def next_hop(self, dst, exclude, path):
@@ -81,11 +78,6 @@ class DistanceVector:
             if v != exclude and v not in path and (best is None or e[i + 2] < best[1]):
                 best = (v, e[i + 2])
         return None if best is None else (best[0], best[1] + 1)
-
-    def retracted(self, dst):
-        """True if dst is known unreachable: in the table with no feasible route."""
-        e = self.table.get(dst)
-        return e is not None and e[HOPS] == INFINITY
 
     def destinations(self):
         """{dst: (selected next hop, hops)} of every reachable destination."""
@@ -175,7 +167,6 @@ class DistanceVector:
         """Delete dst's entry (and its owner's count)."""
         self.table.pop(dst, None)
         self.changed_ms.pop(dst, None)
-        self.sent.pop(dst, None)
         via = self.owner.pop(dst, None)
         if via is not None:
             n = self.owned.get(via, 0) - 1
@@ -313,7 +304,7 @@ class DistanceVector:
         if self.flush_due is None or now_ms < self.flush_due:
             return []
         self.flush_due = None
-        return self._flush(now_ms)
+        return self._flush()
 
     def _expire(self):
         """Drop unreachable destinations without candidates (kept until now so
@@ -322,25 +313,7 @@ class DistanceVector:
         for d in gone:
             self._remove(d)
 
-    def _held(self, dst, now_ms):
-        """The hold-down: 0 if dst's change goes out now, else when it may.
-        Only a hop count change of a route announced less than hold_ms ago
-        waits (a new sequence number, a retraction or a destination
-        reachable again go at once): while a failure's effects spread, a
-        destination's successive hop counts make one announcement, not one
-        per step."""
-        last = self.sent.get(dst)
-        if last is None:
-            return 0
-        e = self.table.get(dst)
-        if e is None or e[SEQ] != last[1] or e[HOPS] == INFINITY or last[2] == INFINITY:
-            return 0
-        if abs(e[HOPS] - last[2]) < self.hop_delta:
-            return -1  # too small a change to announce: neighbours keep the last value
-        due = last[0] + self.hold_ms
-        return due if now_ms < due else 0
-
-    def _flush(self, now_ms=0):
+    def _flush(self):
         self.urgent = False
         out = []
         up = self.r.up_set
@@ -352,29 +325,8 @@ class DistanceVector:
                 for m in whole:
                     out.append((p, m))
         if self.dirty:
-            send = []
-            held = set()
-            due = None
-            for d in sorted(self.dirty):
-                t = self._held(d, now_ms)
-                if t < 0:
-                    continue
-                if t:
-                    held.add(d)
-                    if due is None or t < due:
-                        due = t
-                else:
-                    send.append(d)
-            self.dirty = held
-            if due is not None:
-                self.flush_due = due
-            if len(self.sent) > 2 * self.max_dsts:
-                self.sent = {}  # bounded; forgetting only lets a change out sooner
-            for d in send:
-                e = self.table.get(d)
-                if e is not None:
-                    self.sent[d] = [now_ms, e[SEQ], e[HOPS]]
-            part = self._messages(self._entries(send))
+            part = self._messages(self._entries(sorted(self.dirty)))
+            self.dirty = set()
             for p in self.r.up:
                 if p not in full:
                     for m in part:

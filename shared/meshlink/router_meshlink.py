@@ -86,8 +86,8 @@ class MeshlinkStrategy(Strategy):
             out = r.stamp(msg, self.t.route_ttl(hop[1]))
             self.t.remember(msg.message_id, dst, hop[0], "route")
             return Decision(forward=[(hop[0], out)], mode="route")
-        known_down = self.t.just_gone(dst, now_ms) or (
-            self.dv is not None and self.dv.retracted(dst))
+        e = None if self.dv is None else self.dv.table.get(dst)
+        known_down = (e is not None and e[3] == 255) or self.t.just_gone(dst, now_ms)
         if self.t.negative(dst, now_ms, known_down):
             # known down, or a search failed not long ago: no flood now
             self.t.remember(msg.message_id, dst, None, "unreachable")

@@ -36,8 +36,6 @@ DEFAULTS = {
     "neg_max_ms": 60000,  # ... for this long, doubling per failed discovery up to neg_max_ms
     "announce_ms": 0 if _SMALL else 300000,  # destination announcements: own seq period (0 = off)
     "announce_flush_ms": 3000,  # ... changed routes are sent in batches this often
-    "announce_hold_ms": 15000,  # ... a destination's hop count is re-announced at most this often
-    "announce_hop_delta": 1,  # ... and only if it moved at least this many hops from what we said
     "announce_slack": 2,  # ... a route may be up to this many hops longer than announced before
     "announce_seq0": 0,  # ... first sequence number (a runtime passes wall-clock seconds)
     "announce_auth": None,  # ... meshlink.auth.Auth: sign ours, check theirs (None: no proofs)
