@@ -249,7 +249,7 @@ def run(args: argparse.Namespace) -> int:
           f"({meta['events_per_s']:,.0f} events/s per worker); wrote "
           f"{os.path.join(args.out, 'report.md')}", file=sys.stderr)
     for t in results["targets"]:
-        state = {True: "holds", False: "FAILS", None: "n/a"}[t["holds"]]
+        state = {True: "PASS", False: "FAIL", None: "n/a"}[t["holds"]]
         m = t["values"].get("meshlink") or {}
         print(f"  target {t['target']} {t['threshold']}: meshlink "
               f"{m.get('mean')} -> {state}", file=sys.stderr)

@@ -115,13 +115,13 @@ def markdown(results: dict) -> str:
     v = verdicts(agg)
     if v:
         out += ["## Targets (meshlink; seed, flood and oracle on the same runs)", "",
-                "| target | threshold | meshlink | seed | flood | oracle | holds |",
+                "| target | threshold | meshlink | seed | flood | oracle | verdict |",
                 "|---|---|---|---|---|---|---|"]
         for r in v:
             kind = "pct" if r["metric"] in ("directed_delivery", "directed_delivery_proof",
                                             "broadcast_coverage") else "num"
             cells = [_fmt(r["values"].get(s), kind) for s in STRATEGY_ORDER]
-            holds = {True: "**yes**", False: "**no**", None: "n/a"}[r["holds"]]
+            holds = {True: "**PASS**", False: "**FAIL**", None: "n/a"}[r["holds"]]
             note = f" ({r['note']})" if r["note"] else ""
             out.append(f"| {r['target']}{note} | {r['threshold']} | " + " | ".join(cells)
                        + f" | {holds} |")
