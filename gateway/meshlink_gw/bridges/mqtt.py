@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from meshlink.errors import MeshLinkError
 
 from meshlink_gw.config import MqttConfig
-from meshlink_gw.runtime import now_ms
+from meshlink_gw.runtime import LogLimiter, now_ms
 
 from ..transports.base import supervise
 from .mqtt_outbox import Outbox, RateLimiter
@@ -41,8 +41,10 @@ from .mqtt_topics import (
 )
 
 log = logging.getLogger("meshlink.mqtt")
+REFUSAL_LOG_INTERVAL_MS = 1000  # refused commands: one line a second per reason
 
 ONLINE = b"online"
+ASLEEP = b"asleep"  # a sleeping board (HA ignores it: the entities stay available)
 OFFLINE = b"offline"
 MAX_REMEMBERED_IDS = 4096  # message ids we injected, to refuse echoes
 STOP_PUBACK_WAIT_S = 2.0
@@ -92,6 +94,8 @@ class MqttBridge:
         self.config = config
         self.mesh = mesh
         self.stats = _stats()
+        # refused commands: one line per second per reason (a flood must not fill the log)
+        self._refusal_log = LogLimiter(log, REFUSAL_LOG_INTERVAL_MS)
         self.topics = Topics(config.topic_prefix, mesh.gateway_node_id,
                              config.ha_discovery_prefix)
         self._loop = loop
@@ -259,6 +263,10 @@ class MqttBridge:
         """Retained meshlink/<node_id>/status: "online" or "offline"."""
         self._set_retained(self.topics.status(node_id), ONLINE if online else OFFLINE)
 
+    def set_node_asleep(self, node_id: str) -> None:
+        """Retained meshlink/<node_id>/status: "asleep" (a board that will wake)."""
+        self._set_retained(self.topics.status(node_id), ASLEEP)
+
     def _enqueue(self, topic: str, payload: bytes) -> None:
         dropped = self._outbox.append(topic, payload, self.config.qos)
         if dropped:
@@ -378,7 +386,8 @@ class MqttBridge:
 
     def _refuse(self, key: str, topic: str, why: str) -> None:
         self.stats[key] += 1
-        log.warning("event=mqtt_command_refused topic=%s reason=%s", topic, why)
+        self._refusal_log.warning(key, "event=mqtt_command_refused topic=%s reason=%s",
+                                  topic, why)
 
     async def _handle_command(self, msg: InboundMessage) -> None:
         parsed = self.topics.parse_command(msg.topic)
