@@ -268,6 +268,7 @@ class Sim:
         k = None
         cat = ""
         nb = 0
+        awaits = False
         for pid, msg in forward:
             v = idx[pid]
             lat = latu.get(v)
@@ -308,6 +309,7 @@ class Sim:
             if msg is not last:
                 last = msg
                 t = type(msg)
+                awaits = t is MeshMessage and msg.dst is not None
                 if t is MeshMessage or t is Ack:
                     k = self.mid2k.get(msg.message_id)
                     if k is not None and discover:
@@ -343,9 +345,9 @@ class Sim:
             elif not silent:
                 push(heap, (start + dur + 2 * tries * lat, self.seq, EV_LINKFAIL, u, v,
                             self.gen[u]))
-            if v not in awaitu:
-                # now awaiting a reply from v: the heartbeat checks in one
-                # probe interval (and probes v if nothing was heard)
+            if awaits and v not in awaitu:
+                # a directed message expects an answer: the heartbeat checks
+                # in one probe interval (and probes v if nothing was heard)
                 awaitu[v] = now
                 self.seq += 1
                 push(heap, (hb_at, self.seq, EV_HB, u, v, self.gen[u]))
@@ -449,7 +451,6 @@ class Sim:
         loss = self.topo.loss
         rnd = self.rng.random
         single = self.p["probe_tries"] == 1  # the hot default, inlined
-        down_after = self.p["probe_misses"]
         cut = self.cut
         measuring = now >= self.warm
         for v in self.topo.adj[u]:
@@ -463,12 +464,16 @@ class Sim:
                     upv.add(v)
                 r.record_rtt(ids[v], lat[u][v] + lat[v][u], now)
                 lossrun[v] = 0
+                self.heard[u][v] = now
             elif v in upv:
+                # an unanswered ping makes the link suspicious: probes every
+                # probe_interval_ms until anything is heard (the heartbeat)
                 r.record_ping_lost(ids[v], now)
-                n = lossrun.get(v, 0) + 1
-                lossrun[v] = n
-                if n >= down_after:
-                    self._declare_down(u, v, now)
+                lossrun[v] = lossrun.get(v, 0) + 1
+                aw = self.await_since[u]
+                if v not in aw:
+                    aw[v] = now
+                    self._push(now + self.p["probe_interval_ms"], EV_HB, u, v, self.gen[u])
         if measuring:
             nb = 2 * SZ_PROBE * len(self.topo.adj[u])
             self.probe_bytes += nb
@@ -489,9 +494,12 @@ class Sim:
         self.lossrun[u].pop(v, None)
 
     def heartbeat(self, u, v, now):
-        """One probe interval after u sent v a frame: if nothing was heard from v
-        since, u probes it (a Ping, a Pong if it gets through); probe_misses
-        unanswered probes in a row and u's runtime calls peer_down."""
+        """The heartbeat of link u->v (meshlink.liveness on the node): a
+        directed message or a ping to v went unanswered; every
+        probe_interval_ms, if nothing was heard from v since, u probes it (a
+        Ping, a Pong if it gets through); with probe_misses probes unanswered
+        when the next one is due, u's runtime calls peer_down (2 s after the
+        first unanswered frame with the defaults)."""
         since = self.await_since[u].get(v)
         if since is None:
             return
@@ -501,6 +509,12 @@ class Sim:
         if self.heard[u].get(v, -1.0) >= since:
             del self.await_since[u][v]  # answered: nothing to probe
             self.hb_miss[u].pop(v, None)
+            return
+        n = self.hb_miss[u].get(v, 0)
+        if n >= self.p["probe_misses"]:
+            # probe_misses probes unanswered when the next one is due
+            self._declare_down(u, v, now)
+            self.arm_timer(u)
             return
         measuring = now >= self.warm
         if measuring:
@@ -523,13 +537,8 @@ class Sim:
             self.hb_miss[u].pop(v, None)
             self.lossrun[u][v] = 0
             return
-        n = self.hb_miss[u].get(v, 0) + 1
-        self.hb_miss[u][v] = n
-        if n >= self.p["probe_misses"]:
-            self._declare_down(u, v, now)
-            self.arm_timer(u)
-        else:
-            self._push(now + self.p["probe_interval_ms"], EV_HB, u, v, self.gen[u])
+        self.hb_miss[u][v] = n + 1
+        self._push(now + self.p["probe_interval_ms"], EV_HB, u, v, self.gen[u])
 
     # -- traffic -------------------------------------------------------------
     def originate(self, k, now):

@@ -32,17 +32,18 @@ KNOBS = {
     "tx_ms": (0.5, "time to put one message on the wire (queue service time)"),
     "queue_cap": (64, "per-node output queue capacity in messages (overflow drops)"),
     "idle_ping_ms": (5000, "ping interval of every link (feeds record_rtt / "
-                     "record_ping_lost; the node's [node] idle_ping_ms)"),
-    "probe_interval_ms": (500, "probe interval of a link with traffic awaiting a reply "
-                          "(sent to it, nothing heard back since; the node's [node] "
+                     "record_ping_lost; an unanswered one starts the probes; the node's "
+                     "[node] idle_ping_ms)"),
+    "probe_interval_ms": (500, "probe interval of a link whose directed message or ping "
+                          "went unanswered (nothing heard back since; the node's [node] "
                           "probe_interval_ms)"),
-    "probe_misses": (3, "consecutive lost pings or probes before the runtime calls "
+    "probe_misses": (3, "probes unanswered when the next is due before the runtime calls "
                         "peer_down (the node's [node] probe_misses)"),
     "failure_mode": ("silent", "how --churn failures look to the neighbours: silent (no "
                                "error, detected by the heartbeat) | clean (connections "
                                "close, neighbours learn at once)"),
-    "probe_tries": (1, "attempts per ping and per pong (1: one lost attempt loses the probe; "
-                       "more models pings riding a retransmitting link, as over TCP)"),
+    "probe_tries": (1, "attempts per idle ping and per pong (1: one lost attempt loses the "
+                       "ping, which starts the heartbeat probes; those ride the link layer)"),
     "duration_s": (120.0, "measured time after the warm-up, in seconds"),
     "warmup_s": (60.0, "warm-up time (traffic flows, metrics ignore it), in seconds"),
     "drain_s": (32.0, "time after the end to let messages and retries finish "
