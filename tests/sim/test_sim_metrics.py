@@ -59,3 +59,22 @@ def test_traffic_is_split_by_kind_and_airtime_charges_the_neighbourhood():
     assert s["air_wifi_busy_max"] >= s["air_wifi_busy_p50"] > 0
     assert abs(s["air_lora_busy_p50"] / s["air_wifi_busy_p50"] - ratio) < 1e-6 * ratio
     assert 0 < s["air_wifi_ctrl_max"] <= s["air_wifi_busy_max"]
+
+
+def test_recovery_target_needs_every_seed_within_the_threshold():
+    from meshlink_gw.sim.report import verdicts
+
+    def agg(rec, rec_s):
+        m = {"recovered": {"mean": rec, "ci95": None, "n": 2}}
+        if rec_s is not None:
+            m["recovery_s"] = {"mean": sum(rec_s) / len(rec_s), "ci95": None, "n": len(rec_s),
+                               "max": max(rec_s)}
+        return {"target-recovery-d12": {"meshlink": m}}
+
+    def verdict(a):
+        return [v["holds"] for v in verdicts(a) if v["scenario"] == "target-recovery-d12"][0]
+
+    assert verdict(agg(1.0, [1.5, 2.5])) is True
+    assert verdict(agg(1.0, [1.5, 4.5])) is False  # mean 3.0, one seed too slow
+    assert verdict(agg(0.5, [1.0])) is False  # one seed never recovered
+    assert verdict(agg(0.0, None)) is False  # no seed recovered

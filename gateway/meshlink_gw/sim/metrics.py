@@ -318,6 +318,9 @@ def aggregate(runs: list) -> dict:
                     continue
                 mean, ci = mean_ci(vals)
                 m[key] = {"mean": mean, "ci95": ci, "n": sum(v is not None for v in vals)}
+                seen = [v for v in vals if v is not None]
+                if seen:
+                    m[key]["max"] = max(seen)
             ratios = []
             routed = []
             for seed, s in seeds.items():

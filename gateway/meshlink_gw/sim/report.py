@@ -23,7 +23,8 @@ for _d in (12, 6):
         (f"control KB per node per s, degree {_d}", f"target-churn-d{_d}",
          "control_kb_per_node_s", "<=", 1.5, "lazy-push control + announcements + probes"),
         (f"recovery after the most central node fails silently (s), degree {_d}",
-         f"target-recovery-d{_d}", "recovery_s", "<=", 3.0, "every seed must recover"),
+         f"target-recovery-d{_d}", "recovery_s", "<=", 3.0,
+         "every seed must recover, each within the threshold"),
     ]
 
 # Columns of the per-scenario tables: (metric, header, format)
@@ -91,8 +92,13 @@ def verdicts(agg: dict) -> list:
             v = ml["mean"]
             holds = v >= thr if cmp == ">=" else v <= thr
             if metric in ("recovery_probe_intervals", "recovery_s"):
+                # every seed must recover, each within the threshold
                 rec = a["meshlink"].get("recovered")
-                holds = holds and rec is not None and rec["mean"] == 1.0
+                holds = rec is not None and rec["mean"] == 1.0 and ml.get("max", v) <= thr
+        elif metric in ("recovery_probe_intervals", "recovery_s"):
+            rec = a.get("meshlink", {}).get("recovered")
+            if rec is not None and rec.get("mean") is not None:
+                holds = False  # measured, and no seed recovered
         rows.append({"target": label, "scenario": scen, "metric": metric,
                      "threshold": f"{cmp} {thr}", "note": note, "holds": holds,
                      "values": {s: a[s].get(metric) for s in _strategies(a)}})
