@@ -9,16 +9,21 @@ Model (docs/ROUTING.md "Simulator"):
   * loss per attempt: independent (p) or Gilbert-Elliott bursts; latency per
     link fixed (lognormal); each node has one output queue of queue_cap
     messages served at tx_ms each;
-  * the runtime around each router behaves like meshlink_gw's node: probes
-    every probe_ms feed record_rtt / record_ping_lost, down_after lost probes
-    or an exhausted ARQ call peer_down, a successful probe calls peer_up;
+  * the runtime around each router behaves like meshlink_gw's node: idle
+    pings every idle_ping_ms feed record_rtt / record_ping_lost; an
+    unanswered directed message or ping starts the heartbeat's probes
+    (every probe_interval_ms while nothing is heard; probe_misses
+    unanswered when the next is due: peer_down); an exhausted ARQ to a live
+    neighbour or a clean failure calls peer_down at once; a silent failure
+    (the default) gives no error; a successful ping calls peer_up;
   * end-to-end delivery is the node's own code: each node runs a
     meshlink.delivery.Delivery (Ack matching, the retry schedule, expiry,
     duplicate filter) with the node's defaults, and the loop feeds its
     retries and expiries to the router (on_delivery_failed, originate) as
     the node does;
-  * probes are modelled (sampled, counted as control overhead) rather than
-    queued as events, to keep 1000-node runs fast.
+  * idle pings are modelled (sampled, counted as control overhead) rather
+    than queued as events, to keep 1000-node runs fast; heartbeat probes
+    are events.
 """
 
 from __future__ import annotations
