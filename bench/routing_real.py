@@ -152,9 +152,9 @@ async def _run(root: Path, nodes: int, modes: list[str], sim: bool = False) -> l
 
 def run(keep_dir: str | None = None, nodes: int = 30, modes: tuple[str, ...] = ("silent", "kill")
         ) -> list[tuple[str, float, str]]:
-    """`make bench` section: both modes at 30 nodes."""
+    """`make bench` section: both modes at 30 nodes, each also in the simulator."""
     def go(root: Path) -> list[tuple[str, float, str]]:
-        results = asyncio.run(_run(root, nodes, list(modes)))
+        results = asyncio.run(_run(root, nodes, list(modes), sim=True))
         return [row for res in results for row in rows_for(res)]
     if keep_dir:
         return go(Path(keep_dir))
