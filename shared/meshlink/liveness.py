@@ -3,8 +3,8 @@
 Rule: no clock, no socket. The owner reports what crosses the link
 (`sent`, `received`) with `now_ms`, sends a ping when `poll` says PING,
 ends the link when it says DOWN, and wakes at `next_deadline()`. The node
-(one per link, in its peer table) and the simulator drive the same class,
-so both detect a silent neighbour the same way (docs/PROTOCOL.md §4):
+runs one per link (in its peer table); the simulator's engine models the
+same rules (docs/PROTOCOL.md §4) and could drive this class instead:
 
 * idle: a ping every `idle_ping_ms` (an RTT sample and a keepalive);
 * suspicious: once a frame that expects an answer (a ping, a directed
