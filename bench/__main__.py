@@ -19,10 +19,12 @@ SECTIONS = [
     ("core (frames, board link)", "bench.core"),
     ("hybrid handshake and session crypto", "bench.crypto"),
     ("full node over loopback", "bench.node"),
+    ("node failure detection and heartbeat cost", "bench.node_liveness"),
     ("gateway and boards", "bench.boards"),
     ("gateway and boards: over-the-air updates", "bench.boards_ota"),
     ("sleeping boards: energy proxy", "bench.boards_sleep"),
     ("routing simulator", "bench.sim"),
+    ("routing under failures, real processes", "bench.routing_real"),
     ("MQTT bridge", "bench.bridges"),
 ]
 
