@@ -8,7 +8,6 @@
 # interface: tests and the gateway's board tests read them.
 import asyncio
 import gc
-import os
 
 from meshlink._compat import b64decode
 from meshlink.cjson import loads
@@ -53,11 +52,6 @@ class App:
         self._wake = asyncio.Event()
         self._rx_error = None
         self._backoff = link.Backoff(cfg.backoff_min_ms, cfg.backoff_max_ms)
-        try:  # OTA state: this board was updated (else USB-flashed: it never loads app/ota)
-            os.stat(platform.data_path(cfg.base_dir, "ota.json"))
-            self._updated = True
-        except OSError:
-            self._updated = False
         self.bl = None  # the current BoardLink
         self.session_rx = 0  # authentic records in the current session
         self.sleeper = None  # app.sleep.Sleeper when config.json says sleep_ms
@@ -99,8 +93,6 @@ class App:
             provision.unload()
             del provision
             gc.collect()
-        if self._updated:  # OTA: the version line; a new slot must reach the gateway
-            await self._ota(0, None, None)
         await self._link_loop()
 
     # ------------------------------------------------------------ link
@@ -121,8 +113,6 @@ class App:
                 platform.log("LINK up %s %s sid=%08x boot_ctr=%d session=%d%s" % (
                     cfg.transport, bl.peer, bl.client.sid, self.boot_ctr, self.sessions,
                     " resumed=1" if bl.resumed is not None else ""))
-                if self._updated:  # OTA: confirm a trial, report the version
-                    await self._ota(1, bl, None)
                 await self._session(bl)
                 platform.log("REKEY session=%d" % self.sessions)
             except (MeshLinkError, OSError, EOFError, asyncio.TimeoutError) as e:  # noqa: UP041
@@ -205,8 +195,10 @@ class App:
             self.sleeper.granted = True
             self._wake.set()
             return
-        if t == "ota":  # OTA: docs/PROTOCOL.md §8.1
-            await self._ota(2, bl, obj)
+        if t == "ota":  # an update offer (docs/BOARDS.md §13): app/ota.py, loaded only now
+            from app import ota
+
+            await ota.offered(bl, obj)
             return
         if t != "msg":
             platform.log("IGNORED record t=%r" % (t,))
@@ -262,14 +254,6 @@ class App:
             platform.log("RX %d bytes from %s" % (len(data), src))
             return
         platform.log("TEXT from %s: %s" % (src, text))
-
-    async def _ota(self, event, bl, obj):
-        """OTA hooks (docs/BOARDS.md §13), in app/ota.py: loaded only by a board
-        that was updated or is offered an update (every module interns its
-        names for good, and the heap has little room)."""
-        from app import ota
-
-        await ota.hook(self, event, bl, obj)
 
     # ------------------------------------------------------------ sensors
 

@@ -12,7 +12,6 @@ from app import platform
 REBOOT_EXIT = 3  # unix port: the exit code boards/simboot.py boots again on
 TRIAL_MS = 60000  # a new slot must reach its gateway within this, or it reboots back
 STATE_FILE = "ota.json"  # the format is in firmware/otaboot.py
-RX_FLAG = "ota.rx"
 rebooting = False
 state = None  # ota.json as otaboot left it at this boot (None: never updated)
 _base = ""  # config.json's directory, "" or ending in "/"
@@ -58,16 +57,12 @@ def trial():
     return bool(state and state["trial"])
 
 
-def set_rx(on):
-    """Ask for (or clear) the update receiver at the next boot."""
-    if on:
-        with open(_base + RX_FLAG, "w") as f:
-            f.write("1")
-        return
-    try:
-        os.remove(_base + RX_FLAG)
-    except OSError:
-        pass
+def request_rx():
+    """Ask for the update receiver at the next boot: "rx" in ota.json (a board
+    never updated gets a state that is only the request; otaboot takes it)."""
+    st = dict(state) if state else {}
+    st["rx"] = 1
+    write(st)
 
 
 def on_link_up():
@@ -84,7 +79,7 @@ def on_link_up():
 
 def offer(obj):
     """An "ota" record in the app -> (reply, reboot now?). A "begin" it can
-    take reboots the board into the update receiver (RX_FLAG)."""
+    take reboots the board into the update receiver ("rx" in ota.json)."""
     global rebooting
     tid = obj.get("id")
     if obj.get("op") != "begin":
@@ -93,29 +88,42 @@ def offer(obj):
         return {"t": "ota", "op": "reboot", "id": tid}, False
     if trial():
         return {"t": "ota", "op": "fail", "id": tid, "why": "not now (on trial)"}, False
-    set_rx(True)
+    request_rx()
     rebooting = True
     platform.log("OTA offered id=%s version=%s: rebooting into the update receiver" % (
         tid, obj.get("ver")))
     return {"t": "ota", "op": "reboot", "id": tid}, True
 
 
-async def hook(app, event, bl, obj):
-    """The app's OTA events: 0 boot (version line, trial guard), 1 session up
-    (confirm, status record), 2 an "ota" record (offer)."""
-    if state is None and not _loaded:
-        init(app.cfg.base_dir)
-    if event == 0:
+def attach(app):
+    """An updated board (ota.json at boot; main.py calls this): wrap the app's
+    link loop (the version line, the trial guard) and its sessions (confirm
+    a trial, the status record). A board never updated skips this."""
+    init(app.cfg.base_dir)
+    loop, session = app._link_loop, app._session
+
+    async def link_loop():
         platform.log("FIRMWARE version=%s trial=%d" % (version(), trial()))
         if trial():
             asyncio.create_task(trial_guard())
-    elif event == 1:
+        await loop()
+
+    async def on_session(bl):
         await bl.send(on_link_up())
-    else:
-        reply, reboot = offer(obj)
-        await bl.send(reply)
-        if reboot:
-            asyncio.create_task(reboot_after(300, "into the update receiver"))
+        await session(bl)
+
+    app._link_loop, app._session = link_loop, on_session
+
+
+async def offered(bl, obj):
+    """An "ota" record in the app: answer it; a "begin" it can take reboots
+    the board into the update receiver."""
+    if not _loaded:
+        init(bl.cfg.base_dir)
+    reply, reboot = offer(obj)
+    await bl.send(reply)
+    if reboot:
+        asyncio.create_task(reboot_after(300, "into the update receiver"))
 
 
 async def reboot_after(delay_ms, why):

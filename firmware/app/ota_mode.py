@@ -1,9 +1,9 @@
 # The lean update receiver (docs/BOARDS.md "Over-the-air updates"). Rule: a
 # board's heap is nearly full while the app runs (sensors, rules, outbox), so
 # an update is not received there: the app answers the gateway's "begin" by
-# rebooting into this mode (ota.RX_FLAG), which loads only the board
+# rebooting into this mode ("rx" in ota.json), which loads only the board
 # link and the receiver (app/ota_rx.py), takes one transfer, and reboots.
-# The flag is removed at once, so whatever happens the next boot is normal:
+# otaboot.py takes the request, so whatever happens the next boot is normal:
 # a mode that cannot reach its gateway or stalls costs one reboot.
 import asyncio
 import gc
@@ -28,7 +28,6 @@ def _note_heap():
 def run(cfg):
     """Take one update over the board link, then reboot (never returns on a board)."""
     ota.init(cfg.base_dir)
-    ota.set_rx(False)
     try:
         asyncio.run(_main(cfg))
     finally:

@@ -34,7 +34,7 @@ from meshlink_gw.boards import bundle
 log = logging.getLogger("meshlink.gateway.ota")
 
 KIND = "meshlink-firmware"
-BOOT_FILES = ("main.py", "otaboot.py", "otaslot.py")  # USB flash only, never over the air
+BOOT_FILES = ("main.py", "otaboot.py")  # USB flash only, never over the air
 KEY_FILE = "update_key.json"  # the operator's private update key (mode 0600)
 PUB_FILE = "update_key.pub.json"  # its public half: what a gateway verifies with
 SIG_FILE = "manifest.sig.json"
