@@ -84,6 +84,8 @@ def _heap_ok(board):
     budget = int(re.findall(r"budget=(\d+)", out)[0])
     assert app and rx, out[-2000:]
     assert max(app) <= budget and max(rx) <= budget
+    print(f"\nHEAP {board.name}: app alloc max={max(app)}, receiver alloc_peak={max(rx)} "
+          f"(budget {budget})")  # for the report (-s)
     return max(app), max(rx)
 
 

@@ -17,7 +17,7 @@ import signal
 import subprocess
 import sys
 
-REBOOT_EXIT = 3  # = firmware/otaboot.py REBOOT_EXIT
+REBOOT_EXIT = 3  # = firmware/app/ota.py REBOOT_EXIT
 MAX_REBOOTS = 1000  # a firmware that reboots forever is a bug: stop after this many
 _PR_SET_PDEATHSIG = 1
 
