@@ -22,6 +22,7 @@ SECTIONS = [
     ("gateway and boards", "bench.boards"),
     ("routing simulator", "bench.sim"),
     ("MQTT bridge", "bench.bridges"),
+    ("fault recovery", "bench.faults"),
 ]
 
 
