@@ -8,7 +8,8 @@ The sender keeps sending while the gateway is down, so its unacknowledged
 messages sit in its retry backoff when the gateway comes back, sealed for key
 records the restarted gateway no longer holds: only resending them all, oldest
 first, when the link comes up again and when the new record arrives
-(Delivery.retry_now) keeps later sends from overtaking them.
+(Delivery.retry_now) keeps later sends from overtaking them. Through a relay
+the sender's own link never goes down: the new record alone triggers it.
 """
 
 from __future__ import annotations
@@ -80,14 +81,23 @@ class Sender:
         self.thread.join(5)
 
 
-@pytest.mark.parametrize("how", ["kill", "stop"])
-def test_messages_to_a_board_keep_their_order_across_a_gateway_restart(tmp_path, procs, how):
-    listen = f"127.0.0.1:{free_port()}"
-    gw = GatewayProcess(tmp_path / "gw", listen=listen)
-    procs.append(gw)
-    gw.start()
+@pytest.mark.parametrize("how,path", [("kill", "direct"), ("stop", "direct"),
+                                      ("kill", "via a relay")])
+def test_messages_to_a_board_keep_their_order_across_a_gateway_restart(
+        tmp_path, procs, how, path):
     conf = tmp_path / "sender.toml"
     conf.write_text(SENDER_TOML)
+    listen = f"127.0.0.1:{free_port()}"
+    relay = None
+    if path == "via a relay":  # sender -> relay <- gateway: the sender's link stays up
+        relay = Node(tmp_path / "r", listen=listen)
+        procs.append(relay)
+        relay.start()
+        gw = GatewayProcess(tmp_path / "gw", peers=(listen,))
+    else:
+        gw = GatewayProcess(tmp_path / "gw", listen=listen)
+    procs.append(gw)
+    gw.start()
     sender = Node(tmp_path / "s", peers=(listen,), extra=("--config", str(conf)))
     procs.append(sender)
     sender.start()
@@ -109,10 +119,16 @@ def test_messages_to_a_board_keep_their_order_across_a_gateway_restart(tmp_path,
         gw.kill() if how == "kill" else gw.stop()
         for t in texts[15:30]:  # while it is down: retried with backoff
             out.send(info["node_id"], t)
-        gw2 = GatewayProcess(tmp_path / "gw", listen=listen, udp=udp)
-        procs.append(gw2)
-        gw2.start()
-        sender.wait_peers(1)  # gw2 dialled it (the sender's own redial is 10 min away)
+        if relay is None:
+            gw2 = GatewayProcess(tmp_path / "gw", listen=listen, udp=udp)
+            procs.append(gw2)
+            gw2.start()
+            sender.wait_peers(1)  # gw2 dialled it (the sender's own redial is 10 min away)
+        else:
+            gw2 = GatewayProcess(tmp_path / "gw", peers=(listen,), udp=udp)
+            procs.append(gw2)
+            gw2.start()
+            relay.wait_peers(2)
         for t in texts[30:]:
             out.send(info["node_id"], t)
         try:
