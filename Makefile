@@ -38,7 +38,7 @@ test-py: setup
 test-mpy: setup
 	$(PY) tools/run_mpy_tests.py --heap $(MPY_CORE_HEAP)
 
-# Every decoder a remote party reaches, 16 000 inputs each (13 decoders: over
+# Every decoder a remote party reaches, 16 000 inputs each (15 decoders: over
 # 200 000 in total); `make test` runs the same properties at 300 inputs each.
 FUZZ_EXAMPLES ?= 16000
 fuzz: setup

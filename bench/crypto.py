@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from meshlink import messages
 from meshlink.auth import Auth
 from meshlink.nodeid import new_message_id
+from meshlink_gw.crypto.cookie import CookieJar
 from meshlink_gw.crypto.handshake import Initiator, Responder
 from meshlink_gw.crypto.identity import Identity, verify
 from meshlink_gw.crypto.kem import BACKEND_NAMES, KemBackend, get_backend
@@ -175,6 +176,28 @@ def bench_seal(n: int, n_setups: int = 100) -> list[tuple[str, float, str]]:
             ("seal: key record (keys reply payload)", len(raw), "B")]
 
 
+def bench_cookie(n: int) -> list[tuple[str, float, str]]:
+    """A responder's CPU per M1 (docs/PROTOCOL.md §5.3.1): answered with a cookie
+    reply under load, against a full M2 (X25519, ML-KEM encapsulation, Ed25519)
+    measured in the same run; and the bytes of each answer."""
+    ident = Identity.generate()
+    jar = CookieJar(bytes(32))
+    m1s = [Initiator(Identity.generate(), listen_port=1).start() for _ in range(50)]
+    it = iter(m1s * (n * 10 // len(m1s) + 10))
+    cookie_us = _cpu_us(lambda: Responder(ident, listen_port=2).receive_hello(
+        next(it), cookies=jar, source="192.0.2.7", now_ms=0), n)
+    m2_us = _cpu_us(lambda: Responder(ident, listen_port=2).receive_hello(next(it)),
+                    max(1, n // 10))
+    reply = Responder(ident, listen_port=2).receive_hello(m1s[0], cookies=jar,
+                                                          source="192.0.2.7", now_ms=0)
+    m2 = Responder(ident, listen_port=2).receive_hello(m1s[0])
+    return [("cookie: responder cpu, M1 -> cookie reply (under load)", cookie_us, "us"),
+            ("cookie: responder cpu, M1 -> M2 (same run)", m2_us, "us"),
+            ("cookie: M2 cpu / cookie reply cpu", m2_us / cookie_us, "x"),
+            ("cookie: cookie reply payload", len(reply), "B"),
+            ("cookie: M2 payload", len(m2), "B")]
+
+
 def run(n_handshakes: int = 200, n_handshakes_slow: int = 20,
         n_records: int = 200_000, n_e2e: int = 2000) -> list[tuple[str, float, str]]:
     """Run all benchmarks; return (name, value, unit) rows.
@@ -191,6 +214,8 @@ def run(n_handshakes: int = 200, n_handshakes_slow: int = 20,
     rows += bench_records(n_records)
     print("bench: end-to-end signatures", file=sys.stderr)
     rows += bench_end_to_end(n_e2e)
+    print("bench: cookie replies", file=sys.stderr)
+    rows += bench_cookie(n_e2e)
     print("bench: sealed payloads", file=sys.stderr)
     return rows + bench_seal(n_e2e)
 

@@ -7,6 +7,7 @@ Backoff, so the sans-I/O cores they drive see one clock.
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable
@@ -82,3 +83,49 @@ class TokenBucket:
             self.milli -= 1000
             return True
         return False
+
+
+class LogLimiter:
+    """Log lines about refused input (forged messages, bad records, failed
+    handshakes), at most one per interval_ms per kind: a flood costs a
+    counter, not the log. The next line of a kind says how many of its lines
+    were held back since the last one.
+
+    Args:
+        logger: a logging.Logger (any object with .log(level, msg, *args)).
+        interval_ms: per kind, at most one line this often (0: every line).
+        max_kinds: kinds remembered (bounded: a peer chooses nothing here, but
+            a caller may key kinds on a peer); the table is cleared past it.
+        clock: milliseconds (now_ms; a test may drive it).
+    """
+
+    def __init__(self, logger, interval_ms: int = 1000, max_kinds: int = 1024,
+                 clock: Callable[[], int] = now_ms) -> None:
+        self._logger = logger
+        self._clock = clock
+        self.interval_ms = interval_ms
+        self._max_kinds = max_kinds
+        self._last: dict[str, list[int]] = {}  # kind -> [last line ms, lines held back]
+        self.held_back = 0  # lines not written, all kinds
+
+    def log(self, level: int, kind: str, fmt: str, *args: object) -> bool:
+        """Write the line unless a line of this kind was written less than
+        interval_ms ago; True if written."""
+        now = self._clock()
+        slot = self._last.get(kind)
+        if slot is not None and now - slot[0] < self.interval_ms:
+            slot[1] += 1
+            self.held_back += 1
+            return False
+        if slot is None and len(self._last) >= self._max_kinds:
+            self._last.clear()
+        held = slot[1] if slot is not None else 0
+        self._last[kind] = [now, 0]
+        if held:
+            fmt += " (and %d more like this since the last report)"
+            args = args + (held,)
+        self._logger.log(level, fmt, *args)
+        return True
+
+    def warning(self, kind: str, fmt: str, *args: object) -> bool:
+        return self.log(logging.WARNING, kind, fmt, *args)

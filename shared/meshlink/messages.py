@@ -228,6 +228,12 @@ class HandshakeFinish(Message):
     FIELDS = (("body", "body", K_BYTES),)
 
 
+class HandshakeCookie(Message):
+    """A responder under load answers the first flight with a cookie (no KEM work)."""
+    TYPE = "handshake_cookie"
+    FIELDS = (("body", "body", K_BYTES),)
+
+
 class Data(Message):
     """Application bytes for the directly connected peer."""
     TYPE = "data"
@@ -326,8 +332,8 @@ class GatewayBeacon(Message):
 
 
 MESSAGE_TYPES = {}
-for _cls in (Handshake, HandshakeAck, HandshakeFinish, Data, Ping, Pong, MeshMessage, Ack,
-             Error, Close, Beacon, GatewayBeacon):
+for _cls in (Handshake, HandshakeAck, HandshakeFinish, HandshakeCookie, Data, Ping, Pong,
+             MeshMessage, Ack, Error, Close, Beacon, GatewayBeacon):
     MESSAGE_TYPES[_cls.TYPE] = _cls
 
 

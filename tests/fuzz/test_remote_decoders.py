@@ -1,7 +1,8 @@
 """Property-based fuzzing of every decoder a remote party reaches (issue 14):
-node-link frames, messages (beacons included), PQMESH/1 handshake flights and
-session records, board-link messages and records, serial and BLE framing,
-board record payloads and MQTT command topics.
+node-link frames, messages (beacons included), PQMESH/1 handshake flights (a
+loaded responder's M1 with mac2, the initiator's cookie reply) and session
+records, board-link messages and records, serial and BLE framing, board
+record payloads and MQTT command topics.
 
 Property: whatever bytes arrive, the decoder returns or raises a MeshLinkError
 subclass (the typed error); nothing else escapes. Inputs are random bytes and
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import os
 
-from helpers.crypto import pair
+from helpers.crypto import ALICE, BOB, pair, seeded_rng
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from meshlink import blefrag, boardlink, cjson, messages, serialframe
@@ -23,6 +24,8 @@ from meshlink.errors import MeshLinkError
 from meshlink.frames import Deframer, encode_frame
 from meshlink_gw.boards.records import decode_record
 from meshlink_gw.bridges.mqtt_topics import Topics
+from meshlink_gw.crypto.cookie import CookieJar
+from meshlink_gw.crypto.handshake import Initiator, Responder
 from meshlink_gw.crypto.session import Session
 
 EXAMPLES = int(os.environ.get("MESHLINK_FUZZ_EXAMPLES", "300"))
@@ -118,6 +121,36 @@ def test_handshake_m3(data):
     init, resp = pair()
     resp.receive_hello(init.start())
     typed(resp.receive_finish, data)
+
+
+_JAR = CookieJar(bytes(32), rng=lambda n: bytes(n))  # a fixed secret: fixed cookies
+
+
+def _seeded_initiator(cookie: bytes | None = None) -> Initiator:
+    """The same M1 every time (so a cookie reply to it stays valid)."""
+    return Initiator(ALICE, listen_port=7001, rng=seeded_rng(b"fuzz"), cookie=cookie)
+
+
+_REPLY = Responder(BOB, listen_port=7002).receive_hello(
+    _seeded_initiator().start(), cookies=_JAR, source="10.0.0.1", now_ms=0)
+_M1_MAC2 = _seeded_initiator(_JAR.cookie_for("10.0.0.1", 0)).start()
+
+
+@FUZZ
+@given(mutated([_M1, _M1_MAC2]))
+def test_handshake_m1_under_load(data):
+    """A loaded responder: M1 with or without mac2 (cookie reply, M2 or typed error)."""
+    resp = Responder(BOB, listen_port=7002)
+    typed(lambda d: resp.receive_hello(d, cookies=_JAR, source="10.0.0.1", now_ms=0), data)
+
+
+@FUZZ
+@given(mutated([_REPLY, _M2]))
+def test_handshake_cookie_reply(data):
+    """The initiator's answer to M1: a cookie reply, or M2, or anything."""
+    init = _seeded_initiator()
+    init.start()
+    typed(init.receive, data)
 
 
 def _sessions() -> tuple[Session, Session]:

@@ -9,12 +9,16 @@ import asyncio
 import os
 import socket
 import subprocess
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 from boards_harness import GatewayProcess, add_board, bundle_secrets
 from helpers import DEADLINE_S, poll_until, run, wait_until
 from helpers.rigs import start_node
 from meshlink import boardlink, messages
 from meshlink.nodeid import format_id
+from meshlink_gw.crypto.identity import Identity
 from meshlink_gw.runtime import now_ms
 
 from examples.node_proc import meshlink_cmd
@@ -91,6 +95,83 @@ def test_hello_flood_cannot_evict_a_handshake_in_progress(tmp_path, procs):
         assert gw.status()["gateway"]["refusals"].get("unknown_session", 0) == 0
 
 
+FLOOD_HOSTS = ("127.0.0.2", "127.0.0.3", "127.0.0.4", "127.0.0.5")
+FLOOD_MAX = 20_000  # datagrams, whatever happens
+
+
+def _hello_flood(board_id: bytes, gateway: tuple[str, int], stop: threading.Event) -> int:
+    """HELLOs for board_id with fresh nonces from 4 hosts, round after round, until
+    stop is set, FLOOD_MAX datagrams or 2 * DEADLINE_S; returns the count sent."""
+    socks = []
+    for host in FLOOD_HOSTS:
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.bind((host, 0))
+        socks.append(s)
+    sent = 0
+    deadline = time.monotonic() + 2 * DEADLINE_S
+    try:
+        while not stop.is_set() and sent < FLOOD_MAX and time.monotonic() < deadline:
+            for s in socks:
+                s.sendto(boardlink.encode_hello(board_id, 1, os.urandom(16)), gateway)
+                sent += 1
+            stop.wait(0.002)  # ~2000 HELLOs a second: a flood, not a CPU hog
+    finally:
+        for s in socks:
+            s.close()
+    return sent
+
+
+def _challenge(sock: socket.socket) -> bytes:
+    """The next CHALLENGE the gateway sends to this board socket (other datagrams,
+    e.g. for the old session, are skipped); socket.timeout if none comes."""
+    while True:
+        data, _ = sock.recvfrom(2048)
+        if data[:1] == bytes([boardlink.T_CHALLENGE]):
+            return data
+
+
+def test_hello_flood_from_many_hosts_does_not_delay_the_boards_handshake(tmp_path, procs):
+    """HELLOs for a board's cleartext ID from 4 other hosts keep every half-open
+    slot of the board taken. The board, re-handshaking from the host it last
+    authenticated from, gets its CHALLENGE for its first HELLO (no retry, no
+    wait for the flood's slots to expire) and comes online with the new session
+    while the flood goes on. The gateway restarts in between: it remembers
+    the board's host in boards.db."""
+    gw = procs.append(GatewayProcess(tmp_path / "gw")) or procs[-1].start()
+    add_board(gw.data_dir, "victim", gateway=gw.board_udp)
+    psk, board_id, _ = bundle_secrets(gw.data_dir, "victim")
+    stop = threading.Event()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as board:
+        board.settimeout(DEADLINE_S)
+        board.bind(("127.0.0.1", 0))
+        first = boardlink.BoardClient(psk, board_id, 1, os.urandom(16))
+        board.sendto(first.hello(), _udp(gw.board_udp))
+        board.sendto(first.handle_challenge(_challenge(board), now_ms()), _udp(gw.board_udp))
+        gw.wait_board("victim", lambda r: r["online"])
+        gw.stop()
+        gw = procs.append(GatewayProcess(tmp_path / "gw")) or procs[-1].start()
+        gateway = _udp(gw.board_udp)
+        with ThreadPoolExecutor(1) as pool:
+            flood = pool.submit(_hello_flood, board_id, gateway, stop)
+            try:
+                poll_until(lambda: (lambda g: g["half_open"] >= 4 and g["refusals"].get(
+                    "half_open_cap", 0) >= 20)(gw.status()["gateway"]),
+                    what="the flood holds every half-open slot of the board")
+                again = boardlink.BoardClient(psk, board_id, 2, os.urandom(16))
+                board.sendto(again.hello(), gateway)  # once: no retransmission
+                challenge = _challenge(board)
+                assert gw.status()["gateway"]["half_open"] >= 4  # the flood goes on
+                board.sendto(again.handle_challenge(challenge, now_ms()), gateway)
+                poll_until(lambda: gw.status()["gateway"]["stats"].get("sessions", 0) >= 1,
+                           what="the board's session after the restart")
+            finally:
+                stop.set()
+            assert flood.result() > 40
+    st = gw.status()["gateway"]
+    assert st["stats"]["hello_flood_evicted"] >= 1, st  # it took a flooded slot
+    assert st["refusals"].get("unknown_session", 0) == 0, st
+
+
 def test_forged_senders_cannot_fill_a_sleeping_boards_queue(tmp_path, procs):
     """A mesh node queues 150 messages for a sleeping board: it gets its share of
     100. Then 1000 messages under forged sender IDs: dropped (origins are signed,
@@ -118,7 +199,8 @@ def test_forged_senders_cannot_fill_a_sleeping_boards_queue(tmp_path, procs):
                                            origin_id=mid, ttl=8, path=[]))
             if i % 50 == 0:
                 await asyncio.sleep(0)
-        await asyncio.to_thread(gw.wait_log, r"not signed by its origin", count=1000)
+        await asyncio.to_thread(poll_until, lambda: gw.status()["stats"][
+            "forged_messages"] >= 1000, what="1000 forged messages dropped")
         await node.stop()
 
     run(flood())
@@ -130,4 +212,50 @@ def test_forged_senders_cannot_fill_a_sleeping_boards_queue(tmp_path, procs):
         "send", "--data-dir", str(gw.data_dir), "--to", info["node_id"], "operator command"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     poll_until(lambda: queued() == 101, what="the operator's command queued")
+    gw.wait_log(rf"mesh message \S+ from {gw_id} for board sleepy, \d+ hop\(s\): queued")
+
+
+SENDERS = 12  # throw-away identities: 12 x 100 messages is more than 90 % of 1000
+
+
+def test_many_sender_identities_cannot_take_the_operators_reserve(tmp_path, procs):
+    """A hostile neighbour of the gateway (a node that serves 12 throw-away
+    identities, as a rogue gateway would serve boards) floods a sleeping board's
+    queue with 100 messages from each: sealed and signed by their origins, so
+    every one is genuine as far as the gateway can tell (identities are free:
+    the per-sender share of 100 does not stop this). Mesh senders together get
+    90 % of the queue (900 of 1000), the rest is refused, and the operator's
+    own command still gets in."""
+    gw = procs.append(GatewayProcess(tmp_path / "gw")) or procs[-1].start()
+    info = add_board(gw.data_dir, "sleepy", gateway=gw.board_udp)
+
+    def queued() -> int:
+        return gw.boards()["sleepy"]["queued"]
+
+    async def flood() -> int:
+        node = await start_node(tmp_path, "rogue", peers=[_udp(gw.listen)],
+                                retry_interval_ms=600_000, delivery_timeout_ms=600_000)
+        await wait_until(lambda: node.peers.links)
+        sent = 0
+        for _ in range(SENDERS):
+            origin = Identity.generate()
+            node.serve_id(origin.node_id, lambda msg, hops: True, identity=origin)
+            for i in range(100):
+                node.originate(info["node_id"], b"flood %d" % i, src=origin.node_id)
+                sent += 1
+            await asyncio.sleep(0)
+        await asyncio.to_thread(poll_until, lambda: gw.status()["gateway"]["refusals"].get(
+            "queue_full", 0) >= sent - 900, what="the flood past 90 % refused")
+        await node.stop()
+        return sent
+
+    sent = run(flood())
+    assert sent == SENDERS * 100
+    assert queued() == 900  # mesh senders together: 90 % of the queue, not more
+    gw_id = gw.status()["node_id"]
+    # (the board sleeps: the send waits for an ack it will not get; not awaited)
+    procs.append(subprocess.Popen(meshlink_cmd() + [
+        "send", "--data-dir", str(gw.data_dir), "--to", info["node_id"], "operator command"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    poll_until(lambda: queued() == 901, what="the operator's command queued")
     gw.wait_log(rf"mesh message \S+ from {gw_id} for board sleepy, \d+ hop\(s\): queued")

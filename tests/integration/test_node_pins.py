@@ -1,94 +1,78 @@
-"""Peer pinning (issue 14): a static peer given as NODE_ID@HOST:PORT accepts
-only that identity; a HOST:PORT peer is pinned to the first identity met
-there (trust on first use); another identity at a pinned address is refused
-and logged while the node keeps serving its other peers; the operator sees
-and resets pins with `meshlink pins`."""
+"""Peer pinning (issue 14), with real `meshlink node` processes: a static peer
+given as NODE_ID@HOST:PORT accepts only that identity; a HOST:PORT peer is
+pinned to the first identity met there (trust on first use); another
+identity at a pinned address is refused and logged while the node keeps
+serving its other peers; the operator sees and resets pins with `meshlink
+pins`."""
 
 from __future__ import annotations
 
-import asyncio
 import json
-import logging
 
-from helpers import cli, free_port, run, wait_until
-from helpers.rigs import start_node
-from meshlink_gw.config import NodeConfig
-from meshlink_gw.config.schema import parse_peer
+from helpers import free_port, poll_until
+from helpers.procs import Node
 from meshlink_gw.crypto.identity import Identity
-from meshlink_gw.node import Node
+
+FAST = "[node]\nreconnect_max_ms = 300\nping_interval_ms = 200\n"
 
 
-async def _node_at(root, name: str, port: int) -> Node:
-    cfg = NodeConfig(data_dir=root / name, listen=("127.0.0.1", port))
-    node = Node(cfg, Identity.load_or_create(cfg.data_dir))
-    await node.start()
-    return node
+def _start(procs, node: Node) -> Node:
+    procs.append(node)
+    return node.start()
 
 
-async def _victim(root, peer: str, other) -> Node:
-    cfg = NodeConfig(data_dir=root / "victim", listen=("127.0.0.1", 0),
-                     peers=(parse_peer(peer, what="--peer"), other.listen_addr),
-                     reconnect_max_ms=300, ping_interval_ms=200)
-    node = Node(cfg, Identity.load_or_create(cfg.data_dir))
-    await node.start()
-    return node
+def _victim(tmp_path, procs, peer: str, other: Node) -> Node:
+    conf = tmp_path / "victim.toml"
+    conf.write_text(FAST)
+    return _start(procs, Node(tmp_path / "victim", peers=(peer, other.listen),
+                              extra=("--config", str(conf))))
 
 
-async def _refused_while_serving(victim, other, impostor) -> None:
-    before = victim.peers.stats["handshakes_failed"]
-    await wait_until(lambda: victim.peers.stats["handshakes_failed"] >= before + 2,
-                     what=f"two more refused dials than {before}: {victim.peers.stats}")
-    assert impostor.node_id not in victim.peers.links
-    assert (await victim.send(other.node_id, b"others still served")).delivered
+def _peer_ids(node: Node) -> set[str]:
+    return {p["node_id"] for p in node.status()["peers"]}
+
+
+def _refused_while_serving(victim: Node, other: Node, impostor: Node) -> None:
+    before = victim.status()["stats"]["handshakes_failed"]
+    poll_until(lambda: victim.status()["stats"]["handshakes_failed"] >= before + 2,
+               what=f"two more refused dials than {before}")
+    assert impostor.node_id not in _peer_ids(victim)
+    out = victim.cli("send", "--json", "--to", other.node_id, "others still served")
+    assert json.loads(out.stdout)["delivered"], out
 
 
 def test_unpinned_static_peer_is_pinned_on_first_use_and_reset_by_the_operator(
-        tmp_path, caplog):
-    port = free_port()
-
-    async def main():
-        other = await start_node(tmp_path, "other")
-        first = await _node_at(tmp_path, "first", port)
-        victim = await _victim(tmp_path, f"127.0.0.1:{port}", other)
-        await wait_until(lambda: first.node_id in victim.peers.links)
-        await first.stop()
-        await wait_until(lambda: first.node_id not in victim.peers.links)
-        impostor = await _node_at(tmp_path, "impostor", port)
-        await _refused_while_serving(victim, other, impostor)
-        pins = json.loads((await asyncio.to_thread(
-            cli, "pins", "--data-dir", str(tmp_path / "victim"), "--json")).stdout)
-        assert pins[f"127.0.0.1:{port}"] == first.node_id
-        out = await asyncio.to_thread(cli, "pins", "--data-dir", str(tmp_path / "victim"),
-                                      "--reset", f"127.0.0.1:{port}")
-        assert out.returncode == 0, out.stderr
-        # the operator accepted the new identity: the next dial pins it
-        await wait_until(lambda: impostor.node_id in victim.peers.links)
-        assert victim.peers.pins.get(("127.0.0.1", port)) == impostor.node_id
-        for n in (impostor, victim, other):
-            await n.stop()
-
-    with caplog.at_level(logging.WARNING):
-        run(main())
-    assert "pinned 127.0.0.1:%d" % port in caplog.text
-    assert "AuthError" in caplog.text
+        tmp_path, procs):
+    addr = f"127.0.0.1:{free_port()}"
+    other = _start(procs, Node(tmp_path / "other"))
+    first = _start(procs, Node(tmp_path / "first", listen=addr))
+    victim = _victim(tmp_path, procs, addr, other)
+    poll_until(lambda: first.node_id in _peer_ids(victim), what="first peer linked")
+    first.stop()
+    poll_until(lambda: first.node_id not in _peer_ids(victim), what="first peer gone")
+    impostor = _start(procs, Node(tmp_path / "impostor", listen=addr))
+    _refused_while_serving(victim, other, impostor)
+    pins = json.loads(victim.cli("pins", "--json").stdout)
+    assert pins[addr] == first.node_id
+    out = victim.cli("pins", "--reset", addr)
+    assert out.returncode == 0, out.stderr
+    # the operator accepted the new identity: the next dial pins it
+    poll_until(lambda: impostor.node_id in _peer_ids(victim), what="new identity linked")
+    assert json.loads(victim.cli("pins", "--json").stdout)[addr] == impostor.node_id
+    log_text = victim.log_path.read_text()
+    assert f"pinned {addr}" in log_text
+    assert "AuthError" in log_text
 
 
-def test_pinned_static_peer_refuses_another_identity(tmp_path, caplog):
-    port = free_port()
-
-    async def main():
-        other = await start_node(tmp_path, "other")
-        owner = Identity.load_or_create(tmp_path / "owner")
-        impostor = await _node_at(tmp_path, "impostor", port)
-        victim = await _victim(tmp_path, f"{owner.node_id}@127.0.0.1:{port}", other)
-        await _refused_while_serving(victim, other, impostor)
-        await impostor.stop()
-        real = await _node_at(tmp_path, "owner", port)
-        await wait_until(lambda: real.node_id in victim.peers.links)
-        assert real.node_id == owner.node_id
-        for n in (real, victim, other):
-            await n.stop()
-
-    with caplog.at_level(logging.WARNING):
-        run(main())
-    assert "AuthError" in caplog.text
+def test_pinned_static_peer_refuses_another_identity(tmp_path, procs):
+    addr = f"127.0.0.1:{free_port()}"
+    other = _start(procs, Node(tmp_path / "other"))
+    owner = Identity.load_or_create(tmp_path / "owner")
+    impostor = _start(procs, Node(tmp_path / "impostor", listen=addr))
+    victim = _victim(tmp_path, procs, f"{owner.node_id}@{addr}", other)
+    _refused_while_serving(victim, other, impostor)
+    impostor.stop()
+    real = _start(procs, Node(tmp_path / "owner", listen=addr))
+    assert real.node_id == owner.node_id
+    poll_until(lambda: real.node_id in _peer_ids(victim), what="the pinned owner linked")
+    assert "AuthError" in victim.log_path.read_text()

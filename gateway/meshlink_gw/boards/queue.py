@@ -92,8 +92,9 @@ class BoardQueue:
             log.error("cannot queue message %s for board %s: %s", msg.origin_id, name, e)
             self.stats["storage_errors"] += 1
             return False
-        log.info("mesh message %s from %s for board %s, %d hop(s): %s", msg.origin_id,
-                 msg.src, name, hops, status)
+        if status not in ("full", "source_full", "too_large"):  # (refusals: throttled above)
+            log.info("mesh message %s from %s for board %s, %d hop(s): %s", msg.origin_id,
+                     msg.src, name, hops, status)
         return status == "delivered"
 
     def pump(self, link: BoardLink, now: int) -> None:

@@ -75,6 +75,10 @@ CREATE TABLE IF NOT EXISTS delivered (
     delivered_unix_ms INTEGER NOT NULL,
     PRIMARY KEY (board, src, origin_id)
 );
+CREATE TABLE IF NOT EXISTS board_sources (  -- the host of each board's last session
+    name TEXT PRIMARY KEY,
+    host TEXT NOT NULL
+);
 """
 
 
@@ -253,6 +257,18 @@ class BoardRegistry:
         with self._tx():
             self._db.execute("DELETE FROM boards WHERE name = ?", (name,))
             self._db.execute("DELETE FROM queue WHERE board = ?", (name,))
+            self._db.execute("DELETE FROM board_sources WHERE name = ?", (name,))
+
+    def sources(self) -> dict[str, str]:
+        """{board name: the host its last authenticated session came from}."""
+        return dict(self._db.execute("SELECT name, host FROM board_sources").fetchall())
+
+    def set_source(self, name: str, host: str) -> None:
+        """Remember the host board name's session was authenticated from (its
+        HELLOs from there are never crowded out: sessions.py _make_room)."""
+        with self._tx():
+            self._db.execute("INSERT OR REPLACE INTO board_sources (name, host) VALUES (?, ?)",
+                             (name, host))
 
     def touch(self, seen: dict[str, tuple[int, int | None]]) -> None:
         """Store last-seen times and boot counters: {name: (unix_ms, boot_ctr)}."""

@@ -86,6 +86,9 @@ class BoardService:
                                       self._on_established, self._on_record,
                                       self._on_closed)
         self.links = self.sessions.links  # established sessions, by board name
+        # each board's last authenticated host, across restarts (HELLO floods: BOARDS.md §4)
+        self.sessions.trusted_source.update(self.reg.sources())
+        self.sessions.on_trusted_source = self.reg.set_source
         self.half_open = self.sessions.half_open
         self.queue = BoardQueue(node, config, registry, self.sessions, self.refuse,
                                 self.stats, now_ms)

@@ -142,6 +142,10 @@ class BoardSessions:
         self.by_sid: dict[int, BoardLink] = {}
         self.half_open: dict[int, HalfOpen] = {}
         self.half_open_by_hello: dict[bytes, int] = {}
+        # board name -> the host its last authenticated session came from: a HELLO
+        # from there is never crowded out by HELLOs from elsewhere (see _make_room)
+        self.trusted_source: dict[str, str] = {}
+        self.on_trusted_source: Callable[[str, str], None] | None = None  # persists it
         self.dead_sids: OrderedDict[int, tuple[str, str]] = OrderedDict()
 
     # -- input ------------------------------------------------------------------------
@@ -202,7 +206,9 @@ class BoardSessions:
             self.refuse("half_open_cap", "too many handshakes for this board from %s"
                         % _source(peer), rec.name, peer)
             return
-        if len(self.half_open) >= self.cfg.max_half_open:
+        if len(self.half_open) >= self.cfg.max_half_open and \
+                _source(peer) != self.trusted_source.get(rec.name):
+            # (a board's own host is exempt: at most 2 more per board, see _make_room)
             self.refuse("half_open_cap", "too many handshakes in progress", rec.name, peer)
             return
         sid = self._new_sid()
@@ -220,10 +226,15 @@ class BoardSessions:
         them must not evict the handshake of the real board: a new HELLO evicts
         only the oldest half-open handshake of its own source host, or, when
         that source has none, of the source holding the most. A source may
-        hold at most MAX_HALF_OPEN_PER_SOURCE of a board's slots.
+        hold at most MAX_HALF_OPEN_PER_SOURCE of a board's slots. The host the
+        board last authenticated from (trusted_source) is never crowded out:
+        its HELLO takes the oldest slot held elsewhere, and its handshakes are
+        evicted by no other source, so a flood from any number of other hosts
+        cannot delay it.
         """
         mine = [s for s, ho in self.half_open.items() if ho.board.name == name]
         src = _source(peer)
+        trusted = self.trusted_source.get(name)
         by_src: dict[str, list[int]] = {}
         for sid in mine:
             by_src.setdefault(_source(self.half_open[sid].peer), []).append(sid)
@@ -233,7 +244,13 @@ class BoardSessions:
             return True
         if len(mine) < MAX_HALF_OPEN_PER_BOARD:
             return True
-        crowd = max(by_src.values(), key=len)
+        others = [sids for host, sids in by_src.items() if host != trusted]
+        if src == trusted and others:
+            elsewhere = [sid for sids in others for sid in sids]
+            self.drop_half_open(min(elsewhere, key=lambda s: self.half_open[s].created_ms))
+            self.stats["hello_flood_evicted"] += 1
+            return True
+        crowd = max(others, key=len, default=[])
         if len(crowd) < 2:
             return False  # one handshake per source already: evict nobody
         self.drop_half_open(min(crowd, key=lambda s: self.half_open[s].created_ms))
@@ -307,10 +324,22 @@ class BoardSessions:
         self.by_sid[link.sid] = link
         peer.attach(link)
         self.stats["sessions"] += 1
+        self._trust_source(rec.name, _source(peer))
         rec.last_boot_ctr = ho.session.boot_ctr
         log.info("board %s online via %s: session %08x, boot counter %d", rec.name,
                  peer.describe(), ho.session.sid, ho.session.boot_ctr)
         self._on_established(link, now)
+
+    def _trust_source(self, name: str, host: str) -> None:
+        if self.trusted_source.get(name) == host:
+            return
+        self.trusted_source[name] = host
+        if self.on_trusted_source is not None:
+            try:
+                self.on_trusted_source(name, host)
+            except sqlite3.Error as e:  # kept in memory; remembered after a restart no more
+                log.error("cannot store board %s's address: %s", name, e)
+                self.stats["storage_errors"] += 1
 
     # -- records ----------------------------------------------------------------------
     def _on_record_msg(self, data: bytes, peer, now: int) -> None:

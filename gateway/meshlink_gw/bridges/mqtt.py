@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from meshlink.errors import MeshLinkError
 
 from meshlink_gw.config import MqttConfig
-from meshlink_gw.runtime import now_ms
+from meshlink_gw.runtime import LogLimiter, now_ms
 
 from ..transports.base import supervise
 from .mqtt_outbox import Outbox, RateLimiter
@@ -41,6 +41,7 @@ from .mqtt_topics import (
 )
 
 log = logging.getLogger("meshlink.mqtt")
+REFUSAL_LOG_INTERVAL_MS = 1000  # refused commands: one line a second per reason
 
 ONLINE = b"online"
 OFFLINE = b"offline"
@@ -92,6 +93,8 @@ class MqttBridge:
         self.config = config
         self.mesh = mesh
         self.stats = _stats()
+        # refused commands: one line per second per reason (a flood must not fill the log)
+        self._refusal_log = LogLimiter(log, REFUSAL_LOG_INTERVAL_MS)
         self.topics = Topics(config.topic_prefix, mesh.gateway_node_id,
                              config.ha_discovery_prefix)
         self._loop = loop
@@ -378,7 +381,8 @@ class MqttBridge:
 
     def _refuse(self, key: str, topic: str, why: str) -> None:
         self.stats[key] += 1
-        log.warning("event=mqtt_command_refused topic=%s reason=%s", topic, why)
+        self._refusal_log.warning(key, "event=mqtt_command_refused topic=%s reason=%s",
+                                  topic, why)
 
     async def _handle_command(self, msg: InboundMessage) -> None:
         parsed = self.topics.parse_command(msg.topic)

@@ -163,6 +163,12 @@ class NodeConfig:
     handshake_attempts_per_s: int = integer(
         20, "inbound handshakes per second from one host (a prefix: 4x)", ge=1)
     handshake_attempt_burst: int = integer(10, "burst of those", ge=1)
+    cookie_load_half_open: int = integer(
+        16, "under load from this many handshakes in progress (this one included; 0 or 1: "
+        "always): an M1 must then carry a cookie (PROTOCOL.md 5.3.1)", ge=0)
+    cookie_load_attempts_per_s: int = integer(
+        50, "under load above this many M1s per second from all sources: an M1 must then "
+        "carry a cookie", ge=1)
     max_discovery_dials: int = integer(
         16, "addresses suggested by beacons dialed at once (each dropped after 3 "
         "failed dials in a row)", ge=0)
@@ -175,6 +181,9 @@ class NodeConfig:
     inbox_broadcast_max_bytes_per_source: int = integer(
         1 << 20, "broadcast payload bytes kept from one source (its oldest dropped)",
         ge=65536)
+    refusal_log_interval_ms: int = integer(
+        1000, "refused input (forged messages, bad records, failed handshakes) is logged at "
+        "most once per interval per kind, with a count of the lines held back (0: all)")
     max_pending_sends: int = integer(10_000, "directed sends awaiting an ack; more are refused")
 
     def finish(self, where: str) -> NodeConfig:

@@ -35,6 +35,7 @@ from meshlink.errors import (
 from meshlink.nodeid import node_id_text_from_public_key
 
 from meshlink_gw.crypto import kem
+from meshlink_gw.crypto.cookie import MAC2_BYTES, CookieJar, compute_mac2, open_cookie_reply
 from meshlink_gw.crypto.identity import (
     ED25519_PUBLIC_BYTES,
     ED25519_SIGNATURE_BYTES,
@@ -70,6 +71,7 @@ ENC_ID_BYTES = ED25519_PUBLIC_BYTES + TAG_BYTES  # 48
 ENC_SIG_BYTES = ED25519_SIGNATURE_BYTES + TAG_BYTES  # 80
 AUTH_BYTES = ENC_ID_BYTES + ENC_SIG_BYTES  # 128 = the whole M3 body
 M1_BODY_BYTES = kem.X25519_BYTES + kem.MLKEM768_EK_BYTES + MAC1_BYTES  # 1232
+M1_COOKIE_BODY_BYTES = M1_BODY_BYTES + MAC2_BYTES  # 1248: M1 retried with mac2 (§5.3.1)
 M2_BODY_BYTES = kem.X25519_BYTES + kem.MLKEM768_CT_BYTES + AUTH_BYTES  # 1248
 M3_BODY_BYTES = AUTH_BYTES
 
@@ -107,7 +109,17 @@ def compute_mac1(key: bytes, offer: bytes, e_pub: bytes, ek: bytes) -> bytes:
     return hmac.digest(key, LABEL_MAC1 + offer + e_pub + ek, "sha256")[:MAC1_BYTES]
 
 
-def _decode(payload: bytes, cls: type[messages.Message]) -> Any:
+class CookieRequired(HandshakeError):
+    """The responder is under load and answered M1 with a cookie reply instead of
+    M2 (PROTOCOL.md §5.3.1): dial again with Initiator(..., cookie=e.cookie)."""
+
+    def __init__(self, cookie: bytes) -> None:
+        super().__init__("responder under load answered with a cookie: retry with it")
+        self.cookie = cookie
+
+
+def _decode(payload: bytes, cls: type[messages.Message] | tuple[type[messages.Message], ...]
+            ) -> Any:
     """Decode one handshake payload and check its type.
 
     Raises:
@@ -126,8 +138,9 @@ def _decode(payload: bytes, cls: type[messages.Message]) -> Any:
     if not canonical:
         raise DecodeError("handshake payload is not canonical JSON")
     msg = messages.from_obj(obj)
-    if type(msg) is not cls:
-        raise HandshakeError("expected %s, got %s" % (cls.TYPE, msg.TYPE))
+    wanted = cls if isinstance(cls, tuple) else (cls,)
+    if type(msg) not in wanted:
+        raise HandshakeError("expected %s, got %s" % (wanted[0].TYPE, msg.TYPE))
     return msg
 
 
@@ -252,15 +265,19 @@ class Initiator(_Handshake):
 
     expected_node_id, if given, must match the responder's identity (AuthError
     otherwise, checked before its signature). rng(n) supplies key material.
+    cookie, if given (from a CookieRequired), adds mac2 to M1 (§5.3.1).
     """
 
     def __init__(self, identity: Identity, *, listen_port: int,
                  network_psk: bytes | None = None, expected_node_id: str | None = None,
                  backend: kem.KemBackend | None = None,
-                 rng: Callable[[int], bytes] = os.urandom, epoch: int = 1) -> None:
+                 rng: Callable[[int], bytes] = os.urandom, epoch: int = 1,
+                 cookie: bytes | None = None) -> None:
         super().__init__(identity, listen_port, network_psk, backend, rng, epoch)
         self._expected_node_id = expected_node_id
         self._private: Any = None
+        self._cookie = cookie
+        self._mac1 = b""
 
     def start(self) -> bytes:
         """Build M1 (a messages.Handshake payload).
@@ -275,9 +292,12 @@ class Initiator(_Handshake):
         self._private = (e_priv, dk)
         offer = offer_bytes([VERSION], [SUITE], self._listen_port)
         mac1 = compute_mac1(self._mac1_key, offer, e_pub, ek)
+        self._mac1 = mac1
+        body = e_pub + ek + mac1
+        if self._cookie is not None:
+            body += compute_mac2(self._cookie, offer + body)
         payload = messages.Handshake(versions=[VERSION], suites=[SUITE],
-                                     listen_port=self._listen_port,
-                                     body=e_pub + ek + mac1).encode()
+                                     listen_port=self._listen_port, body=body).encode()
         self._state.mix_hash(payload)
         self._phase = "sent_m1"
         return payload
@@ -288,6 +308,8 @@ class Initiator(_Handshake):
         now_ms, if given, becomes session.created_ms.
 
         Raises:
+            CookieRequired: the responder answered with a cookie reply (this object
+            is then spent: dial again with a new Initiator given the cookie).
             LocalProtocolError: start() not called yet.
             HandshakeError: wrong message/phase, bad KEM or X25519 input.
             VersionError: not our version/suite. DecodeError: malformed.
@@ -298,7 +320,9 @@ class Initiator(_Handshake):
         return cast(bytes, self._run("sent_m1", self._receive_m2, payload, now_ms))
 
     def _receive_m2(self, payload: bytes, now_ms: int | None) -> bytes:
-        ack = _decode(payload, messages.HandshakeAck)
+        ack = _decode(payload, (messages.HandshakeAck, messages.HandshakeCookie))
+        if type(ack) is messages.HandshakeCookie:
+            raise CookieRequired(open_cookie_reply(self._psk, ack.body, self._mac1))
         if ack.version != VERSION or ack.suite != SUITE:
             raise VersionError("responder chose version %r suite %r" % (ack.version, ack.suite))
         _check_body(ack.body, M2_BODY_BYTES, "M2")
@@ -334,17 +358,26 @@ class Responder(_Handshake):
         super().__init__(identity, listen_port, network_psk, backend, rng, epoch)
         self._private: Any = None
         self._peer_listen_port = 0
+        self._cookies: CookieJar | None = None
+        self._source = ""
+        self._now_ms = 0
+        self.cookie_sent = False
 
-    def receive_hello(self, payload: bytes) -> bytes:
+    def receive_hello(self, payload: bytes, *, cookies: CookieJar | None = None,
+                      source: str = "", now_ms: int = 0) -> bytes:
         """Process M1 (messages.Handshake); return M2 (messages.HandshakeAck).
 
-        mac1 is checked before any asymmetric work.
+        mac1 is checked before any asymmetric work. cookies, when given, means
+        the responder is under load (§5.3.1): an M1 without a valid mac2 for
+        source's cookie is answered with a cookie reply instead (no KEM work;
+        cookie_sent is then True and the handshake is over).
 
         Raises:
             VersionError: the offer lacks version 1 or our suite (no fallback).
             DecodeError: malformed. AuthError: bad mac1 (wrong network PSK).
             HandshakeError: wrong message/phase, bad ML-KEM key, low-order X25519 key.
         """
+        self._cookies, self._source, self._now_ms = cookies, source, now_ms
         return cast(bytes, self._run("new", self._receive_m1, payload, None))
 
     def receive_finish(self, payload: bytes, *, now_ms: int | None = None) -> None:
@@ -363,15 +396,35 @@ class Responder(_Handshake):
             raise VersionError("no supported version in offer %r" % (hello.versions,))
         if SUITE not in hello.suites:
             raise VersionError("suite %s not offered (no classical fallback)" % SUITE)
-        _check_body(hello.body, M1_BODY_BYTES, "M1")
-        e_i, ek, mac1 = hello.body[:32], hello.body[32:1216], hello.body[1216:]
+        if len(hello.body) != M1_COOKIE_BODY_BYTES:
+            _check_body(hello.body, M1_BODY_BYTES, "M1")
+        e_i, ek, mac1 = hello.body[:32], hello.body[32:1216], hello.body[1216:1232]
         offer = offer_bytes(hello.versions, hello.suites, hello.listen_port)
         if not hmac.compare_digest(mac1, compute_mac1(self._mac1_key, offer, e_i, ek)):
             raise AuthError("M1 mac1 does not verify (wrong network key?)")
 
+    def _cookie_reply(self, hello: Any) -> bytes | None:
+        """Under load, the cookie reply for an M1 without a valid mac2; else None."""
+        jar = self._cookies
+        if jar is None:
+            return None
+        body = hello.body
+        mac2 = body[M1_BODY_BYTES:]
+        covered = offer_bytes(hello.versions, hello.suites, hello.listen_port) + \
+            body[:M1_BODY_BYTES]
+        if len(mac2) == MAC2_BYTES and jar.mac2_valid(self._source, self._now_ms, covered,
+                                                      mac2):
+            return None
+        return jar.reply(self._source, self._now_ms, body[1216:M1_BODY_BYTES])
+
     def _receive_m1(self, payload: bytes, now_ms: int | None) -> bytes:
         hello = _decode(payload, messages.Handshake)
         self._check_offer(hello)
+        reply = self._cookie_reply(hello)
+        if reply is not None:  # stateless: nothing kept, nothing asymmetric computed
+            self.cookie_sent = True
+            self._fail()
+            return reply
         e_i, ek = hello.body[:32], hello.body[32:1216]
         state = self._state
         state.mix_hash(bytes(payload))

@@ -4,15 +4,18 @@ Rule: no I/O; the caller passes now_ms. Everything here is kept per source
 (the remote host, and its prefix: IPv4 /24, IPv6 /64) and is bounded: an
 unauthenticated sender gets at most a few half-open handshakes and a few
 handshake attempts per second, and the table of sources itself never holds
-more than max_sources entries (idle ones are forgotten first).
+more than max_sources entries (idle ones are forgotten first). Under load
+(LoadGate) an M1 costs a KEM encapsulation only if it carries a cookie.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
+from meshlink_gw.crypto.cookie import CookieJar
 from meshlink_gw.runtime import TokenBucket
 
 MAX_SOURCES = 4096  # hosts and prefixes remembered; the oldest idle ones go first
@@ -103,3 +106,27 @@ class Admission:
                 break
             if self._sources[key].half_open == 0:
                 del self._sources[key]
+
+
+class LoadGate:
+    """When the node is under load, every M1 must carry a cookie (PROTOCOL.md §5.3.1).
+
+    Under load: `half_open()` (handshakes in progress, the one asking
+    included) has reached load_half_open, or more than attempts_per_s M1s
+    (all sources) arrived in the last second (a token bucket). Then jar()
+    hands the responder the CookieJar; otherwise None (no cookie needed).
+    """
+
+    def __init__(self, network_key: bytes | None, load_half_open: int, attempts_per_s: int,
+                 half_open: Callable[[], int], now_ms: int) -> None:
+        self.cookies = CookieJar(network_key if network_key is not None else bytes(32))
+        self.load_half_open = load_half_open
+        self._half_open = half_open
+        self._m1s = TokenBucket(attempts_per_s, attempts_per_s, now_ms)
+
+    def jar(self, now_ms: int) -> CookieJar | None:
+        """Count one M1; the CookieJar if the node is under load, else None."""
+        over_rate = not self._m1s.take(now_ms)
+        if over_rate or self._half_open() >= self.load_half_open:
+            return self.cookies
+        return None

@@ -54,6 +54,7 @@ class Discovery:
         self._transport: asyncio.DatagramTransport | None = None
         # the last address of each node ID, newest last; bounded (beacons are forgeable)
         self.seen: OrderedDict[str, tuple[str, int]] = OrderedDict()
+        self.heard = 0  # beacons of other nodes received
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
@@ -70,6 +71,7 @@ class Discovery:
     def _on_beacon(self, msg: messages.Beacon, addr: tuple[str, int]) -> None:
         if msg.node_id == self.node_id:
             return
+        self.heard += 1
         tcp_addr = (addr[0], msg.port)
         if self.seen.get(msg.node_id) != tcp_addr:
             # at INFO only while the table has room: forged beacons must not flood the log

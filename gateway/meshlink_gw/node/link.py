@@ -19,7 +19,7 @@ from meshlink import messages
 from meshlink.errors import MeshLinkError, ProtocolError, SessionExpiredError, TransportError
 from meshlink.frames import Deframer, encode_frame
 
-from meshlink_gw.crypto.handshake import Initiator, Responder
+from meshlink_gw.crypto.handshake import CookieRequired, Initiator, Responder
 from meshlink_gw.crypto.session import REJECT_AFTER_MS, REKEY_AFTER_MS, Session
 from meshlink_gw.runtime import now_ms
 
@@ -42,6 +42,10 @@ class LinkParams:
     # an operator may shorten a session's life (never lengthen it): PROTOCOL.md §5.4
     rekey_after_ms: int = REKEY_AFTER_MS
     reject_after_ms: int = REJECT_AFTER_MS
+    # node.admission.LoadGate: under load an M1 needs a cookie (PROTOCOL.md §5.3.1)
+    load_gate: Any = None
+    # runtime.LogLimiter for dropped records (a flood of them must not fill the log)
+    refusal_log: Any = None
 
 
 class PeerConnection:
@@ -50,7 +54,7 @@ class PeerConnection:
     def __init__(self, params: LinkParams, reader: asyncio.StreamReader,
                  writer: asyncio.StreamWriter, *, outbound: bool,
                  dial_addr: tuple[str, int] | None = None,
-                 expected_node_id: str | None = None) -> None:
+                 expected_node_id: str | None = None, cookie: bytes | None = None) -> None:
         self.params = params
         self.reader = reader
         self.writer = writer
@@ -67,6 +71,12 @@ class PeerConnection:
         self.closed = False
         self.bad_records = 0
         self.records_rejected = 0
+        # cookies (§5.3.1): ours for a dial, the one a loaded responder sent us,
+        # whether we answered with one, whether we answered with M2 (KEM work)
+        self.cookie = cookie
+        self.cookie_received: bytes | None = None
+        self.cookie_sent = False
+        self.m2_sent = False
         self._deframer = Deframer(params.max_frame_bytes)
         self._pending: deque[bytes] = deque()
         self._out: list[bytes] = []
@@ -103,7 +113,9 @@ class PeerConnection:
 
     # -- handshake -------------------------------------------------------
     async def handshake(self) -> None:
-        """Run the hybrid handshake within the deadline.
+        """Run the hybrid handshake within the deadline. It ends without a
+        session (session None) when a cookie was sent (cookie_sent: we are
+        under load) or received (cookie_received: dial again with it).
 
         Raises:
             ProtocolError subclasses: the peer failed the handshake.
@@ -112,24 +124,38 @@ class PeerConnection:
         """
         timeout_s = self.params.handshake_timeout_ms / 1000
         await asyncio.wait_for(self._handshake(), timeout_s)
-        self.established_ms = now_ms()
+        if self.session is not None:
+            self.established_ms = now_ms()
 
     async def _handshake(self) -> None:
         prm = self.params
         if self.outbound:
             init = Initiator(prm.identity, listen_port=prm.listen_port,
                              network_psk=prm.network_key,
-                             expected_node_id=self.expected_node_id)
+                             expected_node_id=self.expected_node_id, cookie=self.cookie)
             self._write_frame(init.start())
             self._flush()
-            self._write_frame(init.receive(await self._read_frame(), now_ms=now_ms()))
+            try:
+                m3 = init.receive(await self._read_frame(), now_ms=now_ms())
+            except CookieRequired as e:
+                self.cookie_received = e.cookie
+                return
+            self._write_frame(m3)
             self._flush()
             hs: Initiator | Responder = init
         else:
             resp = Responder(prm.identity, listen_port=prm.listen_port,
                              network_psk=prm.network_key)
-            self._write_frame(resp.receive_hello(await self._read_frame()))
+            m1 = await self._read_frame()
+            now = now_ms()
+            jar = prm.load_gate.jar(now) if prm.load_gate is not None else None
+            self._write_frame(resp.receive_hello(m1, cookies=jar, source=self.remote_addr[0],
+                                                 now_ms=now))
             self._flush()
+            if resp.cookie_sent:
+                self.cookie_sent = True  # stateless: the connection ends here
+                return
+            self.m2_sent = True
             resp.receive_finish(await self._read_frame(), now_ms=now_ms())
             hs = resp
         session = hs.session
@@ -187,8 +213,13 @@ class PeerConnection:
         except ProtocolError as e:
             self.records_rejected += 1
             self.bad_records += 1
-            log.warning("peer=%s dropped record: %s: %s", self.peer_node_id,
-                        type(e).__name__, e)
+            if self.params.refusal_log is not None:
+                self.params.refusal_log.warning(
+                    "bad_record " + type(e).__name__, "peer=%s dropped record: %s: %s",
+                    self.peer_node_id, type(e).__name__, e)
+            else:
+                log.warning("peer=%s dropped record: %s: %s", self.peer_node_id,
+                            type(e).__name__, e)
             if self.bad_records >= MAX_BAD_RECORDS:
                 raise TransportError(f"{self.bad_records} bad records in a row")
             return None

@@ -56,7 +56,7 @@ from meshlink_gw.node.pins import PinStore
 from meshlink_gw.node.store import Inbox, Received
 from meshlink_gw.probes import parse_probe, parse_trace, probe_data, trace_data
 from meshlink_gw.routing_log import RoutingLog
-from meshlink_gw.runtime import now_ms
+from meshlink_gw.runtime import LogLimiter, now_ms
 from meshlink_gw.tasks import TaskSet
 
 log = logging.getLogger("meshlink.node")
@@ -148,6 +148,8 @@ class Node:
                                is_local=self.local_ids.__contains__,
                                pins=PinStore(config.data_dir))
         self._futures: dict[str, asyncio.Future] = {}  # origin_id -> SendResult future
+        # refused input is logged once per interval per kind: a flood must not fill the log
+        self.log_limit = LogLimiter(log, config.refusal_log_interval_ms)
         self.inbox_changed = asyncio.Event()
         self.deliver_hooks: list[Callable[[Received], None]] = []
         self.served: dict[str, Callable[[messages.MeshMessage, int], bool]] = {}
@@ -256,7 +258,8 @@ class Node:
             mid = _new_id()
             self._deliver(peer_id, self.node_id, mid, mid, msg.data, 1)
         else:
-            log.warning("peer=%s sent %s after the handshake; ignored", peer_id, t)
+            self.log_limit.warning("after_handshake", "peer=%s sent %s after the handshake; "
+                                   "ignored", peer_id, t)
         self._arm_timer()
 
     def _on_routed(self, peer_id: str, msg) -> None:
@@ -348,8 +351,9 @@ class Node:
                 msg.data = self.e2e.open(msg.src, msg.dst or "", data, now)
                 return True
             except (DecodeError, AuthError) as e:
-                log.warning("dropped a sealed message that did not open: from=%s to=%s id=%s "
-                            "via peer=%s: %s", msg.src, msg.dst, msg.message_id, peer_id, e)
+                self.log_limit.warning(
+                    "sealed_not_open", "dropped a sealed message that did not open: from=%s "
+                    "to=%s id=%s via peer=%s: %s", msg.src, msg.dst, msg.message_id, peer_id, e)
                 self._send_record(msg.dst or "", msg.src, now)  # it may hold an old record
                 return False
         if data == KEYS_REQUEST:
@@ -363,8 +367,9 @@ class Node:
         if parse_probe(data) is not None or parse_trace(data) is not None:
             return True
         self.counters["unsealed_dropped"] += 1
-        log.warning("dropped an unsealed directed message: from=%s to=%s id=%s via peer=%s",
-                    msg.src, msg.dst, msg.message_id, peer_id)
+        self.log_limit.warning("unsealed", "dropped an unsealed directed message: from=%s "
+                               "to=%s id=%s via peer=%s", msg.src, msg.dst, msg.message_id,
+                               peer_id)
         return False
 
     def _send_record(self, us: str, to: str, now: int | None) -> None:
@@ -382,8 +387,8 @@ class Node:
     def _on_record(self, peer_id: str, msg: messages.MeshMessage, raw: bytes, now: int) -> None:
         before = self.e2e.records.get(msg.src)
         if not self.e2e.learn(msg.src, raw):
-            log.warning("refused a key record that is not its sender's: from=%s via peer=%s",
-                        msg.src, peer_id)
+            self.log_limit.warning("foreign_record", "refused a key record that is not its "
+                                   "sender's: from=%s via peer=%s", msg.src, peer_id)
             return
         self.send_ack_for(msg)
         if self.e2e.records.get(msg.src) is not before:
@@ -419,8 +424,9 @@ class Node:
         if self.delivery.authentic(msg):
             return True
         self.counters["forged_messages"] += 1
-        log.warning("dropped a mesh message not signed by its origin: from=%s to=%s id=%s "
-                    "via peer=%s", msg.src, msg.dst or "*", msg.message_id, peer_id)
+        self.log_limit.warning("forged_message", "dropped a mesh message not signed by its "
+                               "origin: from=%s to=%s id=%s via peer=%s", msg.src,
+                               msg.dst or "*", msg.message_id, peer_id)
         return False
 
     def dispatch(self, forward: list) -> None:
@@ -545,8 +551,8 @@ class Node:
         forged = self.delivery.forged_acks
         done = self.delivery.on_ack(ack, now)
         if self.delivery.forged_acks != forged:
-            log.warning("dropped an ack that is no delivery proof: from=%s for=%s",
-                        ack.src, ack.ack_for)
+            self.log_limit.warning("forged_ack", "dropped an ack that is no delivery proof: "
+                                   "from=%s for=%s", ack.src, ack.ack_for)
             return  # credits no route: a next hop that yields no proofs is dropped
         self.router.on_ack(ack, now)
         if done is not None:
@@ -779,7 +785,11 @@ class Node:
     def stats(self) -> dict[str, int]:
         """A snapshot of the node's and its links' counters."""
         dv = getattr(self.router.strategy, "dv", None)
+        pre_auth = {k: self.peers.stats[k] for k in (
+            "connections_refused", "links_established", "links_evicted", "handshakes_answered",
+            "cookie_replies", "cookies_received", "flaps")}
         return dict(self.counters, handshakes_failed=self.peers.stats["handshakes_failed"],
+                    **pre_auth,
                     records_rejected=self.peers.records_rejected(),
                     forged_acks=self.delivery.forged_acks, **self.e2e.counters,
                     forged_routes=dv.forged if dv is not None else 0)
@@ -795,6 +805,7 @@ class Node:
             "peers": self.peers.describe(scores),
             "pending": self.delivery.pending_count(),
             "stats": self.stats,
+            "admission": self.peers.admission_status(self.discovery),
             "time_unix": time.time(),
         }
 

@@ -19,23 +19,27 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from meshlink import messages
 from meshlink.errors import ProtocolError, TransportError
 
 from meshlink_gw.config import NodeConfig
-from meshlink_gw.node.admission import Admission
+from meshlink_gw.node.admission import Admission, LoadGate
 from meshlink_gw.node.known_peers import KnownPeers
 from meshlink_gw.node.link import LinkParams, PeerConnection
 from meshlink_gw.node.pins import PinStore
-from meshlink_gw.runtime import Backoff, now_ms
+from meshlink_gw.runtime import Backoff, LogLimiter, now_ms
 from meshlink_gw.tasks import TaskSet
 
 log = logging.getLogger("meshlink.peers")
 
-REFUSAL_LOG_INTERVAL_MS = 1000
 STABLE_LINK_MS = 10_000  # a link that lasts this long resets its dialer's backoff
 DISCOVERY_DIAL_TRIES = 3  # failed dials in a row before a suggested address is dropped
+# a peer's cookie (PROTOCOL.md §5.3.1) is valid 120 to 240 s after it was made: reuse it
+# for dials to the same address for a little less than the shortest of those
+COOKIE_REUSE_MS = 110_000
+MAX_COOKIES = 256  # addresses whose cookie we keep
 
 _LINK_ERRORS = (ProtocolError, TransportError, OSError, EOFError, asyncio.IncompleteReadError,
                 asyncio.TimeoutError)
@@ -77,7 +81,13 @@ class PeerTable:
                  pins: PinStore | None = None) -> None:
         self.config = config
         self.node_id = node_id
-        self.params = params
+        # refused input: one line per interval per kind (a flood must not fill the log)
+        self.log_limit = LogLimiter(log, config.refusal_log_interval_ms)
+        self.params = dataclasses.replace(params, load_gate=LoadGate(  # cookies: §5.3.1
+            params.network_key, config.cookie_load_half_open,
+            config.cookie_load_attempts_per_s, lambda: self.half_open, now_ms()),
+            refusal_log=LogLimiter(logging.getLogger("meshlink.conn"),
+                                   config.refusal_log_interval_ms))
         self.events = events
         self.is_local = is_local
         self.pins = pins
@@ -85,14 +95,17 @@ class PeerTable:
         self.closing = False
         self.stats = {"handshakes_failed": 0, "records_rejected": 0,
                       "connections_refused": 0, "links_evicted": 0, "flaps": 0,
-                      "links_established": 0}
+                      "links_established": 0,
+                      # cookies (§5.3.1): M2s sent (each an encapsulation and a signature),
+                      # cookie replies sent instead (no KEM work), cookies we were sent
+                      "handshakes_answered": 0, "cookie_replies": 0, "cookies_received": 0}
         self.admission = Admission(config.max_half_open_per_host,
                                    config.handshake_attempts_per_s,
                                    config.handshake_attempt_burst)
-        self._refusal_logged_ms = -REFUSAL_LOG_INTERVAL_MS
         self._expected_ids: set[str] = set()  # node IDs our static dialers expect
         self._static_addrs: set[tuple[str, int]] = set()
         self._suggested: set[tuple[str, int]] = set()  # discovery dialers (bounded)
+        self._suggested_most = 0  # the most discovery dialers ever running at once
         self.links: dict[str, PeerConnection] = {}
         self.state: dict[str, _PeerState] = {}
         self.half_open = 0
@@ -103,6 +116,7 @@ class PeerTable:
         # waited out its backoff: the wait ends and the backoff starts afresh
         self._back: dict[tuple[str, int], asyncio.Event] = {}
         self._rekeying: set[str] = set()  # peers with a rekey dial in progress
+        self._cookies: dict[tuple[str, int], tuple[bytes, int]] = {}  # addr -> (cookie, ms)
         self.known = KnownPeers(config.data_dir)
 
     def get(self, peer_id: str) -> PeerConnection | None:
@@ -141,16 +155,20 @@ class PeerTable:
             self.admission.done(host)
 
     def _log_refusal(self, host: str, why: str) -> None:
-        """One line per REFUSAL_LOG_INTERVAL_MS at most (a flood must not flood the log)."""
-        now = now_ms()
-        if now - self._refusal_logged_ms >= REFUSAL_LOG_INTERVAL_MS:
-            self._refusal_logged_ms = now
-            log.warning("refusing connection from %s: %s (%d refused so far)", host, why,
-                        self.stats["connections_refused"])
+        """One line per refusal_log_interval_ms at most (a flood must not flood the log)."""
+        self.log_limit.warning("connection refused", "refusing connection from %s: %s "
+                               "(%d refused so far)", host, why,
+                               self.stats["connections_refused"])
 
-    async def connect(self, addr: tuple[str, int], expected_node_id: str | None = None
-                      ) -> PeerConnection | None:
-        """Dial addr once and run the handshake; None if it failed (logged)."""
+    async def connect(self, addr: tuple[str, int], expected_node_id: str | None = None,
+                      cookie: bytes | None = None) -> PeerConnection | None:
+        """Dial addr once and run the handshake; None if it failed (logged). A
+        peer under load answers with a cookie: then dial once more, with it.
+        A cookie is kept per address for COOKIE_REUSE_MS and sent with the
+        next dials there (a peer not under load ignores it)."""
+        retry = cookie is not None
+        if cookie is None:
+            cookie = self._cookie_for(addr)
         try:
             reader, writer = await asyncio.wait_for(
                 asyncio.open_connection(addr[0], addr[1], limit=1 << 20),
@@ -159,8 +177,27 @@ class PeerTable:
             log.debug("dial %s:%d failed: %s", addr[0], addr[1], e)
             return None
         conn = PeerConnection(self.params, reader, writer, outbound=True, dial_addr=addr,
-                              expected_node_id=expected_node_id)
-        return await self._establish(conn)
+                              expected_node_id=expected_node_id, cookie=cookie)
+        established = await self._establish(conn)
+        if conn.cookie_received is not None:
+            self._remember_cookie(addr, conn.cookie_received)
+            if not retry:
+                return await self.connect(addr, expected_node_id, conn.cookie_received)
+            self.log_limit.warning("cookie again", "dial %s:%d: the peer asked for a cookie "
+                                   "again (under load?); the dial failed", *addr)
+        return established
+
+    def _cookie_for(self, addr: tuple[str, int]) -> bytes | None:
+        got = self._cookies.get(addr)
+        if got is None or now_ms() - got[1] >= COOKIE_REUSE_MS:
+            return None
+        return got[0]
+
+    def _remember_cookie(self, addr: tuple[str, int], cookie: bytes) -> None:
+        self._cookies.pop(addr, None)
+        self._cookies[addr] = (cookie, now_ms())
+        while len(self._cookies) > MAX_COOKIES:
+            del self._cookies[next(iter(self._cookies))]  # the oldest first
 
     async def _establish(self, conn: PeerConnection) -> PeerConnection | None:
         self.half_open += 1
@@ -168,13 +205,19 @@ class PeerTable:
             await conn.handshake()
         except _LINK_ERRORS as e:
             self.stats["handshakes_failed"] += 1
-            why = "deadline passed" if isinstance(e, asyncio.TimeoutError) else \
-                f"{type(e).__name__}: {e}"
-            log.warning("handshake with %s:%d refused: %s", *conn.remote_addr, why)
+            kind = "deadline" if isinstance(e, asyncio.TimeoutError) else type(e).__name__
+            why = "deadline passed" if kind == "deadline" else f"{kind}: {e}"
+            self.log_limit.warning("handshake refused " + kind, "handshake with %s:%d "
+                                   "refused: %s", *conn.remote_addr, why)
             await conn.close()
             return None
         finally:
             self.half_open -= 1
+            self.stats["handshakes_answered"] += conn.m2_sent
+        if conn.session is None:  # a cookie, sent (we are under load) or received
+            self.stats["cookie_replies" if conn.cookie_sent else "cookies_received"] += 1
+            await conn.close()
+            return None
         refused = self._register(conn)
         if refused is not None:
             await conn.close(refused)
@@ -213,8 +256,9 @@ class PeerTable:
             self.tasks.spawn(old.close("replaced by a newer link"), "close-old")
         else:
             if len(self.links) >= self.config.max_peers and not self._make_slot(conn):
-                log.warning("refusing %s at %s:%d: all %d peer slots taken", peer,
-                            *conn.remote_addr, self.config.max_peers)
+                self.log_limit.warning("slots full", "refusing %s at %s:%d: all %d peer "
+                                       "slots taken", peer, *conn.remote_addr,
+                                       self.config.max_peers)
                 return "peer slots full"
             self.links[peer] = conn
             self.state[peer] = _PeerState()
@@ -318,12 +362,24 @@ class PeerTable:
             return False
         self._dialing.add(addr)
         self._suggested.add(addr)
+        self._suggested_most = max(self._suggested_most, len(self._suggested))
         self.tasks.spawn(self._dialer(addr, node_id, DISCOVERY_DIAL_TRIES),
                          f"dial-{addr[0]}:{addr[1]}")
         return True
 
     def suggested_dials(self) -> int:
         return len(self._suggested)
+
+    def admission_status(self, discovery: Any) -> dict[str, int]:
+        """What unauthenticated senders hold (status "admission"); discovery: the
+        node's Discovery or None."""
+        return {"half_open": self.half_open, "sources": self.admission.sources(),
+                "discovery_dials": len(self._suggested),
+                "discovery_dials_most": self._suggested_most,
+                "beacons_heard": discovery.heard if discovery is not None else 0,
+                "beacon_ids": len(discovery.seen) if discovery is not None else 0,
+                "peers": len(self.links),
+                "max_peers": self.config.max_peers}
 
     async def _dialer(self, addr: tuple[str, int], expected: str | None,
                       max_failures: int | None) -> None:
