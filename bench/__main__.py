@@ -20,6 +20,7 @@ SECTIONS = [
     ("hybrid handshake and session crypto", "bench.crypto"),
     ("full node over loopback", "bench.node"),
     ("gateway and boards", "bench.boards"),
+    ("sleeping boards: energy proxy", "bench.boards_sleep"),
     ("routing simulator", "bench.sim"),
     ("MQTT bridge", "bench.bridges"),
     ("fault recovery", "bench.faults"),

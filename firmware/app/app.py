@@ -52,6 +52,13 @@ class App:
         self._wake = asyncio.Event()
         self._rx_error = None
         self._backoff = link.Backoff(cfg.backoff_min_ms, cfg.backoff_max_ms)
+        self.bl = None  # the current BoardLink
+        self.session_rx = 0  # authentic records in the current session
+        self.sleeper = None  # app.sleep.Sleeper when config.json says sleep_ms
+        if cfg.sleep_ms:
+            from app.sleep import Sleeper  # only sleeping boards pay for it
+
+            self.sleeper = Sleeper(self)
 
     def run(self):
         """Run forever (asyncio.run). Exceptions other than link failures
@@ -71,12 +78,21 @@ class App:
             cfg.name, cfg.board, platform.PLATFORM, cfg.node_id, self.boot_ctr, cfg.transport))
         for key in cfg.unknown_keys:
             platform.log("WARN config.json: unknown key '%s' ignored" % key)
+        if self.sleeper is not None:
+            self.sleeper.wake()  # before the sensors run: the outbox comes back first
         self.watchdog = platform.Watchdog(cfg.watchdog_ms)
         # Collect after every 8 KB allocated: garbage never piles up far
         # into the heap, so a 1 KB buffer still finds a contiguous run.
         gc.threshold(_GC_THRESHOLD_BYTES)
         asyncio.create_task(self._sensor_loop())
         asyncio.create_task(self._housekeeping_loop())
+        if cfg.wifi is None and cfg.provision is not None:  # provisioning hook
+            from app import provision  # only boards without baked WiFi pay for it
+
+            cfg.wifi = await provision.wifi(cfg, self.clock)
+            provision.unload()
+            del provision
+            gc.collect()
         await self._link_loop()
 
     # ------------------------------------------------------------ link
@@ -86,14 +102,17 @@ class App:
         while True:
             gc.collect()  # start every attempt from a clean heap
             bl = link.BoardLink(cfg, self.clock, self.boot_ctr)
+            if self.sleeper is not None:  # sleep hook: the radio goes on; resume once
+                bl.resumed = self.sleeper.client_for(self.clock.now_ms())
             try:
                 if cfg.transport != "serial" and cfg.transport != "ble":  # no WiFi needed
                     await platform.wifi_up(cfg.wifi, cfg.wifi_timeout_ms)
                 await bl.connect()
                 gc.collect()  # at a shallow stack: the handshake's garbage goes
                 self.sessions += 1
-                platform.log("LINK up %s %s sid=%08x boot_ctr=%d session=%d" % (
-                    cfg.transport, bl.peer, bl.client.sid, self.boot_ctr, self.sessions))
+                platform.log("LINK up %s %s sid=%08x boot_ctr=%d session=%d%s" % (
+                    cfg.transport, bl.peer, bl.client.sid, self.boot_ctr, self.sessions,
+                    " resumed=1" if bl.resumed is not None else ""))
                 await self._session(bl)
                 platform.log("REKEY session=%d" % self.sessions)
             except (MeshLinkError, OSError, EOFError, asyncio.TimeoutError) as e:  # noqa: UP041
@@ -110,6 +129,8 @@ class App:
         the session needs a rekey; raises when the link failed."""
         cfg = self.cfg
         self._rx_error = None
+        self.bl = bl
+        self.session_rx = 0
         self.last_rx_ms = self.clock.now_ms()
         rx = asyncio.create_task(self._rx_loop(bl))
         next_ping_ms = self.clock.now_ms()  # first ping at once: proves the session
@@ -135,9 +156,11 @@ class App:
                     self.ping_seq += 1
                     await bl.send({"t": "ping", "seq": self.ping_seq})
                     next_ping_ms = now + cfg.ping_interval_ms
+                wait_ms = min(next_ping_ms, self.last_rx_ms + cfg.link_timeout_ms) - now
+                if self.sleeper is not None:  # sleep hook: ask to sleep, or sleep
+                    wait_ms = min(wait_ms, await self.sleeper.step(bl, now))
                 self._wake.clear()
                 gc.collect()  # here, at a shallow stack, garbage really goes
-                wait_ms = min(next_ping_ms, self.last_rx_ms + cfg.link_timeout_ms) - now
                 try:
                     await asyncio.wait_for_ms(self._wake.wait(), max(1, wait_ms))
                 except asyncio.TimeoutError:  # noqa: UP041 (MicroPython: not the builtin)
@@ -150,6 +173,7 @@ class App:
             while True:
                 obj = await bl.recv()
                 self.last_rx_ms = self.clock.now_ms()
+                self.session_rx += 1
                 self._backoff.reset()  # the gateway answered: the link works
                 await self._handle(bl, obj)
                 self._note_heap()
@@ -165,6 +189,11 @@ class App:
             return
         if t == "got":
             self._confirmed(obj.get("seq"), obj.get("to"))
+            self._wake.set()
+            return
+        if t == "sleep_ok" and self.sleeper is not None:
+            self.sleeper.granted = True
+            self._wake.set()
             return
         if t != "msg":
             platform.log("IGNORED record t=%r" % (t,))
@@ -272,6 +301,8 @@ class App:
             self.watchdog.feed()
             self._note_heap()
             now = self.clock.now_ms()
+            if self.sleeper is not None and self.sleeper.overdue(now):
+                self.sleeper.sleep(self.bl, now)  # the cycle took too long: sleep anyway
             if cfg.heap_report_ms and now >= next_report_ms:
                 next_report_ms = now + cfg.heap_report_ms
                 gc.collect()

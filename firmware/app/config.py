@@ -37,10 +37,15 @@ TUNING = {
     "watchdog_ms": 60000,  # machine.WDT timeout on a board; 0 = off
     "heap_report_ms": 60000,  # print a HEAP line this often; 0 = off
     "wifi_timeout_ms": 20000,  # WiFi association timeout per attempt
+    # Sleeping boards (docs/BOARDS.md "Sleeping boards"): 0 = never sleep
+    "sleep_ms": 0,  # deep sleep this long after each wake cycle
+    "awake_max_ms": 30000,  # a wake cycle ends after this long whatever happened
+    "sleep_resume": 1,  # 1: keep the session across sleep (PROTOCOL.md 6.7); 0: handshake
 }
 _KNOWN = ("name", "board", "board_id", "psk", "node_id", "transport", "serial", "ble", "gateway",
           "wifi",
-          "sensors", "routes", "rules", "handlers", "heap_budget", "boot_counter_file")
+          "sensors", "routes", "rules", "handlers", "heap_budget", "boot_counter_file",
+          "sleep_state_file", "provision", "wifi_file")
 
 
 class Config:
@@ -66,6 +71,11 @@ class Config:
     handlers: dict
     heap_budget: int
     boot_counter_file: str
+    sleep_state_file: str
+    provision: "dict | None"
+    wifi_file: str
+    sleep_ms: int  # tuning keys (TUNING) the module itself reads
+    sleep_resume: int
     base_dir: str
     unknown_keys: list
 
@@ -87,6 +97,9 @@ def _defaults(cfg):
     cfg.handlers = {}  # "relay"/"led" -> {"pin": int, ...}
     cfg.heap_budget = 112000
     cfg.boot_counter_file = "boot.cnt"
+    cfg.sleep_state_file = "sleep.state"  # RTC memory on an ESP32; this file on the unix port
+    cfg.provision = None  # {"port", "baudrate"}: take WiFi credentials over this line
+    cfg.wifi_file = "wifi.json"  # where provisioned credentials are kept
     cfg.base_dir = "."  # directory of config.json: relative paths start here
     cfg.unknown_keys = []
     for key in TUNING:
@@ -261,6 +274,9 @@ def _fill_links(cfg, obj, where):
         cfg.ble = _ble(obj.get("ble", {}), cfg.name, where + ".ble")
     if obj.get("gateway") is not None:
         cfg.gateway = parse_hostport(obj["gateway"], where + ".gateway")
+    if obj.get("provision") is not None:
+        cfg.provision = _serial(obj["provision"], where + ".provision")
+    cfg.wifi_file = _str(obj.get("wifi_file", cfg.wifi_file), where + ".wifi_file")
     wifi = obj.get("wifi")
     if wifi is not None:
         wifi = _dict(wifi, where + ".wifi")
@@ -319,9 +335,15 @@ def from_obj(obj, where="config.json"):
                            16384)
     cfg.boot_counter_file = _str(obj.get("boot_counter_file", cfg.boot_counter_file),
                                  where + ".boot_counter_file")
+    cfg.sleep_state_file = _str(obj.get("sleep_state_file", cfg.sleep_state_file),
+                                where + ".sleep_state_file")
     for key in TUNING:
         if key in obj:
             setattr(cfg, key, _int(obj[key], where + "." + key))
+    if cfg.sleep_ms and cfg.sleep_ms < 100:
+        raise _err(where + ".sleep_ms", "expected 0 (never sleep) or at least 100")
+    if cfg.sleep_resume > 1:
+        raise _err(where + ".sleep_resume", "expected 0 or 1")
     cfg.unknown_keys = [k for k in obj if k not in _KNOWN and k not in TUNING]
     return cfg
 

@@ -10,6 +10,7 @@
 # One task receives (BoardLink.recv), any task may send (a Lock orders them).
 import asyncio
 import errno
+import gc
 import select
 import socket
 
@@ -72,6 +73,7 @@ class UdpTransport:
     def __init__(self):
         self.sock = None
         self._poller = None
+        self._reserve = None
 
     async def open(self, host, port):
         addr = _addr(host, port, socket.SOCK_DGRAM)
@@ -83,6 +85,10 @@ class UdpTransport:
             s.close()
             raise TransportError("udp connect %s:%d: %s" % (host, port, e))
         self.sock = s
+        # recv() needs _UDP_MAX_BYTES in one piece for every datagram (readinto()
+        # would merge datagrams): a block kept from the start, while the heap is
+        # whole, and given up when a fragmented heap has no such piece left
+        self._reserve = bytearray(_UDP_MAX_BYTES)
         self._poller = select.poll()
         self._poller.register(s, select.POLLIN)
 
@@ -101,7 +107,7 @@ class UdpTransport:
         while True:
             for _ in self._poller.ipoll(0):  # type: ignore[attr-defined]
                 try:
-                    data = self.sock.recv(_UDP_MAX_BYTES)
+                    data = self._recv()
                 except OSError as e:
                     if not _would_block(e):  # e.g. ECONNREFUSED: nobody on that port
                         raise TransportError("udp recv: %s" % e)
@@ -110,7 +116,25 @@ class UdpTransport:
                     return data
             await asyncio.sleep_ms(_POLL_MS)
 
+    def _recv(self):
+        """sock.recv of one datagram; it stays queued if recv's buffer cannot be
+        allocated, so then the reserve goes and recv runs again in its place."""
+        try:
+            return self.sock.recv(_UDP_MAX_BYTES)
+        except MemoryError:
+            if self._reserve is None:
+                raise
+            self._reserve = None
+            gc.collect()
+            data = self.sock.recv(_UDP_MAX_BYTES)
+            try:
+                self._reserve = bytearray(_UDP_MAX_BYTES)  # where recv's buffer just was
+            except MemoryError:
+                pass
+            return data
+
     async def close(self):
+        self._reserve = None
         if self.sock is not None:
             self._poller.unregister(self.sock)
             self.sock.close()
@@ -254,6 +278,7 @@ class BoardLink:
         self.gateway_node_id = None  # from the beacon, if discovered
         self.dropped = 0  # records that failed to open (replay, bad tag, bad JSON)
         self.stale = 0  # STALE replies since the last authentic record
+        self.resumed = None  # a resumed BoardClient (app.sleep): no handshake
         self._lock = asyncio.Lock()
 
     async def _gateway(self):
@@ -292,6 +317,9 @@ class BoardLink:
             self.peer = "%s:%d" % (host, port)
             await t.open(host, port)
             self.transport = t
+        if self.resumed is not None:  # a session kept across deep sleep (PROTOCOL.md 6.7)
+            self.client = self.resumed
+            return
         self.client = await self._handshake(self.transport)
 
     async def _handshake(self, t):

@@ -281,3 +281,23 @@ def reset(code=1):
 
         machine.reset()
     sys.exit(code)
+
+
+# ---------------------------------------------------------------- deep sleep
+# A sleeping board (app/sleep.py) keeps a small state across deep sleep; how
+# (RTC memory on an ESP32, a file on the unix port) is in app/sleepstate.py,
+# loaded only by sleeping boards (every function here costs every board heap).
+# The unix port's "deep sleep" is an exit with SLEEP_EXIT: all RAM is lost,
+# and the launcher (`meshlink board run`) starts the firmware again after the
+# sleep. BOARD ONLY: machine.deepsleep has not run in CI.
+SLEEP_EXIT = 4  # unix port exit code: "in deep sleep; start me again after sleep_ms"
+
+
+def deep_sleep(sleep_ms):
+    """Sleep sleep_ms with everything off, then boot again. Never returns.
+    ESP32: machine.deepsleep (BOARD ONLY). Unix port: exit(SLEEP_EXIT)."""
+    if ON_BOARD:
+        import machine
+
+        machine.deepsleep(sleep_ms)
+    sys.exit(SLEEP_EXIT)

@@ -369,3 +369,4 @@ class GatewaySession(_Session):
         self._pending = None
         self._confirm = bytes(data)
         return True
+

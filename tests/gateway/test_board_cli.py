@@ -288,7 +288,8 @@ def test_board_add_for_a_real_esp32_needs_wifi_and_gets_real_sensors(tmp_path):
         assert out.stderr.strip() == (
             f"meshlink: error: --board {board} over udp needs --wifi-ssid SSID and "
             "--wifi-password PASSWORD: the board joins that WiFi network to reach its "
-            "gateway (or use --transport serial or ble)"), out.stderr
+            "gateway (or --no-wifi: provision it over serial later; or --transport serial or "
+            "ble)"), out.stderr
         out = cli("board", "add", f"ok-{board}", "--board", board, "--wifi-ssid", "home",
                   "--wifi-password", "secret", "--transport", "tcp", "--data-dir", data, "--json")
         assert out.returncode == 0, out.stderr
@@ -298,3 +299,33 @@ def test_board_add_for_a_real_esp32_needs_wifi_and_gets_real_sensors(tmp_path):
         assert cfg["sensors"] and all(s["type"] != "sim" for s in cfg["sensors"]), cfg["sensors"]
     out = cli("board", "add", "sim", "--board", "unix", "--data-dir", data)
     assert out.returncode == 0, out.stderr  # the unix port uses the host's network
+
+
+def test_board_add_no_wifi_leaves_the_password_out_and_provision_checks_its_input(tmp_path):
+    """--no-wifi: no "wifi" in the bundle, a provisioning line instead (UART 0
+    by default); contradictory or bad provisioning input exits 2, typed."""
+    data = str(tmp_path / "data")
+    out = cli("board", "add", "roof", "--board", "esp32-devkitc", "--no-wifi", "--data-dir",
+              data, "--json")
+    assert out.returncode == 0, out.stderr
+    cfg = json.loads((Path(json.loads(out.stdout.splitlines()[-1])["bundle"]) /
+                      "config.json").read_text())
+    assert "wifi" not in cfg and cfg["provision"] == {"port": 0, "baudrate": 115200}
+    out = cli("board", "add", "sim", "--board", "unix", "--provision-port", "/dev/ttyX",
+              "--data-dir", data, "--json")
+    assert out.returncode == 0, out.stderr
+    cfg = json.loads((Path(json.loads(out.stdout.splitlines()[-1])["bundle"]) /
+                      "config.json").read_text())
+    assert cfg["provision"]["port"] == "/dev/ttyX" and "wifi" not in cfg
+    out = cli("board", "add", "both", "--board", "esp32-s3", "--no-wifi", "--wifi-ssid", "x",
+              "--data-dir", data)
+    assert out.returncode == 2 and "choose one" in out.stderr and "Traceback" not in out.stderr
+    for args, why in ((("nobody",), "no board named 'nobody'"),
+                      (("roof", "--port", str(tmp_path / "no-such-tty")), "is not present")):
+        full = ["board", "provision", *args, "--wifi-ssid", "net", "--wifi-password", "pw",
+                "--data-dir", data, "--timeout-s", "2"]
+        if "--port" not in args:
+            full += ["--port", "/dev/null"]
+        out = cli(*full)
+        assert out.returncode in (1, 2) and why in out.stderr and "Traceback" not in out.stderr, \
+            out.stderr

@@ -18,7 +18,9 @@ def board_rows(svc: Any, now: int) -> list[dict]:
     for rec in svc.reg.all():
         link = svc.links.get(rec.name)
         row = rec.public()
+        asleep = svc.events.is_asleep(rec.name, now)
         row.update({"online": bool(link and link.online(now, svc.cfg.offline_after_ms)),
+                    "asleep": asleep,
                     "queued": counts.get(rec.name, 0),
                     "readings": sorted(svc.latest.get(rec.name, {}).values(),
                                        key=lambda r: r["sensor"]),
@@ -60,7 +62,7 @@ def nodes(svc: Any, node_rows: list[dict]) -> list[dict]:
             out.append(row)
             continue
         out.append(dict(row, name=b["name"], role="board", gateway=svc.node.node_id,
-                        online=b["online"], readings=b["readings"]))
+                        online=b["online"], asleep=b["asleep"], readings=b["readings"]))
     return out
 
 

@@ -24,6 +24,7 @@ ANNOUNCES_PER_TICK = 100  # boards announced per tick when all are due
 
 ReadingHook = Callable[[BoardRecord, dict], None]
 OnlineHook = Callable[[BoardRecord, bool], None]
+AsleepHook = Callable[[BoardRecord], None]
 RevokedHook = Callable[[BoardRecord], None]
 
 
@@ -82,7 +83,10 @@ class BoardEvents:
         self.reading_hooks: list[ReadingHook] = []
         self.online_hooks: list[OnlineHook] = []
         self.revoked_hooks: list[RevokedHook] = []
+        self.asleep_hooks: list[AsleepHook] = []
         self.online: dict[str, BoardRecord] = {}
+        # sleeping boards: name -> (record, wake deadline + grace, monotonic ms)
+        self.asleep: dict[str, tuple[BoardRecord, int]] = {}
 
     def revoked(self, rec: BoardRecord) -> None:
         """The board was revoked (observers forget it, e.g. its HA entities)."""
@@ -94,10 +98,30 @@ class BoardEvents:
             self._call(hook, rec, reading)
 
     def seen(self, rec: BoardRecord) -> None:
-        """The board sent something authentic: online, if it was not."""
+        """The board sent something authentic: online, if it was not (awake)."""
+        self.asleep.pop(rec.name, None)
         if rec.name not in self.online:
             self.online[rec.name] = rec
             self._changed(rec, True)
+
+    def sleeping(self, rec: BoardRecord, until_ms: int) -> None:
+        """The board went to sleep until until_ms: asleep, not offline, until then."""
+        self.online.pop(rec.name, None)
+        self.asleep[rec.name] = (rec, until_ms)
+        log.info("board %s is asleep", rec.name)
+        for hook in self.asleep_hooks:
+            self._call(hook, rec)
+
+    def is_asleep(self, name: str, now: int) -> bool:
+        entry = self.asleep.get(name)
+        return entry is not None and now < entry[1]
+
+    def check_asleep(self, now: int) -> None:
+        """Report offline every sleeping board past its wake deadline and grace."""
+        for name, (rec, until_ms) in list(self.asleep.items()):
+            if now >= until_ms:
+                del self.asleep[name]
+                self._changed(rec, False)
 
     def offline(self, rec: BoardRecord) -> None:
         """The board's session ended: offline now, if it was online."""

@@ -85,6 +85,14 @@ def ping_seq(obj: dict[str, Any]) -> int:
     return seq
 
 
+def sleep_ms(obj: dict[str, Any], max_sleep_ms: int) -> int:
+    """The ms of a "sleep" record (PROTOCOL.md §8). Raises DecodeError."""
+    ms = obj.get("ms")
+    if type(ms) is not int or ms < 1 or ms > max_sleep_ms:
+        raise DecodeError("sleep needs an integer ms in 1..%d" % max_sleep_ms)
+    return ms
+
+
 def msg_record(origin_id: str, src: str, dst: str | None, data: bytes,
                hops: int) -> dict[str, Any]:
     """The "msg" record that carries a mesh message to a board."""

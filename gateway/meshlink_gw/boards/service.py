@@ -271,6 +271,10 @@ class BoardService:
             self._on_reading(link, obj, now)
         elif t == "ack":
             self.queue.on_board_ack(link, obj.get("id"), now)
+            self._grant_sleep(link, now)
+        elif t == "sleep":
+            link.wants_sleep_ms = records.sleep_ms(obj, self.cfg.max_sleep_ms)
+            self._grant_sleep(link, now)
         elif t == "ping":
             self.sessions.send(link, {"t": "pong", "seq": records.ping_seq(obj)}, now)
         elif t == "send":  # raw data; here "to": null means broadcast (docs/FIRMWARE.md)
@@ -278,6 +282,20 @@ class BoardService:
             self._from_board(link, records.send_target(obj.get("to")), data, "message")
         else:
             log.debug("board %s sent unknown record type %r; ignored", link.board.name, t)
+
+    def _grant_sleep(self, link: BoardLink, now: int) -> None:
+        """A board that asked to sleep may, once nothing is queued for it: it
+        gets sleep_ok, shows asleep, and its messages are held until it wakes
+        (PROTOCOL.md §8, "Sleeping boards")."""
+        ms = link.wants_sleep_ms
+        if ms is None or link.inflight is not None or self.reg.head(link.board.name) is not None:
+            return
+        link.wants_sleep_ms = None
+        self.sessions.send(link, {"t": "sleep_ok", "ms": ms}, now)
+        link.asleep_until_ms = now + ms + self.cfg.sleep_grace_ms
+        self.stats["board_sleeps"] += 1
+        self.events.sleeping(link.board, link.asleep_until_ms)
+        log.info("board %s asleep for %d ms", link.board.name, ms)
 
     def _on_reading(self, link: BoardLink, obj: dict, now: int) -> None:
         """Put a reading into the mesh once, then confirm it to the board
@@ -385,6 +403,7 @@ class BoardService:
                 self.queue.tick(now)
                 self.announcer.tick(now)
                 self.events.check(functools.partial(self._online, now=now))
+                self.events.check_asleep(now)
                 if now - last_flush >= SEEN_FLUSH_MS:
                     last_flush = now
                     self._flush_seen()

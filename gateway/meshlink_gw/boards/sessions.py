@@ -106,9 +106,16 @@ class BoardLink:
         self.records_in = 0
         self.rate_limited = 0
         self.closed = False
+        self.wants_sleep_ms: int | None = None  # asked {"t":"sleep"}, not yet granted
+        self.asleep_until_ms: int | None = None  # granted: asleep until this (+ grace)
+
+    def asleep(self, now: int) -> bool:
+        """Granted a sleep whose deadline (with grace) has not passed, and silent since."""
+        return self.asleep_until_ms is not None and now < self.asleep_until_ms
 
     def online(self, now: int, offline_after_ms: int) -> bool:
-        return not self.closed and now - self.last_seen_ms < offline_after_ms
+        return not self.closed and self.asleep_until_ms is None \
+            and now - self.last_seen_ms < offline_after_ms
 
 
 class BoardSessions:
@@ -363,6 +370,7 @@ class BoardSessions:
                 self.cfg.rate_records_per_s, self.cfg.rate_burst), link.board.name, peer)
             return
         link.last_seen_ms = now
+        link.asleep_until_ms = None  # a sleeping board that sends is awake (resumed)
         link.records_in += 1
         if peer.roams:
             link.peer = peer  # answer where the last authentic record came from
@@ -451,6 +459,8 @@ class BoardSessions:
     def drop_idle(self, now: int) -> None:
         """Forget sessions idle for session_idle_drop_ms."""
         for link in list(self.links.values()):
+            if link.asleep(now):
+                continue  # kept for the board's wake (PROTOCOL.md 6.7)
             if now - link.last_seen_ms >= self.cfg.session_idle_drop_ms:
                 self.close_link(link, "idle")
 

@@ -107,6 +107,7 @@ def attach(bridge: MqttBridge, node: Any, service: Any) -> None:
             announce_outputs(rec)
     service.events.reading_hooks.append(reading)
     service.events.online_hooks.append(online)
+    service.events.asleep_hooks.append(lambda rec: bridge.set_node_asleep(rec.node_id))
     service.events.online_hooks.append(lambda rec, up: announce_outputs(rec) if up else None)
     service.events.revoked_hooks.append(revoked)
     node.add_deliver_hook(delivered)

@@ -44,6 +44,7 @@ log = logging.getLogger("meshlink.mqtt")
 REFUSAL_LOG_INTERVAL_MS = 1000  # refused commands: one line a second per reason
 
 ONLINE = b"online"
+ASLEEP = b"asleep"  # a sleeping board (HA ignores it: the entities stay available)
 OFFLINE = b"offline"
 MAX_REMEMBERED_IDS = 4096  # message ids we injected, to refuse echoes
 STOP_PUBACK_WAIT_S = 2.0
@@ -261,6 +262,10 @@ class MqttBridge:
     def set_node_online(self, node_id: str, online: bool) -> None:
         """Retained meshlink/<node_id>/status: "online" or "offline"."""
         self._set_retained(self.topics.status(node_id), ONLINE if online else OFFLINE)
+
+    def set_node_asleep(self, node_id: str) -> None:
+        """Retained meshlink/<node_id>/status: "asleep" (a board that will wake)."""
+        self._set_retained(self.topics.status(node_id), ASLEEP)
 
     def _enqueue(self, topic: str, payload: bytes) -> None:
         dropped = self._outbox.append(topic, payload, self.config.qos)

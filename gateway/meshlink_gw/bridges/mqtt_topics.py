@@ -4,7 +4,7 @@ Rule: pure functions of the config and the node ids; no I/O. The tree is
 documented in docs/BRIDGES.md ("MQTT and Home Assistant").
 
     <prefix><gateway_id>/status              "online" / "offline"  retained, last will
-    <prefix><node_id>/status                 "online" / "offline"  retained
+    <prefix><node_id>/status                 "online" / "offline" / "asleep"  retained
     <prefix><node_id>/sensor/<sensor>        JSON reading          QoS 1
     <prefix><src_node_id>/message            JSON mesh message     QoS 1
     <prefix><gateway_id>/cmd/<target>[/<source>]   downlink command (payload = data)

@@ -56,6 +56,7 @@ def _apply_config_options(cfg: dict[str, Any], args: argparse.Namespace) -> None
             cfg["gateway"] = args.gateway
     if getattr(args, "wifi_ssid", None) is not None:
         cfg["wifi"] = {"ssid": args.wifi_ssid, "password": args.wifi_password or ""}
+    _apply_provision_options(cfg, args)
     if args.sensor:
         cfg["sensors"] = [_parse_json(s, "--sensor") for s in args.sensor]
     for route in args.route or []:
@@ -77,6 +78,23 @@ def _apply_config_options(cfg: dict[str, Any], args: argparse.Namespace) -> None
         cfg[key] = _parse_json(value, f"--set {key}")
     _apply_serial_options(cfg, args)
     _apply_ble_options(cfg, args)
+
+
+def _apply_provision_options(cfg: dict[str, Any], args: argparse.Namespace) -> None:
+    """--no-wifi/--provision-port: no WiFi secrets in config.json; the board takes
+    them over a serial line from `meshlink board provision` (docs/BOARDS.md)."""
+    port = getattr(args, "provision_port", None)
+    if not getattr(args, "no_wifi", False) and port is None:
+        return
+    if getattr(args, "wifi_ssid", None) is not None:
+        raise ConfigError("--no-wifi/--provision-port and --wifi-ssid: choose one")
+    cfg.pop("wifi", None)
+    if port is None and cfg.get("board") == "unix":
+        return  # the unix port uses the host's network: nothing to provision
+    line = {"port": 0, "baudrate": 115200}  # ESP32: UART 0, the USB serial console
+    if port is not None:
+        line["port"] = int(port) if port.isdigit() else port
+    cfg["provision"] = line
 
 
 def _apply_ble_options(cfg: dict[str, Any], args: argparse.Namespace) -> None:
@@ -128,6 +146,12 @@ def _config_options(p: argparse.ArgumentParser) -> None:
                    "omit to discover it by its beacon")
     p.add_argument("--wifi-ssid", metavar="SSID")
     p.add_argument("--wifi-password", metavar="PASSWORD")
+    p.add_argument("--no-wifi", action="store_true",
+                   help="leave WiFi out of config.json: the board takes it over serial from "
+                   "`meshlink board provision` (no WiFi password in the bundle)")
+    p.add_argument("--provision-port", metavar="PATH|UART",
+                   help="with --no-wifi: the board's provisioning line (default UART 0, the "
+                   "USB console; a tty path on the unix port)")
     p.add_argument("--sensor", action="append", metavar="JSON",
                    help="a sensor object (repeatable; replaces the board's defaults)")
     p.add_argument("--route", action="append", metavar="SENSOR=TO",
@@ -152,10 +176,13 @@ def _require_wifi(args: argparse.Namespace) -> None:
     host's network; serial and BLE boards need none)."""
     transport = args.transport or board_bundle.board_definition(args.board).get(
         "defaults", {}).get("transport", "udp")
+    if getattr(args, "no_wifi", False) or getattr(args, "provision_port", None) is not None:
+        return  # provisioned over serial later (`meshlink board provision`)
     if args.board != "unix" and transport in ("udp", "tcp") and args.wifi_ssid is None:
         raise ConfigError(f"--board {args.board} over {transport} needs --wifi-ssid SSID and "
                           "--wifi-password PASSWORD: the board joins that WiFi network to "
-                          "reach its gateway (or use --transport serial or ble)")
+                          "reach its gateway (or --no-wifi: provision it over serial later; or "
+                          "--transport serial or ble)")
 
 
 def cmd_board_add(args: argparse.Namespace) -> int:
@@ -250,7 +277,8 @@ def cmd_board_list(args: argparse.Namespace) -> int:
     print(f"{'NAME':<14} {'BOARD ID':<16} {'NODE ID':<36} {'TRANSPORT':<9} {'ONLINE':<7} "
           f"{'QUEUED':>6}  LAST SEEN")
     for r in rows:
-        online = "revoked" if r["revoked"] else ("yes" if r["online"] else "no")
+        online = "revoked" if r["revoked"] else ("yes" if r["online"] else
+                                                 "asleep" if r.get("asleep") else "no")
         print(f"{r['name']:<14} {r['board_id']:<16} {r['node_id']:<36} {r['transport']:<9} "
               f"{online:<7} {r['queued']:>6}  {_ago(r['last_seen_unix_ms'])}")
     if not running:
@@ -285,11 +313,53 @@ def cmd_board_flash(args: argparse.Namespace) -> int:
     return 0
 
 
+def _wifi_password(args: argparse.Namespace) -> str:
+    """--wifi-password, else $MESHLINK_WIFI_PASSWORD, else a prompt (or a stdin line)."""
+    if args.wifi_password is not None:
+        return args.wifi_password
+    env = os.environ.get("MESHLINK_WIFI_PASSWORD")
+    if env is not None:
+        return env
+    if sys.stdin.isatty():
+        import getpass
+
+        return getpass.getpass(f"WiFi password for {args.wifi_ssid!r}: ")
+    return sys.stdin.readline().rstrip("\n")
+
+
+def cmd_board_provision(args: argparse.Namespace) -> int:
+    from meshlink_gw.boards.provision import provision_board
+
+    registry = BoardRegistry(data_dir(args))
+    try:
+        rec = registry.get(args.name)
+    finally:
+        registry.close()
+    if rec is None:
+        raise ConfigError(f"no board named {args.name!r}")
+    if rec.revoked:
+        raise ConfigError(f"board {args.name!r} is revoked")
+    password = _wifi_password(args)
+    res = asyncio.run(provision_board(
+        rec, args.port, args.wifi_ssid, password, baudrate=args.baudrate,
+        timeout_s=args.timeout_s, progress=None if args.json else print))
+    if args.json:
+        print(json.dumps(res))
+    else:
+        print(f"board {rec.name} took WiFi {args.wifi_ssid!r} and proved it holds its key")
+    return 0
+
+
 def cmd_board_run(args: argparse.Namespace) -> int:
     argv, cwd, env = board_bundle.run_command(data_dir(args), args.name, cpython=args.cpython,
                                               micropython=args.micropython,
                                               heapsize=args.heapsize)
     sys.stdout.flush()
+    sleep_ms = board_bundle.load_config(data_dir(args), args.name).get("sleep_ms", 0)
+    if isinstance(sleep_ms, int) and sleep_ms > 0:  # deep sleep = exit, then start again
+        from meshlink_gw.boards import simsleep
+
+        return simsleep.run(argv, cwd, env, sleep_ms)
     os.chdir(cwd)
     try:
         os.execvpe(argv[0], argv, env)  # the simulated board replaces this process
@@ -336,6 +406,19 @@ def add_parser(sub: Any) -> None:
     p.add_argument("--mpremote", help="mpremote executable (default: from PATH)")
     data_dir_arg(p)
     p.set_defaults(func=cmd_board_flash)
+
+    p = bsub.add_parser("provision", help="send a board its WiFi credentials over a serial "
+                        "line, sealed under its key (a board added with --no-wifi)")
+    p.add_argument("name")
+    p.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0")
+    p.add_argument("--baudrate", type=int, default=115200)
+    p.add_argument("--wifi-ssid", required=True, metavar="SSID")
+    p.add_argument("--wifi-password", metavar="PASSWORD", help="default: "
+                   "$MESHLINK_WIFI_PASSWORD, else asked (not echoed)")
+    p.add_argument("--timeout-s", type=float, default=30.0)
+    data_dir_arg(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_board_provision)
 
     p = bsub.add_parser("run", help="run the board's bundle as a simulated board on the "
                         "MicroPython unix port (-X heapsize=112K)")

@@ -94,6 +94,10 @@ class GatewayConfig:
         1000, "per board and reason, at most one log line", **BOARDS)
     registry_poll_ms: int = integer(
         5000, "pick up boards added or revoked by the CLI", **BOARDS)
+    sleep_grace_ms: int = integer(
+        10_000, "a sleeping board is offline this long after its wake deadline", **BOARDS)
+    max_sleep_ms: int = integer(
+        86_400_000, "longest sleep a board may announce", ge=100, **BOARDS)
     # their own tables (not keys of [gateway] or [boards])
     serial: tuple[SerialLinkConfig, ...] = ()  # [[serial]]
     ble: tuple[BleLinkConfig, ...] = ()  # [[ble]]

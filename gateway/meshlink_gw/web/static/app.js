@@ -92,6 +92,7 @@ function drawNodes() {
     const up = isUp(n);
     const tr = el("tr", {"data-node-id": n.node_id, class: (up ? "up" : "down") + (n.self ? " self" : "")});
     const stateText = n.self ? "this node" : up ? (n.role === "board" ? "online" : "reachable")
+                                              : n.asleep ? "asleep"
                                               : (n.role === "board" ? "offline" : "unreachable");
     const cells = [n.name || "–", n.node_id, n.role, n.hops == null ? "–" : n.hops,
                    n.next_hop ? label(n.next_hop) : "–",
