@@ -54,6 +54,11 @@ class DistanceVector:
         self.auth = opts["announce_auth"]
         self.forged = 0  # entries dropped: no valid proof from their destination
         self.max_hops = 0  # farthest destination announced to us (the network's extent)
+        self.changed_ms = {}  # dst -> when its selected route last changed (fresher than learned?)
+        self.now_ms = 0
+        self.owner = {}  # dst -> the neighbour whose announcement created its entry ...
+        self.owned = {}  # ... and per neighbour how many (the per-neighbour quota)
+        self.quota = max(1, int(opts["max_routes"] * opts["peer_route_share"]))
 
     # -- the forwarding side ---------------------------------------------------
     def next_hop(self, dst, exclude, path):
@@ -89,6 +94,7 @@ class DistanceVector:
         strings in an entry)."""
         if from_peer not in self.r.up_set:
             return
+        self.now_ms = now_ms
         table = self.table
         get = table.get
         select = self._select
@@ -104,7 +110,7 @@ class DistanceVector:
                 far = hops
             e = get(dst)
             if e is None:
-                if hops >= INFINITY or not self._admit(dst):
+                if hops >= INFINITY or not self._admit(dst, from_peer):
                     continue
                 table[dst] = e = [0, INFINITY, 0, INFINITY, -1, from_peer, seq, hops]
                 select(dst, e)
@@ -143,15 +149,31 @@ class DistanceVector:
         self.max_hops = far + 1
         self._schedule(now_ms)
 
-    def _admit(self, dst):
-        """A new destination: not us, not served by us, and room in the table."""
+    def _admit(self, dst, from_peer):
+        """A new destination: not us, not served by us, room in the table and
+        in from_peer's share of it (one neighbour cannot fill it)."""
         r = self.r
         if dst == r.node_id or dst in r.served:
             return False
-        if len(self.table) >= self.max_dsts:
+        n = self.owned.get(from_peer, 0)
+        if len(self.table) >= self.max_dsts or n >= self.quota:
             self.refused += 1
             return False
+        self.owner[dst] = from_peer
+        self.owned[from_peer] = n + 1
         return True
+
+    def _remove(self, dst):
+        """Delete dst's entry (and its owner's count)."""
+        self.table.pop(dst, None)
+        self.changed_ms.pop(dst, None)
+        via = self.owner.pop(dst, None)
+        if via is not None:
+            n = self.owned.get(via, 0) - 1
+            if n > 0:
+                self.owned[via] = n
+            else:
+                self.owned.pop(via, None)
 
     def _worst(self, e):
         w = CANDS
@@ -176,6 +198,7 @@ class DistanceVector:
             return
         hops = h + 1
         e[VIA] = i
+        self.changed_ms[dst] = self.now_ms
         if s > fd_seq:
             e[FD_SEQ] = s
             e[FD_HOPS] = hops
@@ -209,6 +232,8 @@ class DistanceVector:
             self.urgent = True  # newly reachable (a node that came up): tell soon
         seq = e[best + 1]
         hops = e[best + 2] + 1
+        if e[VIA] != best or seq != e[SEQ] or hops != e[HOPS]:
+            self.changed_ms[dst] = self.now_ms
         e[VIA] = best
         if seq > fd_seq:
             e[FD_SEQ] = seq
@@ -230,13 +255,14 @@ class DistanceVector:
     def on_served(self, node_id):
         """A served ID was added or removed: announce it at the next tick."""
         self.dirty.add(node_id)
-        self.table.pop(node_id, None)
+        self._remove(node_id)
         if self.flush_due is None:
             self.flush_due = 0
 
     def peer_down(self, peer_id, now_ms):
         """Forget every candidate through peer_id and reselect."""
         self.full.discard(peer_id)
+        self.now_ms = now_ms
         for dst, e in self.table.items():
             if peer_id in e:
                 _drop(e, e.index(peer_id))
@@ -285,7 +311,7 @@ class DistanceVector:
         their feasibility distance outlived any stale announcement in flight)."""
         gone = [d for d, e in self.table.items() if e[HOPS] == INFINITY and len(e) == CANDS]
         for d in gone:
-            del self.table[d]
+            self._remove(d)
 
     def _flush(self):
         self.urgent = False

@@ -16,7 +16,12 @@
 #     starts at the network extent seen in paths and doubles after a failed
 #     attempt;
 #   * the origin's Ack credits the (destination, next hop) pair, a timeout
-#     blames it (two strikes remove it).
+#     blames it (two strikes remove it);
+#   * negative cache: no route and a failed discovery (or the destination
+#     retracted by the announcements) -> no discovery for a backoff
+#     (neg_min_ms doubling to neg_max_ms). Relays do not drop searches for
+#     destinations they see retracted: a retraction may be a starved route
+#     (measured: at mean degree 6 it cut recovery delivery from 94 to 82 %).
 # Destinations never heard from: router_dv (destination announcements, a
 # distance vector); the shorter of its next hop and the learned one is used.
 # Broadcasts: router_lazy (eager tree, lazy IHave repair).
@@ -50,11 +55,14 @@ class MeshlinkStrategy(Strategy):
         self.t.learn(path, from_peer, now_ms, self.o["learn_hops"] if limit is None else limit)
 
     def _next_hop(self, dst, exclude, path, now_ms):
-        """(via, hops): the learned route or the announced one, whichever is shorter."""
+        """(via, hops): the learned route or the announced one, whichever is
+        shorter; the announced one if it changed since the learned one was
+        last confirmed (the topology moved: the learned path may be gone)."""
         hop = self.t.next_hop(dst, exclude, path, now_ms)
         if self.dv is not None:
             alt = self.dv.next_hop(dst, exclude, path)
-            if alt is not None and (hop is None or alt[1] < hop[1]):
+            if alt is not None and (hop is None or alt[1] < hop[1] or self.dv.changed_ms.get(
+                    dst, -1) > self.t.confirmed_ms(dst, hop[0])):
                 return alt
         return hop
 
@@ -78,6 +86,12 @@ class MeshlinkStrategy(Strategy):
             out = r.stamp(msg, self.t.route_ttl(hop[1]))
             self.t.remember(msg.message_id, dst, hop[0], "route")
             return Decision(forward=[(hop[0], out)], mode="route")
+        e = None if self.dv is None else self.dv.table.get(dst)
+        known_down = (e is not None and e[3] == 255) or self.t.just_gone(dst, now_ms)
+        if self.t.negative(dst, now_ms, known_down):
+            # known down, or a search failed not long ago: no flood now
+            self.t.remember(msg.message_id, dst, None, "unreachable")
+            return Decision(drop_reason="unreachable", mode="discover")
         ttl = self.t.ring.get(dst)
         if ttl is None:
             ttl = self.t.extent_ttl()
@@ -155,6 +169,10 @@ class MeshlinkStrategy(Strategy):
         hop = self._next_hop(dst, from_peer, msg.path, now_ms)
         if hop is not None:
             return Decision(forward=[(hop[0], r.relay(msg))], mode="route")
+        if self.t.just_gone(dst, now_ms):
+            # dst was our neighbour and our runtime declared it down: no
+            # route, and no search that could only find it gone
+            return Decision(drop_reason="unreachable", mode="discover")
         peers = self._discovery_peers(msg, from_peer, msg.path)
         if not peers:
             return Decision(drop_reason="no_route", mode="discover")
@@ -180,11 +198,14 @@ class MeshlinkStrategy(Strategy):
 
     # -- peers and timers ----------------------------------------------------
     def on_peer_up(self, peer_id, now_ms):
+        self.t.gone.pop(peer_id, None)
+        self.t.neg.pop(peer_id, None)
         self.lazy.eager.add(peer_id)
         if self.dv is not None:
             self.dv.peer_up(peer_id, now_ms)
 
     def on_peer_down(self, peer_id, now_ms):
+        self.t.neighbour_gone(peer_id, now_ms)
         self.lazy.peer_down(peer_id, now_ms)
         if self.dv is not None:
             self.dv.peer_down(peer_id, now_ms)

@@ -17,6 +17,8 @@ DEFAULTS = {
     "explore": 0.02,  # share of routed messages sent to the runner-up
     "explore_ratio": 1.5,  # ... if it costs at most this times the best
     "max_fails": 2,  # unacknowledged messages before a next hop is dropped
+    "peer_max_fails": 4,  # ... in a row through one neighbour, any destination: all its routes
+    "peer_route_share": 0.5,  # share of max_routes the destinations one neighbour brought may fill
     "ttl_margin": 4,  # hops added to a learned distance
     "discover_via": "eager",  # discovery copies go to "eager" (tree) peers or "all"
     "discover_lazy": 0,  # ... plus this many random lazy peers, on a first attempt
@@ -30,6 +32,8 @@ DEFAULTS = {
     "cache_max": 16 if _SMALL else 1024,  # ... at most this many
     "missing_max": 16 if _SMALL else 512,
     "max_pending": 16 if _SMALL else 1024,  # our unacknowledged messages
+    "neg_min_ms": 5000,  # no route and discovery failed (or dst retracted): no new discovery
+    "neg_max_ms": 60000,  # ... for this long, doubling per failed discovery up to neg_max_ms
     "announce_ms": 0 if _SMALL else 300000,  # destination announcements: own seq period (0 = off)
     "announce_flush_ms": 3000,  # ... changed routes are sent in batches this often
     "announce_slack": 2,  # ... a route may be up to this many hops longer than announced before

@@ -19,6 +19,12 @@ class RouteTable:
         self.max_hops = 0  # longest path seen (the network's extent)
         self.pending = {}  # our message id -> [dst, via or None, mode]
         self.ring = {}  # dst -> discovery TTL for the next attempt
+        self.neg = {}  # dst -> [no discovery before this ms, backoff_ms]: the negative cache
+        self.gone = {}  # neighbour we declared down -> until when no search for it
+        self.owner = {}  # dst -> the neighbour whose copy created its entry ...
+        self.owned = {}  # ... and per neighbour how many (the per-neighbour quota)
+        self.quota = max(1, int(opts["max_routes"] * opts["peer_route_share"]))
+        self.peer_fails = {}  # neighbour -> unacknowledged routed messages in a row
 
     def learn(self, path, from_peer, now_ms, limit=0):
         """Routes to the nodes of path (received from from_peer): all of them,
@@ -65,9 +71,13 @@ class RouteTable:
     def _update(self, dst, via, hops, now_ms):
         cands = self.routes.get(dst)
         if cands is None:
-            if len(self.routes) >= self.o["max_routes"]:
+            if self.owned.get(via, 0) >= self.quota:
+                self._evict(via)  # a neighbour over its share displaces only its own
+            elif len(self.routes) >= self.o["max_routes"]:
                 self._evict()
             self.routes[dst] = [[via, hops, now_ms, 0]]
+            self.owner[dst] = via
+            self.owned[via] = self.owned.get(via, 0) + 1
             return
         for c in cands:
             if c[0] == via:
@@ -88,10 +98,13 @@ class RouteTable:
             worst[2] = now_ms
             worst[3] = 0
 
-    def _evict(self):
-        """Forget the eighth of destinations confirmed longest ago."""
+    def _evict(self, owner=None):
+        """Forget the eighth of destinations confirmed longest ago (of those
+        owner brought, if given)."""
         ages = []
         for dst in self.routes:
+            if owner is not None and self.owner.get(dst) != owner:
+                continue
             newest = 0
             for c in self.routes[dst]:
                 if c[2] > newest:
@@ -99,8 +112,41 @@ class RouteTable:
             ages.append((newest, dst))
         ages.sort()
         for _t, dst in ages[:max(1, len(ages) // 8)]:
-            del self.routes[dst]
-            self.current.pop(dst, None)
+            self._forget(dst)
+
+    def _forget(self, dst):
+        del self.routes[dst]
+        self.current.pop(dst, None)
+        via = self.owner.pop(dst, None)
+        if via is not None:
+            n = self.owned.get(via, 0) - 1
+            if n > 0:
+                self.owned[via] = n
+            else:
+                self.owned.pop(via, None)
+
+    def forget_via(self, via):
+        """Drop every learned candidate through via (it stopped producing
+        delivery proofs); destinations left without one are forgotten."""
+        gone = []
+        for dst, cands in self.routes.items():
+            for c in cands:
+                if c[0] == via:
+                    cands.remove(c)
+                    if self.current.get(dst) == via:
+                        del self.current[dst]
+                    break
+            if not cands:
+                gone.append(dst)
+        for dst in gone:
+            self._forget(dst)
+
+    def confirmed_ms(self, dst, via):
+        """When the learned route dst via `via` was last confirmed (-1: none)."""
+        for c in self.routes.get(dst) or ():
+            if c[0] == via:
+                return c[2]
+        return -1
 
     def ranked(self, dst, exclude, path, now_ms):
         """Usable candidates for dst as (cost, via, hops), cheapest first."""
@@ -155,6 +201,19 @@ class RouteTable:
                     break
             if not ok:
                 self.current.pop(dst, None)
+        if ok:
+            self.peer_fails.pop(via, None)
+        else:
+            n = self.peer_fails.get(via, 0) + 1
+            if n >= self.o["peer_max_fails"]:
+                # unacknowledged through via for several destinations in a
+                # row: none of its learned routes is trusted any more
+                self.peer_fails.pop(via, None)
+                self.forget_via(via)
+            else:
+                if via not in self.peer_fails and len(self.peer_fails) >= 256:
+                    self.peer_fails = {}
+                self.peer_fails[via] = n
         p = self.r.peer(via)
         if p is not None:
             p.record(ROUTE_OK if ok else ROUTE_FAILED, None, now_ms)
@@ -183,11 +242,56 @@ class RouteTable:
                 del self.pending[k]
         self.pending[message_id] = [dst, via, mode]
 
+    def negative(self, dst, now_ms, known_down):
+        """True if dst gets no discovery now: a failed discovery's backoff is
+        running, or dst is known down (retracted) and its first backoff starts
+        now. A destination nobody reaches then costs one bounded search per
+        backoff (neg_min_ms doubling to neg_max_ms), not one per attempt."""
+        if not self.o["neg_min_ms"]:
+            return False  # negative cache off
+        e = self.neg.get(dst)
+        if e is not None:
+            return now_ms < e[0]
+        if known_down:
+            self._neg_set(dst, now_ms, None)
+            return True
+        return False
+
+    def neighbour_gone(self, peer, now_ms):
+        """Our runtime declared peer down: copies for it that find no route
+        here are dropped, not searched for, for half of neg_max_ms (this node
+        saw it go; the announcements will say so everywhere by then)."""
+        if not self.o["neg_min_ms"]:
+            return
+        if peer not in self.gone and len(self.gone) >= 256:
+            self.gone = {}
+        self.gone[peer] = now_ms + self.o["neg_max_ms"] // 2
+
+    def just_gone(self, dst, now_ms):
+        """True if dst is a neighbour we declared down not long ago."""
+        t = self.gone.get(dst)
+        if t is None:
+            return False
+        if now_ms < t:
+            return True
+        del self.gone[dst]
+        return False
+
+    def _neg_set(self, dst, now_ms, prev):
+        if prev is None:
+            back = self.o["neg_min_ms"]
+        else:
+            back = min(self.o["neg_max_ms"], 2 * prev[1])
+        if dst not in self.neg and len(self.neg) >= self.o["max_pending"]:
+            self.neg = {}  # bounded; forgetting only allows searches again
+        self.neg[dst] = [now_ms + back, back]
+
     def acked(self, message_id, now_ms):
         p = self.pending.pop(message_id, None)
         if p is None:
             return
         self.ring.pop(p[0], None)
+        self.neg.pop(p[0], None)
         if p[1] is not None and p[2] == "route":
             self.blame(p[0], p[1], True, now_ms)
 
@@ -199,6 +303,8 @@ class RouteTable:
         if mode == "route":
             self.blame(dst, via, False, now_ms)
         elif mode == "discover":
+            if self.o["neg_min_ms"]:
+                self._neg_set(dst, now_ms, self.neg.get(dst))
             cur = self.ring.get(dst)
             self.ring[dst] = min(MAX_TTL, 2 * (self.extent_ttl() if cur is None else cur))
             if len(self.ring) > self.o["max_pending"]:

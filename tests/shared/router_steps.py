@@ -70,6 +70,7 @@ def run_file(name):
     for obj in iter_lines(name):
         if "case" in obj:
             case = obj["case"]
+            r = None  # the previous case's router is garbage before the next is built
             r = new_router(case)
             n += 1
             i = 0

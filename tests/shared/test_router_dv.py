@@ -4,6 +4,7 @@
 import gc
 
 gc.collect()
+import router_check  # noqa: E402,F401  (compiled here, on a heap not yet fragmented)
 from router_steps import Router, run_file, uid  # noqa: E402
 
 gc.collect()

@@ -59,15 +59,21 @@ def test_lost_links_cost_etx():
     assert 5.0 < s["directed_tx_per_delivered"] < 11.0  # 4 hops x ETX 2, sampled
 
 
-def test_probe_tries_model_pings_riding_a_retransmitting_link():
-    # half of all attempts lost: single-attempt pings declare live links down
-    # (false downs); pings with 8 attempts per direction, as over TCP, do not
+def test_lost_pings_start_probes_and_only_unanswered_probes_down_a_link():
+    # half of all attempts lost. A lost single-attempt idle ping only makes
+    # the link suspicious: the heartbeat's probes ride the link layer (50
+    # attempts) and are answered, so no live link goes down; pings with 8
+    # attempts are rarely lost and start fewer probes; with a one-attempt
+    # link layer three probes in a row go unanswered now and then (false downs)
     p = scenario("line", topology="line", nodes=3, degree=2.0,
-                 **dict(CLEAN, loss=0.5, link_tries=50, probe_ms=1000, duration_s=60.0))
+                 **dict(CLEAN, loss=0.5, link_tries=50, idle_ping_ms=1000, duration_s=60.0))
     single = _run(p, "meshlink", [])
     riding = _run(dict(p, probe_tries=8), "meshlink", [])
-    assert single["false_downs"] >= 5
-    assert riding["false_downs"] == 0
+    assert single["false_downs"] == 0 and riding["false_downs"] == 0
+    assert single["heartbeat_probes"] >= 20
+    assert riding["heartbeat_probes"] < single["heartbeat_probes"] / 4
+    bare = _run(dict(p, link_tries=1), "meshlink", [])
+    assert bare["false_downs"] >= 1
 
 
 def test_central_failure_recovery_on_a_grid():

@@ -9,16 +9,21 @@ Model (docs/ROUTING.md "Simulator"):
   * loss per attempt: independent (p) or Gilbert-Elliott bursts; latency per
     link fixed (lognormal); each node has one output queue of queue_cap
     messages served at tx_ms each;
-  * the runtime around each router behaves like meshlink_gw's node: probes
-    every probe_ms feed record_rtt / record_ping_lost, down_after lost probes
-    or an exhausted ARQ call peer_down, a successful probe calls peer_up;
+  * the runtime around each router behaves like meshlink_gw's node: idle
+    pings every idle_ping_ms feed record_rtt / record_ping_lost; an
+    unanswered directed message or ping starts the heartbeat's probes
+    (every probe_interval_ms while nothing is heard; probe_misses
+    unanswered when the next is due: peer_down); an exhausted ARQ to a live
+    neighbour or a clean failure calls peer_down at once; a silent failure
+    (the default) gives no error; a successful ping calls peer_up;
   * end-to-end delivery is the node's own code: each node runs a
     meshlink.delivery.Delivery (Ack matching, the retry schedule, expiry,
     duplicate filter) with the node's defaults, and the loop feeds its
     retries and expiries to the router (on_delivery_failed, originate) as
     the node does;
-  * probes are modelled (sampled, counted as control overhead) rather than
-    queued as events, to keep 1000-node runs fast.
+  * idle pings are modelled (sampled, counted as control overhead) rather
+    than queued as events, to keep 1000-node runs fast; heartbeat probes
+    are events.
 """
 
 from __future__ import annotations
@@ -36,10 +41,10 @@ from meshlink.router import STRATEGIES, Router, load_strategy
 
 from . import oracle as oracle_mod
 from .scenarios import check as check_scenario
-from .topology import bfs_dist, build
+from .topology import bfs_dist, build, from_graph
 from .traffic import make_traffic
 
-EV_ARRIVE, EV_TIMER, EV_TRAFFIC, EV_PROBE, EV_LINKFAIL, EV_CHURN = range(6)
+EV_ARRIVE, EV_TIMER, EV_TRAFFIC, EV_PROBE, EV_LINKFAIL, EV_CHURN, EV_HB = range(7)
 INF = float("inf")
 # Gilbert-Elliott bursty loss (routing.md §3.3): P(G->B), P(B->G), loss in G, in B.
 GE = (0.01, 0.1, 0.01, 0.5)
@@ -77,14 +82,25 @@ class Sim:
         self.strategy = strategy
         self.seed = seed
         rt = random.Random(f"{seed}:topology:{p['topology']}:{p['nodes']}")
-        self.topo = t = build(p["topology"], p["nodes"], p["degree"], rt, loss=p["loss"],
-                              loss_model=p["loss_model"], latency_ms=p["latency_ms"],
-                              latency_sigma=p["latency_sigma"], oneway=p["oneway"])
+        link = dict(loss=p["loss"], loss_model=p["loss_model"], latency_ms=p["latency_ms"],
+                    latency_sigma=p["latency_sigma"], oneway=p["oneway"])
+        if p.get("graph") is not None:
+            self.topo = t = from_graph(p["graph"], rt, **link)
+        else:
+            self.topo = t = build(p["topology"], p["nodes"], p["degree"], rt, **link)
         n = self.n = t.n
         self.ids = [_uuid(i, seed) for i in range(n)]
         self.idx = {s: i for i, s in enumerate(self.ids)}
         self.rng = random.Random(f"{seed}:links:{strategy}")
         self.alive = [True] * n
+        self.clean_dead = bytearray(n)  # down by a clean failure: sends to it fail at once
+        # the heartbeat (docs/ROUTING.md "Failure detection"): per node, per
+        # neighbour, when the first frame unanswered since was sent, when a
+        # frame was last heard, and the probes missed in a row
+        self.await_since: list[dict] = [dict() for _ in range(n)]
+        self.heard: list[dict] = [dict() for _ in range(n)]
+        self.hb_miss: list[dict] = [dict() for _ in range(n)]
+        self.detect_ms: list = []  # (failure time, detection delay) per silent neighbour
         self.cut: set = set()
         self.burst = p["loss_model"] == "burst"
         self.ge_bad: dict = {}
@@ -121,18 +137,27 @@ class Sim:
         self.disc_k = bytearray(nk)  # 1 if any copy was sent in discovery mode
         self.deliv_t: list = [None] * nk
         self.first_ok = bytearray(nk)
-        self.acked = bytearray(nk)
+        self.acked = bytearray(nk)  # the origin got the Ack (its delivery's Delivered)
         self.attempt_mid: list = [None] * nk
         self.attempts = [0] * nk
         self.origin2k: dict = {}  # origin_id -> k
         self.reach: dict = {}  # k -> {node: time} for broadcasts
-        self.tx = {"data": 0, "ack": 0, "bcast": 0, "ctrl": 0, "announce": 0}
-        self.bytes = {"data": 0, "ctrl": 0, "announce": 0}
+        # transmissions and bytes after the warm-up by kind: routed directed
+        # data, routed Acks, discovery (directed copies sent in discovery
+        # mode), broadcast payloads, lazy-push control (IHave/Graft/Prune),
+        # announcements; probes (pings, pongs) are probe_msgs / probe_bytes
+        self.tx = {"data": 0, "ack": 0, "disc": 0, "bcast": 0, "ctrl": 0, "announce": 0}
+        self.bytes = dict(self.tx)
         self.chosen = bytearray(n)
         self.queue_drops = 0
         self.link_fail = 0
         self.dead_arrivals = 0
         self.false_down = 0
+        self.hb_probes = 0
+        # bytes each node put on the air after the warm-up (all kinds; of
+        # which control), for the shared-medium airtime accounting (metrics)
+        self.air = [0] * n
+        self.air_ctrl = [0] * n
         self.probe_msgs = 0
         self.probe_bytes = 0
         self.down_iv: list = [[] for _ in range(n)]  # (t_down, t_up)
@@ -170,6 +195,15 @@ class Sim:
         heapq.heappush(self.heap, (t, self.seq, kind, a, b, c))
 
     def _make_churn(self, rc):
+        """[(t_ms, "down" | "up" | "cut" | "heal", node or None, failure mode)]."""
+        ev = [(t, what, v, self.p["failure_mode"]) for t, what, v in self._churn_events(rc)]
+        for f in self.p.get("failures") or ():
+            ev.append((f["at_ms"], "down", f["node"], f["mode"]))
+            if f["until_ms"] is not None:
+                ev.append((f["until_ms"], "up", f["node"], f["mode"]))
+        return ev
+
+    def _churn_events(self, rc):
         p = self.p
         kind = p["churn"]
         ev = []
@@ -232,10 +266,14 @@ class Sim:
         measuring = now >= self.warm
         discover = mode == "discover"
         busy = self.busy[u]
+        awaitu = self.await_since[u]
+        hb_at = now + p["probe_interval_ms"]
+        clean_dead = self.clean_dead
         last = None
         k = None
         cat = ""
         nb = 0
+        awaits = False
         for pid, msg in forward:
             v = idx[pid]
             lat = latu.get(v)
@@ -246,6 +284,7 @@ class Sim:
                 self.queue_drops += 1
                 continue
             ok = False
+            silent = False
             tries = 0
             if alive[v] and (not cut or (u, v) not in cut):
                 if burst:
@@ -266,17 +305,24 @@ class Sim:
                             ok = True
                             break
             else:
+                # a frozen peer or a cut cable gives no error (the send is
+                # queued and retransmitted); a closed connection does
                 tries = tries_max
+                silent = not clean_dead[v]
             dur = tries * tx_ms
             busy = start + dur
             if msg is not last:
                 last = msg
                 t = type(msg)
+                awaits = t is MeshMessage and msg.dst is not None
                 if t is MeshMessage or t is Ack:
                     k = self.mid2k.get(msg.message_id)
                     if k is not None and discover:
                         self.disc_k[k] = 1
-                    cat = "ack" if t is Ack else ("bcast" if msg.dst is None else "data")
+                    # directed copies (data or Ack) sent in discovery mode
+                    # count as discovery, the others as routed data / Acks
+                    cat = "disc" if discover and msg.dst is not None else (
+                        "ack" if t is Ack else ("bcast" if msg.dst is None else "data"))
                     nb = (SZ_ACK if t is Ack else SZ_MESH + (SZ_SEAL if msg.dst else 0)
                           ) + SZ_PER_HOP * len(msg.path)
                 elif t is Routes:
@@ -290,19 +336,26 @@ class Sim:
                     nb = SZ_PRUNE if ids is None else SZ_IDS + SZ_PER_HOP * len(ids)
             if measuring:
                 self.tx[cat] += tries
+                self.bytes[cat] += nb * tries
+                self.air[u] += nb * tries
                 if cat == "ctrl" or cat == "announce":
-                    self.bytes[cat] += nb * tries
-                else:
-                    self.bytes["data"] += nb * tries
+                    self.air_ctrl[u] += nb * tries
+                if cat != "ctrl" and cat != "announce":
                     self.chosen[v] = 1
                     if k is not None:
                         self.tx_k[k] += tries
             self.seq += 1
             if ok:
                 push(heap, (start + dur + (2 * tries - 1) * lat, self.seq, EV_ARRIVE, v, u, msg))
-            else:
+            elif not silent:
                 push(heap, (start + dur + 2 * tries * lat, self.seq, EV_LINKFAIL, u, v,
                             self.gen[u]))
+            if awaits and v not in awaitu:
+                # a directed message expects an answer: the heartbeat checks
+                # in one probe interval (and probes v if nothing was heard)
+                awaitu[v] = now
+                self.seq += 1
+                push(heap, (hb_at, self.seq, EV_HB, u, v, self.gen[u]))
         self.busy[u] = busy
 
     def arm_timer(self, u):
@@ -319,10 +372,25 @@ class Sim:
                            self.ttok[u])
 
     # -- node life -----------------------------------------------------------
-    def kill(self, v, now):
+    def kill(self, v, now, mode="silent"):
+        """v fails: silently (its neighbours must notice) or cleanly (every
+        connection closes: each neighbour's runtime calls peer_down now)."""
         if not self.alive[v]:
             return
         self.alive[v] = False
+        self.clean_dead[v] = mode == "clean"
+        self.await_since[v] = {}
+        self.heard[v] = {}
+        self.hb_miss[v] = {}
+        if mode == "clean":
+            vid = self.ids[v]
+            for u in self.topo.adj[v]:
+                if self.alive[u] and v in self.upv[u]:
+                    self.routers[u].peer_down(vid, now)
+                    self.upv[u].discard(v)
+                    self.await_since[u].pop(v, None)
+                    self.hb_miss[u].pop(v, None)
+                    self.arm_timer(u)
         self.gen[v] += 1
         self.routers[v] = None
         self.deliveries[v] = None  # a dead node's pending sends die with it
@@ -336,6 +404,7 @@ class Sim:
         if self.alive[v]:
             return
         self.alive[v] = True
+        self.clean_dead[v] = 0
         self.gen[v] += 1
         self.busy[v] = now
         if self.down_iv[v]:
@@ -348,19 +417,24 @@ class Sim:
                 r.peer_up(self.ids[u], now)
                 self.upv[v].add(u)
                 ru = self.routers[u]
+                self.await_since[u].pop(v, None)
+                self.hb_miss[u].pop(v, None)
                 if v in self.upv[u]:
                     ru.peer_down(vid, now)  # the old connection is replaced
                 ru.peer_up(vid, now)
                 self.upv[u].add(v)
                 self.arm_timer(u)
-        self._push(now + self.rng.random() * self.p["probe_ms"], EV_PROBE, v, self.gen[v])
+        self._push(now + self.rng.random() * self.p["idle_ping_ms"], EV_PROBE, v, self.gen[v])
         self.world.changed()
 
-    def _probe_ok(self, u, v):
-        """Ping u->v and pong v->u each get through in one of probe_tries attempts."""
+    def _probe_ok(self, u, v, tries=None):
+        """Ping u->v and pong v->u each get through in one of probe_tries
+        attempts (the heartbeat's probes: link_tries, as they ride the link
+        layer like any frame)."""
         rnd = self.rng.random
         loss = self.topo.loss
-        tries = self.p["probe_tries"]
+        if tries is None:
+            tries = self.p["probe_tries"]
         for a, b in ((u, v), (v, u)):
             p = loss[a][b]
             for _ in range(tries):
@@ -382,7 +456,6 @@ class Sim:
         loss = self.topo.loss
         rnd = self.rng.random
         single = self.p["probe_tries"] == 1  # the hot default, inlined
-        down_after = self.p["down_after"]
         cut = self.cut
         measuring = now >= self.warm
         for v in self.topo.adj[u]:
@@ -396,18 +469,81 @@ class Sim:
                     upv.add(v)
                 r.record_rtt(ids[v], lat[u][v] + lat[v][u], now)
                 lossrun[v] = 0
+                self.heard[u][v] = now
             elif v in upv:
+                # an unanswered ping makes the link suspicious: probes every
+                # probe_interval_ms until anything is heard (the heartbeat)
                 r.record_ping_lost(ids[v], now)
-                n = lossrun.get(v, 0) + 1
-                lossrun[v] = n
-                if n >= down_after:
-                    if alive[v] and (u, v) not in cut:
-                        self.false_down += 1
-                    r.peer_down(ids[v], now)
-                    upv.discard(v)
+                lossrun[v] = lossrun.get(v, 0) + 1
+                aw = self.await_since[u]
+                if v not in aw:
+                    aw[v] = now
+                    self._push(now + self.p["probe_interval_ms"], EV_HB, u, v, self.gen[u])
         if measuring:
-            self.probe_bytes += 2 * SZ_PROBE * len(self.topo.adj[u])
+            nb = 2 * SZ_PROBE * len(self.topo.adj[u])
+            self.probe_bytes += nb
+            self.air[u] += nb  # the pongs are the neighbours' airtime, in the
+            self.air_ctrl[u] += nb  # same neighbourhood: charged here
         self.arm_timer(u)
+
+    def _declare_down(self, u, v, now):
+        """u's runtime gives up on v after probe_misses lost pings or probes."""
+        if self.alive[v] and (u, v) not in self.cut:
+            self.false_down += 1
+        elif not self.alive[v] and self.down_iv[v] and now >= self.warm:
+            self.detect_ms.append(now - self.down_iv[v][-1][0])
+        self.routers[u].peer_down(self.ids[v], now)
+        self.upv[u].discard(v)
+        self.await_since[u].pop(v, None)
+        self.hb_miss[u].pop(v, None)
+        self.lossrun[u].pop(v, None)
+
+    def heartbeat(self, u, v, now):
+        """The heartbeat of link u->v (meshlink.liveness on the node): a
+        directed message or a ping to v went unanswered; every
+        probe_interval_ms, if nothing was heard from v since, u probes it (a
+        Ping, a Pong if it gets through); with probe_misses probes unanswered
+        when the next one is due, u's runtime calls peer_down (2 s after the
+        first unanswered frame with the defaults)."""
+        since = self.await_since[u].get(v)
+        if since is None:
+            return
+        if v not in self.upv[u]:
+            self.await_since[u].pop(v, None)
+            return
+        if self.heard[u].get(v, -1.0) >= since:
+            del self.await_since[u][v]  # answered: nothing to probe
+            self.hb_miss[u].pop(v, None)
+            return
+        n = self.hb_miss[u].get(v, 0)
+        if n >= self.p["probe_misses"]:
+            # probe_misses probes unanswered when the next one is due
+            self._declare_down(u, v, now)
+            self.arm_timer(u)
+            return
+        measuring = now >= self.warm
+        if measuring:
+            self.probe_msgs += 1
+            self.probe_bytes += SZ_PROBE
+            self.hb_probes += 1
+            self.air[u] += SZ_PROBE
+            self.air_ctrl[u] += SZ_PROBE
+        if self.alive[v] and (u, v) not in self.cut and self._probe_ok(u, v,
+                                                                  self.p["link_tries"]):
+            if measuring:
+                self.probe_msgs += 1
+                self.probe_bytes += SZ_PROBE
+                self.air[v] += SZ_PROBE
+                self.air_ctrl[v] += SZ_PROBE
+            self.heard[u][v] = now
+            self.routers[u].record_rtt(self.ids[v], self.topo.lat[u][v] + self.topo.lat[v][u],
+                                       now)
+            del self.await_since[u][v]
+            self.hb_miss[u].pop(v, None)
+            self.lossrun[u][v] = 0
+            return
+        self.hb_miss[u][v] = n + 1
+        self._push(now + self.p["probe_interval_ms"], EV_HB, u, v, self.gen[u])
 
     # -- traffic -------------------------------------------------------------
     def originate(self, k, now):
@@ -446,11 +582,11 @@ class Sim:
     def _run(self, progress):
         p = self.p
         now = 0.0
-        for (t, what, v) in self.churn:
-            self._push(t, EV_CHURN, what, v)
+        for (t, what, v, mode) in self.churn:
+            self._push(t, EV_CHURN, what, v, mode)
         for k, rec in enumerate(self.traffic):
             self._push(rec[0], EV_TRAFFIC, k)
-        downs0 = {v for (t, what, v) in self.churn if t == 0.0 and what == "down"}
+        downs0 = {v for (t, what, v, _m) in self.churn if t == 0.0 and what == "down"}
         for v in range(self.n):
             if v in downs0:
                 self.alive[v] = False
@@ -466,7 +602,7 @@ class Sim:
                 if self.alive[u]:
                     r.peer_up(self.ids[u], 0.0)
                     self.upv[v].add(u)
-            self._push(self.rng.random() * p["probe_ms"], EV_PROBE, v, self.gen[v])
+            self._push(self.rng.random() * p["idle_ping_ms"], EV_PROBE, v, self.gen[v])
         self.world.changed()
         heap = self.heap
         pop = heapq.heappop
@@ -488,6 +624,7 @@ class Sim:
                 if not alive[a]:
                     self.dead_arrivals += 1
                     continue
+                self.heard[a][b] = now
                 r = routers[a]
                 d = r.receive(c, ids[b], now)
                 if d.forward:
@@ -513,7 +650,7 @@ class Sim:
                     continue
                 self.probe(a, now)
                 if now < self.end:
-                    self._push(now + p["probe_ms"], EV_PROBE, a, b)
+                    self._push(now + p["idle_ping_ms"], EV_PROBE, a, b)
             elif kind == EV_TRAFFIC:
                 src = self.traffic[a][1]
                 if alive[src]:
@@ -527,8 +664,11 @@ class Sim:
                     routers[u].peer_down(ids[v], now)
                     self.upv[u].discard(v)
                     self.arm_timer(u)
+            elif kind == EV_HB:
+                if c == self.gen[a] and alive[a]:
+                    self.heartbeat(a, b, now)
             elif kind == EV_CHURN:
-                self._churn(a, b, now)
+                self._churn(a, b, now, c)
             if progress is not None and events & 0xFFF == 0:
                 w = time.perf_counter()
                 if w >= next_tick:
@@ -572,9 +712,9 @@ class Sim:
         if type(ev) is Retry:
             self._attempt(src, self.origin2k[ev.msg.origin_id], ev.msg, now)
 
-    def _churn(self, what, v, now):
+    def _churn(self, what, v, now, mode):
         if what == "down":
-            self.kill(v, now)
+            self.kill(v, now, mode)
         elif what == "up":
             self.revive(v, now)
         elif what == "cut":

@@ -1,11 +1,20 @@
 """Metrics: one summary per run, then mean and 95 % interval over seeds.
 
 Definitions (docs/ROUTING.md "Metrics"); only messages originated after the
-warm-up count, and a message counts only if the optimum could deliver it:
+warm-up count:
+  * directed "all": every directed message a live source sent, to a
+    destination down or cut off too, with every transmission of its copies
+    and Acks (directed_all_tx; against the oracle's for the same traffic);
   * directed: eligible if the destination was reachable over live nodes and
     links when it was sent and both ends stayed up until the deadline
     (delivery_timeout_ms, when the origin gives up); delivered if the destination got any
-    attempt before the deadline; first = delivered by the first attempt;
+    attempt before the deadline (arrival); proof = the origin got an Ack
+    (its meshlink.delivery reported Delivered), as a user sees it;
+    first = delivered by the first attempt;
+  * traffic by kind (tx_*, bytes_*, kb_per_node_s_*): routed data, routed
+    Acks, discovery, broadcast payload, lazy-push control, announcements,
+    probes; each against the oracle per seed (*_vs_oracle);
+    control_kb_per_node_s = lazy-push control + announcements + probes;
   * tx per delivered directed = every transmission (link attempt) of every
     attempt's copies and of their Acks, over all eligible messages, divided
     by the delivered ones; "routed" restricts it to messages none of whose
@@ -16,9 +25,10 @@ warm-up count, and a message counts only if the optimum could deliver it:
     bcast_deadline_ms; tx per node = payload transmissions / those nodes
     (+ the source); control = IHave/Graft/Prune transmissions on top;
   * latency stretch = delivery time / fastest live path (latency + tx time);
-  * recovery = seconds from the failure (or the heal) until the first-attempt
-    delivery ratio of the flows over one probe interval is back within 1
-    point of its level in the 20 s before the failure;
+  * recovery = seconds from the failure (or the heal, or the first failure
+    of a --failures-file) until the first-attempt delivery ratio of the
+    flows over RECOVERY_WINDOW_MS is back within 1 point of its level in the
+    20 s before the failure;
   * never chosen = share of nodes that no neighbour ever sent a data copy to.
 """
 
@@ -29,6 +39,22 @@ import math
 PRE_WINDOW_MS = 20000.0
 GUARD_MS = 1000.0
 TOLERANCE = 0.01
+RECOVERY_WINDOW_MS = 2000.0
+# traffic kinds reported separately, each against the oracle: routed directed
+# data, routed Acks, discovery copies, broadcast payloads, lazy-push control,
+# announcements, probes (pings and pongs)
+KINDS = ("data", "ack", "disc", "bcast", "ctrl", "announce", "probe")
+# per-seed ratios to the oracle's run of the same seed: metric -> (numerator
+# keys, summed)
+VS_ORACLE = {
+    "directed_all_tx_vs_oracle": ("directed_all_tx",),
+    "directed_tx_all_kinds_vs_oracle": ("tx_data", "tx_ack", "tx_disc"),
+    "control_bytes_vs_oracle": ("bytes_ctrl", "bytes_announce", "bytes_probe"),
+    "all_bytes_vs_oracle": tuple(f"bytes_{c}" for c in KINDS),
+    "all_tx_vs_oracle": tuple(f"tx_{c}" for c in KINDS),
+    **{f"tx_{c}_vs_oracle": (f"tx_{c}",) for c in KINDS},
+    **{f"bytes_{c}_vs_oracle": (f"bytes_{c}",) for c in KINDS},
+}
 
 
 def summarize(sim) -> dict:
@@ -39,7 +65,8 @@ def summarize(sim) -> dict:
     dl = p["delivery_timeout_ms"]
     bd = p["bcast_deadline_ms"]
     alive_during = sim.alive_during
-    d_elig = d_deliv = d_first = d_tx = d_disc = 0
+    d_elig = d_deliv = d_first = d_tx = d_disc = d_proof = 0
+    all_n = all_tx = unreach_n = unreach_tx = 0
     opt = 0.0
     stretch = []
     stretch_first = []
@@ -60,7 +87,13 @@ def summarize(sim) -> dict:
             b_tx += sim.tx_k[k]
             b_den += len(elig) + 1
             continue
+        # every directed message counts here, to a destination down or cut off too
+        all_n += 1
+        all_tx += sim.tx_k[k]
         if info is None or not alive_during(src, t0, t0 + dl) or not alive_during(dst, t0, t0 + dl):
+            if info is None or not alive_during(dst, t0, t0 + dl):
+                unreach_n += 1
+                unreach_tx += sim.tx_k[k]
             continue
         d_elig += 1
         tx = sim.tx_k[k]
@@ -70,6 +103,8 @@ def summarize(sim) -> dict:
         t = sim.deliv_t[k]
         ok = t is not None and t <= t0 + dl
         per_msg.append((k, tx, 1 if ok else 0, disc))
+        if sim.acked[k]:
+            d_proof += 1
         if ok:
             d_deliv += 1
             best_lat, o = sim.world.optimum(info, src, dst)
@@ -95,6 +130,13 @@ def summarize(sim) -> dict:
         "directed_msgs": d_elig,
         "directed_delivery": d_deliv / d_elig if d_elig else None,
         "directed_delivery_first": d_first / d_elig if d_elig else None,
+        "directed_delivery_proof": d_proof / d_elig if d_elig else None,
+        "directed_all_msgs": all_n,
+        "directed_unreachable_msgs": unreach_n,
+        "directed_all_tx": all_tx,
+        "directed_unreachable_tx": unreach_tx,
+        "directed_all_tx_per_msg": all_tx / all_n if all_n else None,
+        "directed_unreachable_tx_per_msg": unreach_tx / unreach_n if unreach_n else None,
         "directed_tx_per_delivered": d_tx / d_deliv if d_deliv else None,
         "directed_opt_per_delivered": opt / d_deliv if d_deliv else None,
         "directed_tx_vs_opt": (d_tx / opt) if opt > 0 else None,
@@ -115,14 +157,66 @@ def summarize(sim) -> dict:
         "routing_ctrl_msgs_per_node_s": (sim.tx["ctrl"] + sim.tx["announce"]) / node_s,
         "announce_msgs_per_node_s": sim.tx["announce"] / node_s,
         "announce_bytes_per_node_s": sim.bytes["announce"] / node_s,
-        "data_bytes_per_node_s": sim.bytes["data"] / node_s,
+        "data_bytes_per_node_s": (sim.bytes["data"] + sim.bytes["ack"] + sim.bytes["disc"]
+                                  + sim.bytes["bcast"]) / node_s,
+        "control_kb_per_node_s": (sim.bytes["ctrl"] + sim.bytes["announce"] + sim.probe_bytes)
+        / node_s / 1000.0,
         "never_chosen": never / len(alive_sometime) if alive_sometime else None,
         "queue_drops": sim.queue_drops,
         "link_failures": sim.link_fail,
         "false_downs": sim.false_down,
+        "heartbeat_probes": sim.hb_probes,
+        "silent_detect_s": _mean(sim.detect_ms) / 1000.0 if sim.detect_ms else None,
+        "silent_detect_max_s": max(sim.detect_ms) / 1000.0 if sim.detect_ms else None,
         "per_msg": per_msg,
     }
+    for cat in KINDS:
+        tx = sim.probe_msgs if cat == "probe" else sim.tx[cat]
+        nb = sim.probe_bytes if cat == "probe" else sim.bytes[cat]
+        out[f"tx_{cat}"] = tx
+        out[f"bytes_{cat}"] = nb
+        out[f"kb_per_node_s_{cat}"] = nb / node_s / 1000.0
+    out.update(_airtime(sim, node_s / n if n else 0.0))
     out.update(_recovery(sim))
+    return out
+
+
+# Shared-medium presets: usable channel bit rate in bit/s. WiFi-like: one
+# 802.11g/n channel at the ~20 Mbit/s a contended cell actually carries;
+# LoRa-like: SF7 / 125 kHz, ~5.5 kbit/s raw, before any duty-cycle limit.
+MEDIA = {"wifi": 20e6, "lora": 5470.0}
+
+
+def _airtime(sim, dur_s) -> dict:
+    """Airtime accounting on a shared medium (not a contention model: no
+    collisions, no backoff): a node's transmissions occupy the channel of its
+    whole neighbourhood, so the busy share at node w is the airtime of w and
+    its neighbours over the measured time. Above 1 the offered load cannot
+    fit the channel at all; control's share of it is capacity lost to data."""
+    if dur_s <= 0:
+        return {}
+    adj = sim.topo.adj
+    air = sim.air
+    ctrl = sim.air_ctrl
+    load = []
+    cload = []
+    for w in range(sim.n):
+        a = air[w]
+        c = ctrl[w]
+        for v in adj[w]:
+            a += air[v]
+            c += ctrl[v]
+        load.append(a)
+        cload.append(c)
+    order = sorted(range(sim.n), key=lambda w: load[w])
+    mid = order[len(order) // 2]
+    top = order[-1]
+    out = {}
+    for name, bps in MEDIA.items():
+        k = 8.0 / bps / dur_s
+        out[f"air_{name}_busy_p50"] = load[mid] * k
+        out[f"air_{name}_busy_max"] = load[top] * k
+        out[f"air_{name}_ctrl_max"] = cload[top] * k
     return out
 
 
@@ -133,9 +227,12 @@ def _mean(xs):
 def _recovery(sim) -> dict:
     p = sim.p
     churn = p["churn"]
-    if p["flows"] <= 0 or churn not in ("central", "mass", "partition"):
+    fails = p.get("failures")
+    if p["flows"] <= 0 or (churn not in ("central", "mass", "partition") and not fails):
         return {}
-    if churn == "partition":
+    if fails:
+        pre_end = event = min(f["at_ms"] for f in fails)
+    elif churn == "partition":
         pre_end = p["churn_at_s"] * 1000.0
         event = p["heal_at_s"] * 1000.0
     else:
@@ -153,7 +250,7 @@ def _recovery(sim) -> dict:
     if not pre:
         return {}
     level = sum(pre) / len(pre)
-    win = p["probe_ms"]
+    win = RECOVERY_WINDOW_MS
     step = 250.0
     rec_s = None
     tau = 0.0
@@ -172,7 +269,7 @@ def _recovery(sim) -> dict:
         w = [ok for tt, ok in pts if t <= tt < t + 1000.0]
         series.append(round(sum(w) / len(w), 4) if w else None)
         t += 1000.0
-    return {"recovery_s": rec_s, "recovery_probe_intervals": (rec_s * 1000.0 / win)
+    return {"recovery_s": rec_s, "recovery_probe_intervals": (rec_s * 1000.0 / p["idle_ping_ms"])
             if rec_s is not None else None, "recovered": 1.0 if rec_s is not None else 0.0,
             "recovery_pre_level": level,
             "recovery_lost": lost, "recovery_series_start_s": (pre_end - PRE_WINDOW_MS) / 1000,
@@ -221,6 +318,9 @@ def aggregate(runs: list) -> dict:
                     continue
                 mean, ci = mean_ci(vals)
                 m[key] = {"mean": mean, "ci95": ci, "n": sum(v is not None for v in vals)}
+                seen = [v for v in vals if v is not None]
+                if seen:
+                    m[key]["max"] = max(seen)
             ratios = []
             routed = []
             for seed, s in seeds.items():
@@ -234,6 +334,19 @@ def aggregate(runs: list) -> dict:
             if ratios:
                 mean, ci = mean_ci(ratios)
                 m["directed_tx_vs_oracle"] = {"mean": mean, "ci95": ci, "n": len(ratios)}
+            for name, parts in VS_ORACLE.items():
+                rs = []
+                for seed, mine in seeds.items():
+                    theirs = oracle.get(seed)
+                    if theirs is None:
+                        continue
+                    num = sum(mine.get(k) or 0 for k in parts)
+                    den = sum(theirs.get(k) or 0 for k in parts)
+                    if den > 0:
+                        rs.append(num / den)
+                if rs:
+                    mean, ci = mean_ci(rs)
+                    m[name] = {"mean": mean, "ci95": ci, "n": len(rs)}
             mean, ci = mean_ci(routed)
             if mean is not None:
                 m["directed_routed_tx_vs_oracle"] = {"mean": mean, "ci95": ci,

@@ -18,7 +18,8 @@ STRATEGY_ORDER = ("meshlink", "seed", "flood", "oracle")
 
 # Every knob of a scenario, with its default and the help text the CLI shows.
 KNOBS = {
-    "topology": ("rgg", "rgg | grid | line | star | regular | ba"),
+    "topology": ("rgg", "rgg | grid | line | star | regular | ba (file: set by "
+                        "--topology-file)"),
     "nodes": (200, "number of nodes (grid: rounded to a square)"),
     "degree": (12.0, "target mean degree (rgg radius is tuned to it; regular: d; ba: 2m)"),
     "oneway": (0.0, "share of links made one-way (loss 1.0 in one direction)"),
@@ -30,10 +31,19 @@ KNOBS = {
     "link_tries": (4, "link-layer attempts per send (ARQ); each attempt is a transmission"),
     "tx_ms": (0.5, "time to put one message on the wire (queue service time)"),
     "queue_cap": (64, "per-node output queue capacity in messages (overflow drops)"),
-    "probe_ms": (5000, "ping interval per link (feeds record_rtt / record_ping_lost)"),
-    "down_after": (3, "consecutive lost pings before the runtime calls peer_down"),
-    "probe_tries": (1, "attempts per ping and per pong (1: one lost attempt loses the probe; "
-                       "more models pings riding a retransmitting link, as over TCP)"),
+    "idle_ping_ms": (5000, "ping interval of every link (feeds record_rtt / "
+                     "record_ping_lost; an unanswered one starts the probes; the node's "
+                     "[node] idle_ping_ms)"),
+    "probe_interval_ms": (500, "probe interval of a link whose directed message or ping "
+                          "went unanswered (nothing heard back since; the node's [node] "
+                          "probe_interval_ms)"),
+    "probe_misses": (3, "probes unanswered when the next is due before the runtime calls "
+                        "peer_down (the node's [node] probe_misses)"),
+    "failure_mode": ("silent", "how --churn failures look to the neighbours: silent (no "
+                               "error, detected by the heartbeat) | clean (connections "
+                               "close, neighbours learn at once)"),
+    "probe_tries": (1, "attempts per idle ping and per pong (1: one lost attempt loses the "
+                       "ping, which starts the heartbeat probes; those ride the link layer)"),
     "duration_s": (120.0, "measured time after the warm-up, in seconds"),
     "warmup_s": (60.0, "warm-up time (traffic flows, metrics ignore it), in seconds"),
     "drain_s": (32.0, "time after the end to let messages and retries finish "
@@ -68,9 +78,10 @@ DEFAULTS = {k: v[0] for k, v in KNOBS.items()}
 
 # Knobs with a fixed set of values.
 CHOICES: dict[str, tuple[str, ...]] = {
-    "topology": KINDS,
+    "topology": KINDS + ("file",),
     "loss_model": ("uniform", "distance", "burst"),
     "flow_mode": ("random", "central"),
+    "failure_mode": ("silent", "clean"),
     "churn": ("none", "central", "mass", "partition", "sessions"),
 }
 
@@ -86,8 +97,9 @@ RANGES: dict[str, tuple[float | None, float | None, bool]] = {
     "link_tries": (1, None, True),
     "tx_ms": (0, None, True),
     "queue_cap": (1, None, True),
-    "probe_ms": (1, None, True),
-    "down_after": (1, None, True),
+    "idle_ping_ms": (1, None, True),
+    "probe_interval_ms": (1, None, True),
+    "probe_misses": (1, None, True),
     "probe_tries": (1, None, True),
     "duration_s": (0, None, False),
     "warmup_s": (0, None, True),
@@ -169,6 +181,21 @@ def check(p: dict) -> None:
     if p["churn"] == "partition" and not p["heal_at_s"] > p["churn_at_s"]:
         raise ConfigError(f"--heal-at-s {p['heal_at_s']!r}: the partition must heal after "
                           f"it is cut (--churn-at-s {p['churn_at_s']!r})")
+    graph = p.get("graph")
+    if (graph is not None) != (p["topology"] == "file"):
+        raise ConfigError("--topology file: comes with a --topology-file, and only with it")
+    if graph is not None:
+        if not isinstance(graph, dict) or len(graph.get("nodes") or ()) != p["nodes"]:
+            raise ConfigError("--topology-file: the scenario's graph does not match --nodes")
+    fails = p.get("failures")
+    if fails is not None:
+        if p["churn"] != "none":
+            raise ConfigError(f"--churn {p['churn']}: give either --churn or a "
+                              "--failures-file, not both")
+        if not isinstance(fails, list) or any(
+                not isinstance(f, dict) or not 0 <= f.get("node", -1) < p["nodes"]
+                for f in fails):
+            raise ConfigError("--failures-file: a failure names a node outside the topology")
     opts = p.get("meshlink_options")
     if opts is not None and not isinstance(opts, dict):
         raise ConfigError(f"meshlink_options {opts!r}: expected a dict of --option values")
@@ -178,7 +205,7 @@ def scenario(name, **kw):
     """A checked scenario: DEFAULTS overridden by kw. Raises ConfigError."""
     p = dict(DEFAULTS)
     for k, v in kw.items():
-        if k not in p and k != "meshlink_options":
+        if k not in p and k not in ("meshlink_options", "graph", "failures"):
             raise ConfigError(f"unknown scenario knob {k!r} (known: {', '.join(KNOBS)})")
         p[k] = v
     p["name"] = name
@@ -188,20 +215,25 @@ def scenario(name, **kw):
 
 # -- presets -----------------------------------------------------------------
 # Each preset is a list of scenarios; a scenario carries its own seeds and
-# strategies. "target" holds the issue's acceptance runs (1000-node random
-# geometric graphs, mean degree 12, 5 % loss, 10 % churn, 10 seeds).
+# strategies. "target" holds the acceptance runs (1000-node random geometric
+# graphs, mean degree 12 and 6, 5 % loss, 10 % churn, silent failures).
 TARGET = dict(topology="rgg", nodes=1000, degree=12.0, loss=0.05, warmup_s=45.0,
-              duration_s=90.0, rate=2.0, seeds=10)
+              duration_s=90.0, rate=2.0, seeds=5)
 
 
 def _target():
-    return [
-        scenario("target-churn", churn="sessions", churn_frac=0.1, session_down_s=60.0,
-                 **TARGET),
-        scenario("target-recovery", **dict(TARGET, warmup_s=30.0, duration_s=40.0, rate=0.25),
-                 churn="central", churn_at_s=45.0, flows=8, flow_ms=1000,
-                 flow_mode="central"),
-    ]
+    out = []
+    for d in (12, 6):
+        t = dict(TARGET, degree=float(d))
+        out += [
+            scenario(f"target-churn-d{d}", churn="sessions", churn_frac=0.1,
+                     session_down_s=60.0, **t),
+            scenario(f"target-recovery-d{d}", **dict(t, warmup_s=30.0, duration_s=40.0,
+                                                     rate=0.25),
+                     churn="central", churn_at_s=45.0, flows=8, flow_ms=1000,
+                     flow_mode="central"),
+        ]
+    return out
 
 
 def _sweeps():

@@ -252,6 +252,22 @@ def build(kind, n, degree, rng, *, loss=0.05, loss_model="uniform", latency_ms=2
     if not isinstance(degree, (int, float)) or not degree > 0:
         raise ConfigError(f"--degree {degree!r}: must be more than 0")
     t = GENERATORS[kind](n, degree, rng)
+    _link_attrs(t, rng, loss, loss_model, latency_ms, latency_sigma, oneway)
+    return t
+
+
+def from_graph(graph, rng, *, loss=0.05, loss_model="uniform", latency_ms=20.0,
+               latency_sigma=0.5, oneway=0.0):
+    """A topology from a checked --topology-file graph ({"nodes": names, "edges":
+    [[i, j]]}); positions are random (they only place plots and partitions)."""
+    n = len(graph["nodes"])
+    pos = [(rng.random(), rng.random()) for _ in range(n)]
+    t = Topology("file", n, pos, {(a, b) for a, b in graph["edges"]})
+    _link_attrs(t, rng, loss, loss_model, latency_ms, latency_sigma, oneway)
+    return t
+
+
+def _link_attrs(t, rng, loss, loss_model, latency_ms, latency_sigma, oneway):
     rad = t.radius
     for a, b in list(t.edges()):
         lat = latency_ms * math.exp(latency_sigma * rng.gauss(0.0, 1.0)) if latency_sigma \
@@ -272,4 +288,3 @@ def build(kind, n, degree, rng, *, loss=0.05, loss_model="uniform", latency_ms=2
                 a, b = b, a
             t.loss[a][b] = 1.0
             t.oneway += 1
-    return t
