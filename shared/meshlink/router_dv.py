@@ -13,7 +13,7 @@
 #   could lead back through us are never selected, so announcements cannot
 #   count to infinity;
 #   a change of the selected (seq, hops) is announced to every neighbour,
-#   batched every announce_flush_ms (up to MAX_ROUTES = 80 entries per Routes message); a new
+#   batched every announce_flush_ms (bad news: a tenth of it) (up to MAX_ROUTES = 80 entries per Routes message); a new
 #   neighbour gets the whole table; no feasible candidate -> we announce
 #   hops 255 (retraction) until the destination's next sequence number.
 # The forwarding decision (router_meshlink) compares this next hop with the
@@ -227,6 +227,7 @@ class DistanceVector:
             if e[HOPS] != INFINITY:
                 e[HOPS] = INFINITY
                 self.dirty.add(dst)
+                self.urgent = True  # bad news: a retraction goes soon
             return
         if e[HOPS] == INFINITY:
             self.urgent = True  # newly reachable (a node that came up): tell soon
@@ -241,6 +242,8 @@ class DistanceVector:
         elif hops < fd_hops:
             e[FD_HOPS] = hops
         if seq != e[SEQ] or hops != e[HOPS]:
+            if hops > e[HOPS]:
+                self.urgent = True  # bad news (a longer detour): tell soon
             e[SEQ] = seq
             e[HOPS] = hops
             self.dirty.add(dst)
@@ -272,7 +275,11 @@ class DistanceVector:
     # -- timers ------------------------------------------------------------------
     def _schedule(self, now_ms):
         """Plan the next batch: a tenth of the delay for urgent news, else
-        0.5-1.5 x announce_flush_ms (jittered so neighbours do not synchronise)."""
+        0.5-1.5 x announce_flush_ms (jittered so neighbours do not synchronise).
+        Urgent: a new neighbour, a destination newly reachable, or bad news
+        (a route lost or longer, after a neighbour went down or announced
+        so): a detour is then known end to end in about hops x flush_ms / 10,
+        not hops x flush_ms; at most one batch per flush_ms / 10 either way."""
         if not (self.dirty or self.full):
             return
         if self.urgent:
