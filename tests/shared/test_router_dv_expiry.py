@@ -11,7 +11,7 @@ from meshlink.router import load_strategy  # noqa: E402
 gc.collect()
 load_strategy("meshlink")
 gc.collect()
-from meshlink.messages import Routes  # noqa: E402
+from meshlink.messages import Ack, Routes  # noqa: E402
 from router_steps import MeshMessage, Router, uid  # noqa: E402
 
 gc.collect()
@@ -77,6 +77,16 @@ def test_no_flood_for_a_retracted_destination_until_the_backoff():
     assert d.forward == [] and d.drop_reason == "unreachable"
     d = r.originate(_msg("o2", "X", "E", []), 20 + 10000)
     assert d.mode == "discover" and d.forward
+    # an old retraction of a destination that acknowledged us lately (its
+    # learned route went with a neighbour): one search too
+    r.receive(Routes(routes=[[uid("F"), 3, 1, ""]]), uid("A"), 10)
+    r.receive(Routes(routes=[[uid("F"), 3, 255, ""]]), uid("A"), 20)
+    r.receive(_msg("f1", "F", None, ["F", "n1", "B"]), uid("B"), 30)  # learned via B
+    assert _via(r.originate(_msg("o7", "X", "F", []), 40)) == [uid("B")]
+    r.on_ack(Ack(src=uid("F"), dst=uid("X"), ack_for=uid("o7"), message_id=uid("k7"),
+                 ttl=8, path=[]), 50)
+    r.peer_down(uid("B"), 9000)
+    assert r.originate(_msg("o8", "X", "F", []), 9010).mode == "discover"
     # an unknown destination is searched for; not again right after a failure
     d = r.originate(_msg("o3", "X", "Q", []), 100)
     assert d.mode == "discover" and d.forward
