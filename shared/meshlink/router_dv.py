@@ -53,6 +53,13 @@ class DistanceVector:
         self.refused = 0  # announcements dropped because the table was full
         self.auth = opts["announce_auth"]
         self.forged = 0  # entries dropped: no valid proof from their destination
+        self.unproven = 0  # bare entries (no proof) for a (dst, seq) we hold no proof of
+        # proof once per (dst, seq, neighbour) (docs/PROTOCOL.md §11.4): flush
+        # number n; proved[dst] = (seq, n) when every neighbour up at flush n
+        # got dst's entry at seq; joined[p] = the flush that gave p our table
+        self.flushes = 0
+        self.proved = {}
+        self.joined = {}
         self.max_hops = 0  # farthest destination announced to us (the network's extent)
         self.changed_ms = {}  # dst -> when its selected route last changed (fresher than learned?)
         self.now_ms = 0
@@ -104,8 +111,13 @@ class DistanceVector:
         auth = self.auth
         for dst, seq, hops, proof in msg.routes:
             if hops < INFINITY and auth is not None and not auth.check_announce(dst, seq, proof):
-                self.forged += 1  # only dst may claim a sequence number of dst
-                continue
+                if proof:
+                    self.forged += 1  # only dst may claim a sequence number of dst
+                    continue
+                # a bare entry whose proof we no longer hold: the sender's
+                # route is unproven here, so it withdraws its candidate
+                self.unproven += 1
+                hops = INFINITY
             if far < hops < INFINITY:
                 far = hops
             e = get(dst)
@@ -249,6 +261,7 @@ class DistanceVector:
     def peer_up(self, peer_id, now_ms):
         """A new neighbour gets the whole table soon."""
         self.full.add(peer_id)
+        self.joined.pop(peer_id, None)
         self.urgent = True
         self._schedule(now_ms)
 
@@ -262,6 +275,7 @@ class DistanceVector:
     def peer_down(self, peer_id, now_ms):
         """Forget every candidate through peer_id and reselect."""
         self.full.discard(peer_id)
+        self.joined.pop(peer_id, None)
         self.now_ms = now_ms
         for dst, e in self.table.items():
             if peer_id in e:
@@ -312,26 +326,54 @@ class DistanceVector:
         gone = [d for d, e in self.table.items() if e[HOPS] == INFINITY and len(e) == CANDS]
         for d in gone:
             self._remove(d)
+        me = self.r.node_id
+        for d in [d for d in self.proved if d not in self.table and d != me]:
+            del self.proved[d]
 
     def _flush(self):
+        """The batch: the whole table to new neighbours, what changed to the
+        others. An entry goes bare (proof "") to a neighbour that holds dst's
+        proof for that seq: it announced (dst, seq) to us, or every neighbour
+        up since it joined got (dst, seq) from us (PROTOCOL §11.4)."""
         self.urgent = False
+        self.flushes = n = self.flushes + 1
         out = []
         up = self.r.up_set
-        full = [p for p in self.full if p in up]
+        full = sorted(p for p in self.full if p in up)
         self.full = set()
-        if full:
-            whole = self._messages(self._entries(None))
-            for p in sorted(full):
-                for m in whole:
-                    out.append((p, m))
+        for p in full:
+            self.joined[p] = n
+            for m in self._messages(self._entries(None)):
+                out.append((p, m))
         if self.dirty:
-            part = self._messages(self._entries(sorted(self.dirty)))
+            rows = self._entries(sorted(self.dirty))
             self.dirty = set()
+            proved = self.proved
             for p in self.r.up:
-                if p not in full:
-                    for m in part:
-                        out.append((p, m))
+                if p in full:
+                    continue
+                j = self.joined.get(p)
+                ents = []
+                for row in rows:
+                    dst, seq, hops, proof = row
+                    if proof and hops != INFINITY and j is not None:
+                        pr = proved.get(dst)
+                        if (pr is not None and pr[0] == seq and pr[1] >= j) or self._told(dst, seq, p):
+                            row = [dst, seq, hops, ""]
+                    ents.append(row)
+                for m in self._messages(ents):
+                    out.append((p, m))
+            for dst, seq, hops, proof in rows:
+                if proof and hops != INFINITY:
+                    proved[dst] = (seq, n)
         return out
+
+    def _told(self, dst, seq, p):
+        """True if neighbour p announced (dst, seq) to us (so it holds the proof)."""
+        e = self.table.get(dst)
+        if e is None or p not in e[CANDS::3]:
+            return False
+        return e[e.index(p, CANDS) + 1] == seq
 
     def _entries(self, dsts):
         """[dst, seq, hops, proof] of dsts (None: ourselves and every reachable one)."""
