@@ -59,6 +59,7 @@ class DistanceVector:
         # got dst's entry at seq; joined[p] = the flush that gave p our table
         self.flushes = 0
         self.proved = {}
+        self.answers = {}  # peer -> destinations to tell it (it retracted them, we reach them)
         self.joined = {}
         self.max_hops = 0  # farthest destination announced to us (the network's extent)
         self.changed_ms = {}  # dst -> when its selected route last changed (fresher than learned?)
@@ -132,6 +133,7 @@ class DistanceVector:
                     _drop(e, i)  # unselects it if it was the selected one
                     if e[VIA] < 0:
                         select(dst, e)
+                    self._answer(dst, e, from_peer)
                 elif e[i + 1] == seq and e[i + 2] == hops:
                     continue  # nothing new
                 else:
@@ -142,6 +144,7 @@ class DistanceVector:
                     else:
                         consider(dst, e, i)
             elif hops >= INFINITY:
+                self._answer(dst, e, from_peer)
                 continue
             elif len(e) < full:
                 e.append(from_peer)
@@ -160,6 +163,20 @@ class DistanceVector:
                         consider(dst, e, w)
         self.max_hops = far + 1
         self._schedule(now_ms)
+
+    def _answer(self, dst, e, peer):
+        """peer retracted dst and we have a route to it not through peer: tell
+        peer our entry soon (only changes are announced, so a neighbour whose
+        route never changed would not be heard again until dst's next seq,
+        and peer may hold no candidate at all: Babel answers a retraction
+        the same way). At most one entry per (peer, dst) and batch."""
+        if e[VIA] < 0 or e[HOPS] == INFINITY or e[e[VIA]] == peer:
+            return
+        q = self.answers.get(peer)
+        if q is None:
+            self.answers[peer] = q = set()
+        q.add(dst)
+        self.urgent = True
 
     def _admit(self, dst, from_peer):
         """A new destination: not us, not served by us, room in the table and
@@ -276,6 +293,7 @@ class DistanceVector:
         """Forget every candidate through peer_id and reselect."""
         self.full.discard(peer_id)
         self.joined.pop(peer_id, None)
+        self.answers.pop(peer_id, None)
         self.now_ms = now_ms
         for dst, e in self.table.items():
             if peer_id in e:
@@ -287,7 +305,7 @@ class DistanceVector:
     def _schedule(self, now_ms):
         """Plan the next batch: a tenth of the delay for urgent news, else
         0.5-1.5 x announce_flush_ms (jittered so neighbours do not synchronise)."""
-        if not (self.dirty or self.full):
+        if not (self.dirty or self.full or self.answers):
             return
         if self.urgent:
             soon = now_ms + self.flush_ms // 10
@@ -345,24 +363,34 @@ class DistanceVector:
             self.joined[p] = n
             for m in self._messages(self._entries(None)):
                 out.append((p, m))
-        if self.dirty:
-            rows = self._entries(sorted(self.dirty))
+        answers = self.answers
+        self.answers = {}
+        if self.dirty or answers:
+            dirty = self.dirty
+            rows = self._entries(sorted(dirty))
             self.dirty = set()
             proved = self.proved
             for p in self.r.up:
                 if p in full:
                     continue
                 j = self.joined.get(p)
+                mine = rows
+                extra = answers.get(p)
+                if extra:
+                    more = [d for d in sorted(extra) if d not in dirty]
+                    if more:
+                        mine = rows + self._entries(more)
                 ents = []
-                for row in rows:
+                for row in mine:
                     dst, seq, hops, proof = row
                     if proof and hops != INFINITY and j is not None:
                         pr = proved.get(dst)
                         if (pr is not None and pr[0] == seq and pr[1] >= j) or self._told(dst, seq, p):
                             row = [dst, seq, hops, ""]
                     ents.append(row)
-                for m in self._messages(ents):
-                    out.append((p, m))
+                if ents:
+                    for m in self._messages(ents):
+                        out.append((p, m))
             for dst, seq, hops, proof in rows:
                 if proof and hops != INFINITY:
                     proved[dst] = (seq, n)
