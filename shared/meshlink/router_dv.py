@@ -123,7 +123,12 @@ class DistanceVector:
                 far = hops
             e = get(dst)
             if e is None:
-                if hops >= INFINITY or not self._admit(dst, from_peer):
+                if not self._admit(dst, from_peer):
+                    continue
+                if hops >= INFINITY:
+                    # known unreachable (no candidate): no search from here
+                    # while it lasts; forgotten at our next seq (_expire)
+                    table[dst] = [0, INFINITY, seq, INFINITY, -1]
                     continue
                 table[dst] = e = [0, INFINITY, 0, INFINITY, -1, from_peer, seq, hops]
                 select(dst, e)
@@ -412,8 +417,9 @@ class DistanceVector:
             for d in [r.node_id] + sorted(r.served):
                 entry(out, d, self.seq, 0)
             for d, e in self.table.items():
-                if e[HOPS] != INFINITY:
-                    entry(out, d, e[SEQ], e[HOPS])
+                # retractions too: a new neighbour (a node that restarted)
+                # learns which destinations are down without searching
+                entry(out, d, e[SEQ], e[HOPS])
             return out
         me = r.node_id
         served = r.served
@@ -432,7 +438,7 @@ class DistanceVector:
         """Append [dst, seq, hops, proof]: the destination's own proof, which
         relays pass on unchanged; a route we can no longer prove is left out
         (a retraction needs none: it only withdraws the sender's own route)."""
-        if self.auth is None:
+        if self.auth is None or hops == INFINITY:
             out.append([dst, seq, hops, ""])
             return
         proof = self.auth.announce_proof(dst, seq)
