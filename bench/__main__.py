@@ -19,9 +19,11 @@ SECTIONS = [
     ("core (frames, board link)", "bench.core"),
     ("hybrid handshake and session crypto", "bench.crypto"),
     ("full node over loopback", "bench.node"),
+    ("node failure detection and heartbeat cost", "bench.node_liveness"),
     ("gateway and boards", "bench.boards"),
     ("sleeping boards: energy proxy", "bench.boards_sleep"),
     ("routing simulator", "bench.sim"),
+    ("routing under failures, real processes", "bench.routing_real"),
     ("MQTT bridge", "bench.bridges"),
 ]
 

@@ -196,7 +196,8 @@ async def _node_benches(root: Path) -> list[tuple[str, float, str]]:
     # The raw peers never answer pings: keep heartbeats out of the measurement.
     root.mkdir(parents=True, exist_ok=True)
     cfg = root / "middle.toml"
-    cfg.write_text("[node]\nping_interval_ms = 600000\nidle_timeout_ms = 600000\n")
+    cfg.write_text("[node]\nidle_ping_ms = 600000\nprobe_interval_ms = 600000\n"
+                   "idle_timeout_ms = 600000\n")
     for loop_name, extra in (("asyncio", ()), ("uvloop", ("--uvloop",))):
         rows += await _relay_benches(root / loop_name, cfg, loop_name, extra)
     return rows

@@ -43,11 +43,20 @@ class NodeProcess:
         self.started: dict[str, Any] = {}
 
     def start(self, timeout_s: float = 20.0) -> NodeProcess:
+        self.launch()
+        return self.wait_started(timeout_s)
+
+    def launch(self) -> NodeProcess:
+        """Start the process without waiting for it (start many, then wait_started)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(self.prefix + meshlink_cmd() + self.args,
                                      stdout=subprocess.PIPE, stderr=self._log,
                                      env=dict(os.environ, PYTHONUNBUFFERED="1"))
+        return self
+
+    def wait_started(self, timeout_s: float = 20.0) -> NodeProcess:
+        """Wait for a launched node's "started" line (its node ID and address)."""
         started = self._read_started(timeout_s)
         self.node_id, self.listen = started["node_id"], started["listen"]
         self.started = started

@@ -72,8 +72,8 @@ def test_gateway_link_and_mqtt_keys_are_documented():
 
 @pytest.mark.parametrize("doc, message", [
     # wrong type
-    ({"node": {"ping_interval_ms": "5s"}},
-     r"node\.ping_interval_ms: wrong type str, expected an integer"),
+    ({"node": {"idle_ping_ms": "5s"}},
+     r"node\.idle_ping_ms: wrong type str, expected an integer"),
     ({"node": {"max_peers": True}}, r"node\.max_peers: wrong type bool, expected an integer"),
     ({"node": {"discovery": 1}}, r"node\.discovery: wrong type int, expected true or false"),
     ({"node": {"listen": "nohost"}}, r"node\.listen: expected HOST:PORT, got 'nohost'"),

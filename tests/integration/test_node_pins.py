@@ -13,7 +13,7 @@ from helpers import free_port, poll_until
 from helpers.procs import Node
 from meshlink_gw.crypto.identity import Identity
 
-FAST = "[node]\nreconnect_max_ms = 300\nping_interval_ms = 200\n"
+FAST = "[node]\nreconnect_max_ms = 300\nidle_ping_ms = 200\n"
 
 
 def _start(procs, node: Node) -> Node:

@@ -105,7 +105,8 @@ THROWAWAY_HOSTS = tuple(f"127.0.{20 + i}.1" for i in range(16))
 def test_throwaway_identities_cannot_take_a_static_peers_slot(tmp_path, procs):
     port = free_port()
     victim = _victim(tmp_path, procs, "reconnect_max_ms = 500\n"
-                                      "ping_interval_ms = 60000\nidle_timeout_ms = 600000\n",
+                                      "idle_ping_ms = 60000\nprobe_interval_ms = 600000\n"
+                                      "idle_timeout_ms = 600000\n",
                      peers=(f"127.0.0.1:{port}",))
 
     async def main():

@@ -10,8 +10,8 @@ from meshlink_gw.crypto.session import Session
 
 def test_session_limit_triggers_fresh_handshake(tmp_path):
     async def main():
-        a = await start_node(tmp_path, "a", ping_interval_ms=100)
-        b = await start_node(tmp_path, "b", peers=[a.listen_addr], ping_interval_ms=100)
+        a = await start_node(tmp_path, "a", idle_ping_ms=100)
+        b = await start_node(tmp_path, "b", peers=[a.listen_addr], idle_ping_ms=100)
         await wait_until(lambda: b.node_id in a.peers.links and a.node_id in b.peers.links)
         old_a, old_b = a.peers.links[b.node_id], b.peers.links[a.node_id]
         old_hash = old_a.session.handshake_hash

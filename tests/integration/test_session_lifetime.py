@@ -21,7 +21,7 @@ from meshlink_gw.crypto.identity import Identity
 from meshlink_gw.crypto.session import Session
 
 SHORT = ("[node]\nsession_rekey_after_ms = 400\nsession_reject_after_ms = 1200\n"
-         "ping_interval_ms = 100\n")
+         "idle_ping_ms = 100\n")
 
 
 def _node(tmp_path, procs, name: str, *peers: str) -> Node:

@@ -136,9 +136,16 @@ class NodeConfig:
     discovery_broadcast: str = text("255.255.255.255", "broadcast address of the beacons")
     beacon_interval_ms: int = integer(2000, "send our beacon this often")
     # liveness
-    ping_interval_ms: int = integer(5000, "Ping every link this often", ge=10)
-    ping_timeout_ms: int = integer(3000, "a Ping unanswered this long is missed")
-    max_missed_pings: int = integer(3, "close a link after this many missed Pings")
+    # liveness (PROTOCOL.md §4, meshlink.liveness): an adaptive heartbeat
+    idle_ping_ms: int = integer(5000, "Ping an idle link this often", ge=10)
+    probe_interval_ms: int = integer(
+        500, "a link that owes us an answer (a Ping or directed message sent, nothing "
+        "received since) is probed this often", ge=10)
+    probe_misses: int = integer(
+        3, "probes unanswered when the next is due: the neighbour is down", ge=1, le=100)
+    tcp_user_timeout_ms: int = integer(
+        2000, "TCP_USER_TIMEOUT on Linux: data unacknowledged by the peer's kernel this "
+        "long fails the socket (0: the kernel's default)", le=600_000)
     handshake_timeout_ms: int = integer(
         10_000, "a mesh handshake (hybrid X25519 + ML-KEM over TCP) must finish in this", ge=10)
     idle_timeout_ms: int = integer(30_000, "no frame at all for this long: close")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from typing import Any
 from meshlink import messages
 from meshlink.errors import MeshLinkError, ProtocolError, SessionExpiredError, TransportError
 from meshlink.frames import Deframer, encode_frame
+from meshlink.liveness import Liveness
 
 from meshlink_gw.crypto.handshake import CookieRequired, Initiator, Responder
 from meshlink_gw.crypto.session import REJECT_AFTER_MS, REKEY_AFTER_MS, Session
@@ -42,6 +44,8 @@ class LinkParams:
     # an operator may shorten a session's life (never lengthen it): PROTOCOL.md §5.4
     rekey_after_ms: int = REKEY_AFTER_MS
     reject_after_ms: int = REJECT_AFTER_MS
+    # TCP_USER_TIMEOUT (Linux): unacknowledged data fails the socket after this; 0: off
+    tcp_user_timeout_ms: int = 0
     # node.admission.LoadGate: under load an M1 needs a cookie (PROTOCOL.md §5.3.1)
     load_gate: Any = None
     # runtime.LogLimiter for dropped records (a flood of them must not fill the log)
@@ -81,6 +85,14 @@ class PeerConnection:
         self._pending: deque[bytes] = deque()
         self._out: list[bytes] = []
         self._out_bytes = 0
+        # liveness (set by the peer table once the link is up): every frame in
+        # and out is reported; on_suspect() runs when the link starts owing us
+        # an answer, so the table can wake for the probe
+        self.liveness: Liveness | None = None
+        self.on_suspect: Callable[[], None] | None = None
+        self.bytes_sent = 0  # frames written, framing included (control and data)
+        self.bytes_received = 0
+        set_user_timeout(writer, params.tcp_user_timeout_ms)
 
     # -- framing ---------------------------------------------------------
     async def _read_frame(self) -> bytes:
@@ -88,6 +100,7 @@ class PeerConnection:
             chunk = await self.reader.read(READ_CHUNK_BYTES)
             if not chunk:
                 raise TransportError("connection closed by peer")
+            self.bytes_received += len(chunk)
             self._pending.extend(self._deframer.feed(chunk))
         return self._pending.popleft()
 
@@ -109,7 +122,9 @@ class PeerConnection:
         out, self._out = self._out, []
         self._out_bytes = 0
         if out and not self.writer.is_closing():
-            self.writer.write(b"".join(out))
+            data = b"".join(out)
+            self.bytes_sent += len(data)
+            self.writer.write(data)
 
     # -- handshake -------------------------------------------------------
     async def handshake(self) -> None:
@@ -169,10 +184,17 @@ class PeerConnection:
         """Encrypt and queue one message (non-blocking; see backpressure in node)."""
         self.send_encoded(msg.encode())
 
-    def send_encoded(self, payload: bytes) -> None:
-        """Like send() for an already encoded message (relays re-use bytes)."""
+    def send_encoded(self, payload: bytes, awaits_answer: bool = False) -> None:
+        """Like send() for an already encoded message (relays re-use bytes).
+
+        awaits_answer: the peer should send something back (a directed
+        message: its Ack, or traffic it causes); if nothing comes, the link
+        is probed quickly (meshlink.liveness)."""
         if self.closed or self.session is None:
             return
+        lv = self.liveness
+        if lv is not None and lv.sent(now_ms(), awaits_answer) and self.on_suspect is not None:
+            self.on_suspect()
         try:
             record = self.session.seal(payload, now_ms())
         except SessionExpiredError:
@@ -196,6 +218,8 @@ class PeerConnection:
         while not self.closed:
             payload = await self._read_frame()
             self.last_rx_ms = now_ms()
+            if self.liveness is not None:  # any frame proves the peer alive, even one
+                self.liveness.received(self.last_rx_ms)  # that fails to open
             msg = self._open(payload)
             if msg is not None:
                 on_message(self, msg)
@@ -251,3 +275,19 @@ class PeerConnection:
             await asyncio.wait_for(self.writer.wait_closed(), 1.0)
         except (TimeoutError, OSError):
             pass
+
+
+def set_user_timeout(writer: asyncio.StreamWriter, timeout_ms: int) -> bool:
+    """Set TCP_USER_TIMEOUT on writer's socket (Linux): data the peer's kernel
+    has not acknowledged for timeout_ms fails the socket (a peer that lost
+    power). False where the option or the socket is missing, or timeout_ms is 0."""
+    opt = getattr(socket, "TCP_USER_TIMEOUT", None)
+    sock = writer.get_extra_info("socket")
+    if not timeout_ms or opt is None or sock is None:
+        return False
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, opt, int(timeout_ms))
+    except OSError as e:
+        log.debug("TCP_USER_TIMEOUT not set: %s", e)
+        return False
+    return True

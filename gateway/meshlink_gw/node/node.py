@@ -138,7 +138,8 @@ class Node:
         params = LinkParams(identity, config.listen[1], config.network_key,
                             config.max_frame_bytes, config.handshake_timeout_ms,
                             rekey_after_ms=config.session_rekey_after_ms,
-                            reject_after_ms=config.session_reject_after_ms)
+                            reject_after_ms=config.session_reject_after_ms,
+                            tcp_user_timeout_ms=config.tcp_user_timeout_ms)
         events = LinkEvents(on_message=self.on_message,
                             on_peer_up=self._after(self._peer_up),
                             on_peer_down=self._after(self.router.peer_down),
@@ -433,7 +434,9 @@ class Node:
                 # Built by Node.originate (validated there) or derived by the
                 # router from a validated message: skip re-validation.
                 payload = encoded[id(out)] = out.encode(check=False)
-            conn.send_encoded(payload)
+            # a directed message should draw its Ack (or some traffic) back over
+            # this link: if nothing comes, the peer table probes it (PROTOCOL.md §4)
+            conn.send_encoded(payload, out.TYPE == "mesh" and out.dst is not None)
 
     async def relieve_backpressure(self) -> None:
         """Pause the caller while any link's send buffer is over the limit."""
@@ -771,6 +774,8 @@ class Node:
             "connections_refused", "links_established", "links_evicted", "handshakes_answered",
             "cookie_replies", "cookies_received", "flaps")}
         return dict(self.counters, handshakes_failed=self.peers.stats["handshakes_failed"],
+                    links_silent=self.peers.stats["links_silent"],
+                    probes=self.peers.stats["probes"],
                     **pre_auth,
                     records_rejected=self.peers.records_rejected(),
                     forged_acks=self.delivery.forged_acks, **self.e2e.counters,

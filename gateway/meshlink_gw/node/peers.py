@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from meshlink import messages
+from meshlink import liveness, messages
 from meshlink.errors import ProtocolError, TransportError
 
 from meshlink_gw.config import NodeConfig
@@ -46,11 +46,11 @@ _LINK_ERRORS = (ProtocolError, TransportError, OSError, EOFError, asyncio.Incomp
 
 
 class _PeerState:
-    def __init__(self) -> None:
+    def __init__(self, live: liveness.Liveness) -> None:
         self.ping_seq = 0
         self.ping_outstanding: tuple[int, float] | None = None  # (seq, perf_counter s)
-        self.missed = 0
         self.rtt_ms: float | None = None
+        self.live = live  # the link's heartbeat (meshlink.liveness), also conn.liveness
 
 
 @dataclass(frozen=True)
@@ -68,7 +68,7 @@ class PeerTable:
     """Live links by peer node ID, plus the dialers that keep them up.
 
     Args:
-        config: the node's limits and timers (max_peers, ping_interval_ms, ...).
+        config: the node's limits and timers (max_peers, idle_ping_ms, ...).
         node_id: ours, for the duplicate-link tie-break and rekey roles.
         params: what each link needs for its handshake.
         events: where link events go.
@@ -95,7 +95,7 @@ class PeerTable:
         self.closing = False
         self.stats = {"handshakes_failed": 0, "records_rejected": 0,
                       "connections_refused": 0, "links_evicted": 0, "flaps": 0,
-                      "links_established": 0,
+                      "links_established": 0, "links_silent": 0, "probes": 0,
                       # cookies (§5.3.1): M2s sent (each an encapsulation and a signature),
                       # cookie replies sent instead (no KEM work), cookies we were sent
                       "handshakes_answered": 0, "cookie_replies": 0, "cookies_received": 0}
@@ -113,6 +113,11 @@ class PeerTable:
         self._dialing: set[tuple[str, int]] = set()
         self._lost: dict[tuple[str, int], asyncio.Event] = {}
         self._rekeying: set[str] = set()  # peers with a rekey dial in progress
+        self._beat: asyncio.TimerHandle | None = None  # the heartbeat timer
+        self._beat_due: int | None = None
+        self._went_silent: set[str] = set()  # peers whose last link ended by silence
+        self._draining = 0  # readers held back for backpressure (their peers' frames wait)
+        self._drained_ms = -1 << 62  # when that last ended
         self._cookies: dict[tuple[str, int], tuple[bytes, int]] = {}  # addr -> (cookie, ms)
         self.known = KnownPeers(config.data_dir)
 
@@ -250,6 +255,9 @@ class PeerTable:
             if not self._wins(conn, old):
                 return "duplicate link"
             self.links[peer] = conn  # replace first so old's teardown keeps the peer up
+            st = self.state.get(peer)
+            if st is not None:
+                self._watch(conn, st.live)
             self.tasks.spawn(old.close("replaced by a newer link"), "close-old")
         else:
             if len(self.links) >= self.config.max_peers and not self._make_slot(conn):
@@ -258,9 +266,13 @@ class PeerTable:
                                        self.config.max_peers)
                 return "peer slots full"
             self.links[peer] = conn
-            self.state[peer] = _PeerState()
+            live = liveness.Liveness(now_ms(), self.config.probe_interval_ms,
+                                     self.config.probe_misses, self.config.idle_ping_ms)
+            self.state[peer] = _PeerState(live)
+            self._watch(conn, live)
             self.events.on_peer_up(peer, now_ms())
             self._heartbeat(peer, conn, now_ms())  # first RTT sample right away
+            self._arm_beat()
             addr = conn.dial_addr or ((conn.remote_addr[0], conn.peer_listen_port)
                                       if conn.peer_listen_port else None)
             if addr is not None:
@@ -416,39 +428,80 @@ class PeerTable:
         (a flapping peer, or another process with our identity taking the link
         over at the peer) makes the dialer wait as after a failed dial, so two
         such processes slow down instead of fighting with handshakes."""
+        silent = self.known_addrs.get(addr) in self._went_silent
+        self._went_silent.discard(self.known_addrs.get(addr, ""))
         if lived_ms >= STABLE_LINK_MS:
             backoff.reset()
             return
         wait_ms = backoff.next_ms()
         self.stats["flaps"] += 1
-        if self.stats["flaps"] % 10 == 1:  # one line per ten flaps
+        if silent:  # already logged as silent: not another process with our identity
+            log.info("redialing silent peer at %s:%d in %d ms", addr[0], addr[1], wait_ms)
+        elif self.stats["flaps"] % 10 == 1:  # one line per ten flaps
             log.warning("link via %s:%d lasted %d ms (another process with our identity?): "
                         "redialing in %d ms", addr[0], addr[1], lived_ms, wait_ms)
         await asyncio.sleep(wait_ms / 1000)
 
     # -- heartbeats -------------------------------------------------------------
+    # One timer for every link, armed for the earliest liveness deadline
+    # (meshlink.liveness): an idle link is pinged every idle_ping_ms; one that
+    # owes us an answer is probed every probe_interval_ms and, silent for
+    # probe_misses probes, declared down at once (the router hears it now).
     def start(self) -> None:
-        """Start the heartbeat timer (links come from accept() and dial_forever())."""
-        self.tasks.spawn(self._heartbeat_loop(), "heartbeat")
+        """Start the heartbeats (links come from accept() and dial_forever())."""
+        self._arm_beat()
 
-    async def _heartbeat_loop(self) -> None:
-        cfg = self.config
-        while True:
-            await asyncio.sleep(cfg.ping_interval_ms / 1000)
-            now = now_ms()
-            for peer, conn in list(self.links.items()):
-                self._heartbeat(peer, conn, now)
+    def _watch(self, conn: PeerConnection, live: liveness.Liveness) -> None:
+        conn.liveness = live
+        conn.on_suspect = self._arm_beat
+
+    def _arm_beat(self) -> None:
+        """(Re)arm the heartbeat timer for the earliest deadline of any link."""
+        if self.closing:
+            return
+        due = min((st.live.next_deadline() for st in self.state.values()),
+                  default=now_ms() + self.config.idle_ping_ms)
+        if self._beat is not None and self._beat_due is not None and self._beat_due <= due:
+            return
+        if self._beat is not None:
+            self._beat.cancel()
+        self._beat_due = due
+        self._beat = asyncio.get_running_loop().call_later(max(0, due - now_ms()) / 1000,
+                                                           self._on_beat)
+
+    def _on_beat(self) -> None:
+        due, self._beat, self._beat_due = self._beat_due, None, None
+        now = now_ms()
+        # Our loop ran late (a stalled process) or our readers were held back:
+        # the peers' frames may sit unread, so their silence proves nothing yet.
+        excused = self._draining > 0 or \
+            now - self._drained_ms < self.config.probe_interval_ms or \
+            (due is not None and now - due > self.config.probe_interval_ms)
+        for peer, conn in list(self.links.items()):
+            st = self.state.get(peer)
+            if excused and st is not None:
+                st.live.excuse(now)
+            self._heartbeat(peer, conn, now)
+        self._arm_beat()
 
     def _heartbeat(self, peer: str, conn: PeerConnection, now: int) -> None:
         cfg = self.config
         st = self.state.get(peer)
         if st is None:
             return
+        what = st.live.poll(now)
+        if what == liveness.NOTHING:
+            return
+        if what == liveness.DOWN:
+            # once more after this loop iteration: frames that arrived with the
+            # timer are read first (the reader's task step runs after this callback)
+            asyncio.get_running_loop().call_soon(self._confirm_silent, peer, conn)
+            return
         if st.ping_outstanding is not None:
-            st.missed += 1
             self.events.on_ping_lost(peer, now)
-        if st.missed >= cfg.max_missed_pings or now - conn.last_rx_ms > cfg.idle_timeout_ms:
-            log.warning("peer %s silent: closing link", peer)
+        if now - conn.last_rx_ms > cfg.idle_timeout_ms:
+            log.warning("peer %s sent nothing for %d ms: closing link", peer,
+                        now - conn.last_rx_ms)
             self.tasks.spawn(conn.close("heartbeat timeout"), "close-silent")
             return
         if conn.session is not None and conn.session.expired(now):
@@ -459,10 +512,37 @@ class PeerTable:
             return
         if conn.session is not None and conn.session.needs_rekey(now):
             self._rekey(peer, conn)
+        probes = st.live.probes
         st.ping_seq += 1
         # RTT is timed locally with a fine clock; sent_ms on the wire is for the peer
         st.ping_outstanding = (st.ping_seq, time.perf_counter())
         conn.send(messages.Ping(seq=st.ping_seq, sent_ms=now))
+        st.live.pinged(now)
+        self.stats["probes"] += st.live.probes - probes
+
+    def _confirm_silent(self, peer: str, conn: PeerConnection) -> None:
+        st = self.state.get(peer)
+        if self.closing or st is None or self.links.get(peer) is not conn:
+            return
+        now = now_ms()
+        if st.live.poll(now) == liveness.DOWN:
+            self._silent(peer, conn, st, now)
+        else:
+            self._arm_beat()
+
+    def _silent(self, peer: str, conn: PeerConnection, st: _PeerState, now: int) -> None:
+        """The neighbour answered none of our probes: down now, the socket dropped
+        (a frozen peer would never read our Close, nor let a polite close finish)."""
+        since = st.live.waiting_since_ms
+        log.warning("peer %s silent: %d probes unanswered, nothing received for %d ms: "
+                    "link down", peer, st.live.unanswered,
+                    now - since if since is not None else -1)
+        self.stats["links_silent"] += 1
+        if len(self._went_silent) >= 4 * self.config.max_peers:
+            self._went_silent.clear()  # only a log line's wording depends on it
+        self._went_silent.add(peer)
+        conn.abort()
+        self._unregister(conn)
 
     def _rekey(self, peer: str, conn: PeerConnection) -> None:
         """A fresh handshake on a new connection replaces the session (PROTOCOL.md §5.4).
@@ -518,7 +598,6 @@ class PeerTable:
             return
         rtt = (time.perf_counter() - st.ping_outstanding[1]) * 1000
         st.ping_outstanding = None
-        st.missed = 0
         st.rtt_ms = rtt if st.rtt_ms is None else 0.8 * st.rtt_ms + 0.2 * rtt
         self.events.on_rtt(conn.peer_node_id or "", rtt, now_ms())
 
@@ -542,6 +621,7 @@ class PeerTable:
         for conn in list(self.links.values()):
             if conn.closed or conn.write_buffer_bytes() <= high_bytes:
                 continue
+            self._draining += 1  # our readers wait: excuse every peer's silence meanwhile
             try:
                 await asyncio.wait_for(conn.writer.drain(), timeout_s)
             except TimeoutError:
@@ -551,6 +631,9 @@ class PeerTable:
                 self._unregister(conn)
             except OSError:
                 pass
+            finally:
+                self._draining -= 1
+                self._drained_ms = now_ms()
 
     def describe(self, scores: dict) -> list[dict]:
         out = []
@@ -564,12 +647,17 @@ class PeerTable:
                         "rtt_ms": round(st.rtt_ms, 3) if st and st.rtt_ms is not None else None,
                         "score": sc.get("score"),
                         "connected_s": round((now_ms() - conn.established_ms) / 1000, 1),
-                        "records_rejected": conn.records_rejected})
+                        "records_rejected": conn.records_rejected,
+                        "bytes_sent": conn.bytes_sent, "bytes_received": conn.bytes_received,
+                        "probing": bool(st and st.live.suspicious())})
         return out
 
     async def close_all(self, reason: str) -> None:
         """Close every link and stop dialing and heartbeats."""
         self.closing = True
+        if self._beat is not None:
+            self._beat.cancel()
+            self._beat = None
         await asyncio.gather(*(c.close(reason) for c in list(self.links.values())),
                              return_exceptions=True)
         await self.tasks.close()
