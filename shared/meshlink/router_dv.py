@@ -60,7 +60,8 @@ class DistanceVector:
         self.flushes = 0
         self.proved = {}
         self.answers = {}  # peer -> destinations to tell it (it retracted them, we reach them)
-        self.hold_ms = opts.get("announce_hold_ms", 0)  # a retraction held this long resets FD (0: never)
+        # a retraction held this long resets the feasibility distance (0: never)
+        self.hold_ms = opts.get("announce_hold_ms", 0)
         self.starved = {}  # dst -> when its feasibility distance may be reset
         self.joined = {}
         self.max_hops = 0  # farthest destination announced to us (the network's extent)
@@ -419,7 +420,8 @@ class DistanceVector:
                     dst, seq, hops, proof = row
                     if proof and hops != INFINITY and j is not None:
                         pr = proved.get(dst)
-                        if (pr is not None and pr[0] == seq and pr[1] >= j) or self._told(dst, seq, p):
+                        if ((pr is not None and pr[0] == seq and pr[1] >= j)
+                                or self._told(dst, seq, p)):
                             row = [dst, seq, hops, ""]
                     ents.append(row)
                 if ents:

@@ -244,8 +244,10 @@ class RouteTable:
 
     def negative(self, dst, now_ms, known_down):
         """True if dst gets no discovery now: a failed discovery's backoff is
-        running, or dst is known down (retracted, with no candidate). A destination nobody reaches then costs one bounded search per
-        backoff (neg_min_ms doubling to neg_max_ms), not one per attempt."""
+        running, or dst is known down (retracted, with no candidate). A
+        destination nobody reaches then costs no search while retracted, and
+        one bounded search per backoff (neg_min_ms doubling to neg_max_ms)
+        when unknown, not one per attempt."""
         if not self.o["neg_min_ms"]:
             return False  # negative cache off
         e = self.neg.get(dst)

@@ -7,11 +7,10 @@ import gc
 gc.collect()
 import hashlib  # noqa: E402
 
-from router_steps import Router, uid  # noqa: E402
-
 from meshlink.auth import Auth  # noqa: E402
 from meshlink.messages import Routes  # noqa: E402
 from meshlink.nodeid import node_id_text_from_public_key  # noqa: E402
+from router_steps import Router, uid  # noqa: E402
 
 gc.collect()
 
