@@ -60,9 +60,6 @@ class DistanceVector:
         self.flushes = 0
         self.proved = {}
         self.answers = {}  # peer -> destinations to tell it (it retracted them, we reach them)
-        # a retraction held this long resets the feasibility distance (0: never)
-        self.hold_ms = opts.get("announce_hold_ms", 0)
-        self.starved = {}  # dst -> when its feasibility distance may be reset
         self.joined = {}
         self.max_hops = 0  # farthest destination announced to us (the network's extent)
         self.changed_ms = {}  # dst -> when its selected route last changed (fresher than learned?)
@@ -203,7 +200,6 @@ class DistanceVector:
     def _remove(self, dst):
         """Delete dst's entry (and its owner's count)."""
         self.table.pop(dst, None)
-        self.starved.pop(dst, None)
         self.changed_ms.pop(dst, None)
         via = self.owner.pop(dst, None)
         if via is not None:
@@ -265,11 +261,6 @@ class DistanceVector:
             if e[HOPS] != INFINITY:
                 e[HOPS] = INFINITY
                 self.dirty.add(dst)
-            if len(e) > CANDS and self.hold_ms and dst not in self.starved:
-                # starved: infeasible candidates only. Once our retraction
-                # has had hold_ms to reach every node that routed through us,
-                # the feasibility distance is reset (_unstarve)
-                self.starved[dst] = self.now_ms + self.hold_ms
             return
         if e[HOPS] == INFINITY:
             self.urgent = True  # newly reachable (a node that came up): tell soon
@@ -329,30 +320,11 @@ class DistanceVector:
             self.flush_due = now_ms + self.flush_ms // 2 + int(self.r.rng.random() * self.flush_ms)
 
     def next_deadline(self):
-        t = self.flush_due
-        for x in (self.bump_due, min(self.starved.values()) if self.starved else None):
-            if x is not None and (t is None or x < t):
-                t = x
-        return t
-
-    def _unstarve(self, now_ms):
-        """Reset the feasibility distance of destinations retracted for
-        hold_ms that still have (infeasible) candidates: by now every
-        neighbour dropped its route through us, so taking the best remaining
-        one cannot build a loop through us from our own stale announcement
-        (data never loops anyway: no copy goes to a node on its path)."""
-        due = [d for d, t in self.starved.items() if t <= now_ms]
-        self.now_ms = now_ms
-        for d in due:
-            del self.starved[d]
-            e = self.table.get(d)
-            if e is None or e[VIA] >= 0 or len(e) == CANDS:
-                continue
-            e[FD_SEQ] = max(e[CANDS + 1::3])
-            e[FD_HOPS] = INFINITY
-            self._select(d, e)
-        if due:
-            self._schedule(now_ms)
+        if self.bump_due is None:
+            return self.flush_due
+        if self.flush_due is None:
+            return self.bump_due
+        return min(self.flush_due, self.bump_due)
 
     def handle_timer(self, now_ms):
         """Raise our sequence number when due; send the batched announcements."""
@@ -366,8 +338,6 @@ class DistanceVector:
                 self.dirty.add(sid)
             self._expire()
             self._schedule(now_ms)
-        if self.starved:
-            self._unstarve(now_ms)
         if self.flush_due is None or now_ms < self.flush_due:
             return []
         self.flush_due = None

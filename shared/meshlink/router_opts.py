@@ -37,7 +37,6 @@ DEFAULTS = {
     "announce_ms": 0 if _SMALL else 300000,  # destination announcements: own seq period (0 = off)
     "announce_flush_ms": 3000,  # ... changed routes are sent in batches this often
     "announce_slack": 2,  # ... a route may be up to this many hops longer than announced before
-    "announce_hold_ms": 0,  # a retraction held this long resets the feasibility distance (0: never)
     "announce_seq0": 0,  # ... first sequence number (a runtime passes wall-clock seconds)
     "announce_auth": None,  # ... meshlink.auth.Auth: sign ours, check theirs (None: no proofs)
 }
