@@ -56,11 +56,9 @@ class DistanceVector:
         self.unproven = 0  # bare entries (no proof) for a (dst, seq) we hold no proof of
         # proof once per (dst, seq, neighbour) (docs/PROTOCOL.md §11.4): flush
         # number n; proved[dst] = (seq, n) when every neighbour up at flush n
-        # got dst's entry at seq; joined[p] = the flush that gave p our table
-        self.flushes = 0
-        self.proved = {}
-        self.answers = {}  # peer -> destinations to tell it (it retracted them, we reach them)
-        self.joined = {}
+        # got dst's entry at seq; joined[p] = the flush that gave p our table.
+        # One attribute: [n, proved, joined] (a 96K heap counts them)
+        self.pn = [0, {}, {}]
         self.max_hops = 0  # farthest destination announced to us (the network's extent)
         self.changed_ms = {}  # dst -> when its selected route last changed (fresher than learned?)
         self.now_ms = 0
@@ -138,7 +136,6 @@ class DistanceVector:
                     _drop(e, i)  # unselects it if it was the selected one
                     if e[VIA] < 0:
                         select(dst, e)
-                    self._answer(dst, e, from_peer)
                 elif e[i + 1] == seq and e[i + 2] == hops:
                     continue  # nothing new
                 else:
@@ -149,7 +146,6 @@ class DistanceVector:
                     else:
                         consider(dst, e, i)
             elif hops >= INFINITY:
-                self._answer(dst, e, from_peer)
                 continue
             elif len(e) < full:
                 e.append(from_peer)
@@ -168,20 +164,6 @@ class DistanceVector:
                         consider(dst, e, w)
         self.max_hops = far + 1
         self._schedule(now_ms)
-
-    def _answer(self, dst, e, peer):
-        """peer retracted dst and we have a route to it not through peer: tell
-        peer our entry soon (only changes are announced, so a neighbour whose
-        route never changed would not be heard again until dst's next seq,
-        and peer may hold no candidate at all: Babel answers a retraction
-        the same way). At most one entry per (peer, dst) and batch."""
-        if e[VIA] < 0 or e[HOPS] == INFINITY or e[e[VIA]] == peer:
-            return
-        q = self.answers.get(peer)
-        if q is None:
-            self.answers[peer] = q = set()
-        q.add(dst)
-        self.urgent = True
 
     def _admit(self, dst, from_peer):
         """A new destination: not us, not served by us, room in the table and
@@ -283,7 +265,7 @@ class DistanceVector:
     def peer_up(self, peer_id, now_ms):
         """A new neighbour gets the whole table soon."""
         self.full.add(peer_id)
-        self.joined.pop(peer_id, None)
+        self.pn[2].pop(peer_id, None)
         self.urgent = True
         self._schedule(now_ms)
 
@@ -297,8 +279,7 @@ class DistanceVector:
     def peer_down(self, peer_id, now_ms):
         """Forget every candidate through peer_id and reselect."""
         self.full.discard(peer_id)
-        self.joined.pop(peer_id, None)
-        self.answers.pop(peer_id, None)
+        self.pn[2].pop(peer_id, None)
         self.now_ms = now_ms
         for dst, e in self.table.items():
             if peer_id in e:
@@ -310,7 +291,7 @@ class DistanceVector:
     def _schedule(self, now_ms):
         """Plan the next batch: a tenth of the delay for urgent news, else
         0.5-1.5 x announce_flush_ms (jittered so neighbours do not synchronise)."""
-        if not (self.dirty or self.full or self.answers):
+        if not (self.dirty or self.full):
             return
         if self.urgent:
             soon = now_ms + self.flush_ms // 10
@@ -349,9 +330,9 @@ class DistanceVector:
         gone = [d for d, e in self.table.items() if e[HOPS] == INFINITY and len(e) == CANDS]
         for d in gone:
             self._remove(d)
-        me = self.r.node_id
-        for d in [d for d in self.proved if d not in self.table and d != me]:
-            del self.proved[d]
+        if self.auth is not None:
+            from meshlink.router_dv_bare import forget
+            forget(self)
 
     def _flush(self):
         """The batch: the whole table to new neighbours, what changed to the
@@ -359,55 +340,31 @@ class DistanceVector:
         proof for that seq: it announced (dst, seq) to us, or every neighbour
         up since it joined got (dst, seq) from us (PROTOCOL §11.4)."""
         self.urgent = False
-        self.flushes = n = self.flushes + 1
+        pn = self.pn
+        pn[0] = n = pn[0] + 1
         out = []
         up = self.r.up_set
         full = sorted(p for p in self.full if p in up)
         self.full = set()
-        for p in full:
-            self.joined[p] = n
-            for m in self._messages(self._entries(None)):
-                out.append((p, m))
-        answers = self.answers
-        self.answers = {}
-        if self.dirty or answers:
-            dirty = self.dirty
-            rows = self._entries(sorted(dirty))
+        if full:
+            whole = self._messages(self._entries(None))
+            for p in full:
+                pn[2][p] = n
+                for m in whole:
+                    out.append((p, m))
+        if self.dirty and self.auth is not None:
+            # per-neighbour batches (bare entries): its own module, loaded
+            # only when proofs are on (never on a board)
+            from meshlink.router_dv_bare import batch
+            batch(self, out, full, n)
+        elif self.dirty:
+            part = self._messages(self._entries(sorted(self.dirty)))
             self.dirty = set()
-            proved = self.proved
             for p in self.r.up:
-                if p in full:
-                    continue
-                j = self.joined.get(p)
-                mine = rows
-                extra = answers.get(p)
-                if extra:
-                    more = [d for d in sorted(extra) if d not in dirty]
-                    if more:
-                        mine = rows + self._entries(more)
-                ents = []
-                for row in mine:
-                    dst, seq, hops, proof = row
-                    if proof and hops != INFINITY and j is not None:
-                        pr = proved.get(dst)
-                        if ((pr is not None and pr[0] == seq and pr[1] >= j)
-                                or self._told(dst, seq, p)):
-                            row = [dst, seq, hops, ""]
-                    ents.append(row)
-                if ents:
-                    for m in self._messages(ents):
+                if p not in full:
+                    for m in part:
                         out.append((p, m))
-            for dst, seq, hops, proof in rows:
-                if proof and hops != INFINITY:
-                    proved[dst] = (seq, n)
         return out
-
-    def _told(self, dst, seq, p):
-        """True if neighbour p announced (dst, seq) to us (so it holds the proof)."""
-        e = self.table.get(dst)
-        if e is None or p not in e[CANDS::3]:
-            return False
-        return e[e.index(p, CANDS) + 1] == seq
 
     def _entries(self, dsts):
         """[dst, seq, hops, proof] of dsts (None: ourselves and every reachable one)."""
