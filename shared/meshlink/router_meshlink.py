@@ -261,6 +261,7 @@ class MeshlinkStrategy(Strategy):
         return {"routes": len(self.t.routes), "max_hops": self.t.max_hops,
                 "announced": 0 if self.dv is None else len(self.dv.table),
                 "announce_refused": 0 if self.dv is None else self.dv.refused,
+                "announce_unproven": 0 if self.dv is None else self.dv.unproven,
                 "missing": len(self.lazy.missing), "cached": len(self.lazy.cache)}
 
 

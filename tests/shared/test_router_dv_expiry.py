@@ -54,7 +54,7 @@ def test_one_neighbour_cannot_fill_the_announcement_table():
     assert all(uid("H%d" % i) in dv.table for i in range(4))
 
 
-def test_no_flood_for_a_retracted_destination_until_the_backoff():
+def test_no_flood_for_a_retracted_destination():
     r = Router(uid("X"), "meshlink", rng=1, options={"announce_ms": 60000})
     for p in ("A", "B", "C"):
         r.peer_up(uid(p), 0)
@@ -70,23 +70,34 @@ def test_no_flood_for_a_retracted_destination_until_the_backoff():
     assert d.mode == "discover" and d.forward
     r.on_delivery_failed(uid("o0"), 2030)  # ... and not again after a failed search
     assert r.originate(_msg("o1", "X", "D", []), 2040).drop_reason == "unreachable"
-    # a retraction older than neg_min_ms: known down, the backoff first
-    r.receive(Routes(routes=[[uid("E"), 3, 1, ""]]), uid("A"), 10)
-    r.receive(Routes(routes=[[uid("E"), 3, 255, ""]]), uid("A"), 20)
-    d = r.originate(_msg("o5", "X", "E", []), 20 + 5000)
+    # then not while D stays retracted (its neighbours that still reach D
+    # answer its retraction: none did)
+    d = r.originate(_msg("o2", "X", "D", []), 40 + 5000)
     assert d.forward == [] and d.drop_reason == "unreachable"
-    d = r.originate(_msg("o2", "X", "E", []), 20 + 10000)
-    assert d.mode == "discover" and d.forward
+    # D is back: routed at once
+    r.receive(Routes(routes=[[uid("D"), 4, 1, ""]]), uid("C"), 6000)
+    assert r.originate(_msg("o5", "X", "D", []), 6010).mode == "route"
+    # a retraction of a destination we never knew is remembered (and so is
+    # in the whole table a new neighbour gets): no search for it either
+    r.receive(Routes(routes=[[uid("E"), 7, 255, ""]]), uid("A"), 6020)
+    assert r.originate(_msg("o6", "X", "E", []), 6030).drop_reason == "unreachable"
+    r.peer_up(uid("N"), 6040)
+    whole = [m.routes for p, m in r.handle_timer(r.next_deadline()) if p == uid("N")]
+    assert [uid("E"), 7, 255, ""] in whole[0]
+    # a retraction older than neg_min_ms: known down, no search
+    r.receive(Routes(routes=[[uid("H"), 3, 1, ""]]), uid("A"), 6100)
+    r.receive(Routes(routes=[[uid("H"), 3, 255, ""]]), uid("A"), 6110)
+    assert r.originate(_msg("o9", "X", "H", []), 6110 + 5000).drop_reason == "unreachable"
     # an old retraction of a destination that acknowledged us lately (its
-    # learned route went with a neighbour): one search too
-    r.receive(Routes(routes=[[uid("F"), 3, 1, ""]]), uid("A"), 10)
-    r.receive(Routes(routes=[[uid("F"), 3, 255, ""]]), uid("A"), 20)
-    r.receive(_msg("f1", "F", None, ["F", "n1", "B"]), uid("B"), 30)  # learned via B
-    assert _via(r.originate(_msg("o7", "X", "F", []), 40)) == [uid("B")]
+    # learned route went with a neighbour): one search
+    r.receive(Routes(routes=[[uid("F"), 3, 1, ""]]), uid("A"), 6100)
+    r.receive(Routes(routes=[[uid("F"), 3, 255, ""]]), uid("A"), 6110)
+    r.receive(_msg("f1", "F", None, ["F", "n1", "B"]), uid("B"), 6120)  # learned via B
+    assert _via(r.originate(_msg("o7", "X", "F", []), 6130)) == [uid("B")]
     r.on_ack(Ack(src=uid("F"), dst=uid("X"), ack_for=uid("o7"), message_id=uid("k7"),
-                 ttl=8, path=[]), 50)
-    r.peer_down(uid("B"), 9000)
-    assert r.originate(_msg("o8", "X", "F", []), 9010).mode == "discover"
+                 ttl=8, path=[]), 6140)
+    r.peer_down(uid("B"), 15000)
+    assert r.originate(_msg("o8", "X", "F", []), 15010).mode == "discover"
     # an unknown destination is searched for; not again right after a failure
     d = r.originate(_msg("o3", "X", "Q", []), 100)
     assert d.mode == "discover" and d.forward
