@@ -13,8 +13,9 @@
 #   could lead back through us are never selected, so announcements cannot
 #   count to infinity;
 #   a change of the selected (seq, hops) is announced to every neighbour,
-#   batched every announce_flush_ms (bad news: a tenth of it) (up to MAX_ROUTES = 80 entries per Routes message); a new
-#   neighbour gets the whole table; no feasible candidate -> we announce
+#   batched every announce_flush_ms (bad news: a tenth of it; up to
+#   MAX_ROUTES = 80 entries per Routes message); a new neighbour gets the
+#   whole table; no feasible candidate -> we announce
 #   hops 255 (retraction) until the destination's next sequence number.
 # The forwarding decision (router_meshlink) compares this next hop with the
 # route learned from traffic and takes the shorter.
@@ -58,7 +59,7 @@ class DistanceVector:
         # number n; proved[dst] = (seq, n) when every neighbour up at flush n
         # got dst's entry at seq; joined[p] = the flush that gave p our table.
         # One attribute: [n, proved, joined] (a 96K heap counts them)
-        self.pn = [0, {}, {}]
+        self.pn = [0, {}, {}]  # type: list
         self.max_hops = 0  # farthest destination announced to us (the network's extent)
         self.changed_ms = {}  # dst -> when its selected route last changed (fresher than learned?)
         self.now_ms = 0

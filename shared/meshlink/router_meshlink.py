@@ -95,10 +95,11 @@ class MeshlinkStrategy(Strategy):
         # feasible candidate along a long detour; measured on real nodes:
         # the first search found it), so one search goes first and a failed
         # one starts the backoff
-        o = self.o
+        young = self.o["neg_min_ms"]
+        lately = self.o["neg_max_ms"] // 2
         known_down = (e is not None and e[3] == 255
-                      and now_ms - self.dv.changed_ms.get(dst, -o["neg_min_ms"]) >= o["neg_min_ms"]
-                      and now_ms - self.t.acked_ms.get(dst, -o["neg_max_ms"]) >= o["neg_max_ms"] // 2
+                      and now_ms - self.dv.changed_ms.get(dst, -young) >= young
+                      and now_ms - self.t.acked_ms.get(dst, -lately) >= lately
                       ) or self.t.just_gone(dst, now_ms)
         if self.t.negative(dst, now_ms, known_down):
             # known down, or a search failed not long ago: no flood now
