@@ -244,7 +244,6 @@ class DistanceVector:
             if e[HOPS] != INFINITY:
                 e[HOPS] = INFINITY
                 self.dirty.add(dst)
-                self.changed_ms[dst] = self.now_ms
                 self.urgent = True  # bad news: a retraction goes soon
             return
         if e[HOPS] == INFINITY:

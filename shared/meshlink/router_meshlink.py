@@ -18,9 +18,8 @@
 #   * the origin's Ack credits the (destination, next hop) pair, a timeout
 #     blames it (two strikes remove it);
 #   * negative cache: no route and a failed discovery (or the destination
-#     retracted by the announcements over neg_min_ms ago and silent for
-#     neg_max_ms / 2; else it may be a starved route: one search first)
-#     -> no discovery for a backoff
+#     retracted by the announcements, no learned route confirmed for
+#     neg_max_ms / 2; else it may be a starved route) -> no discovery for a backoff
 #     (neg_min_ms doubling to neg_max_ms). Relays do not drop searches for
 #     destinations they see retracted: a retraction may be a starved route
 #     (measured: at mean degree 6 it cut recovery delivery from 94 to 82 %).
@@ -89,18 +88,16 @@ class MeshlinkStrategy(Strategy):
             self.t.remember(msg.message_id, dst, hop[0], "route")
             return Decision(forward=[(hop[0], out)], mode="route")
         e = None if self.dv is None else self.dv.table.get(dst)
-        # retracted: known down, unless the retraction is younger than
-        # neg_min_ms or dst acknowledged us less than neg_max_ms / 2 ago: the
-        # mesh is re-converging and the route may only be starved (no
-        # feasible candidate along a long detour; measured on real nodes:
-        # the first search found it), so one search goes first and a failed
-        # one starts the backoff
-        young = self.o["neg_min_ms"]
-        lately = self.o["neg_max_ms"] // 2
-        known_down = (e is not None and e[3] == 255
-                      and now_ms - self.dv.changed_ms.get(dst, -young) >= young
-                      and now_ms - self.t.acked_ms.get(dst, -lately) >= lately
-                      ) or self.t.just_gone(dst, now_ms)
+        # retracted: known down, unless a learned route to dst was confirmed
+        # (its Ack, or its path seen) less than neg_max_ms / 2 ago: the route
+        # may only be starved while the mesh converges (no feasible candidate
+        # along a long detour; measured on real nodes: the first search
+        # found it), so the searches go on
+        known_down = e is not None and e[3] == 255
+        if known_down:
+            heard = self.t.confirmed_ms(dst, None)
+            known_down = heard < 0 or now_ms - heard >= self.o["neg_max_ms"] // 2
+        known_down = known_down or self.t.just_gone(dst, now_ms)
         if self.t.negative(dst, now_ms, known_down):
             # known down, or a search failed not long ago: no flood now
             self.t.remember(msg.message_id, dst, None, "unreachable")

@@ -21,7 +21,6 @@ class RouteTable:
         self.ring = {}  # dst -> discovery TTL for the next attempt
         self.neg = {}  # dst -> [no discovery before this ms, backoff_ms]: the negative cache
         self.gone = {}  # neighbour we declared down -> until when no search for it
-        self.acked_ms = {}  # dst -> when its last Ack reached us (a retraction may be starved)
         self.owner = {}  # dst -> the neighbour whose copy created its entry ...
         self.owned = {}  # ... and per neighbour how many (the per-neighbour quota)
         self.quota = max(1, int(opts["max_routes"] * opts["peer_route_share"]))
@@ -143,11 +142,13 @@ class RouteTable:
             self._forget(dst)
 
     def confirmed_ms(self, dst, via):
-        """When the learned route dst via `via` was last confirmed (-1: none)."""
+        """When the learned route dst via `via` (None: any) was last
+        confirmed (-1: none)."""
+        t = -1
         for c in self.routes.get(dst) or ():
-            if c[0] == via:
-                return c[2]
-        return -1
+            if (via is None or c[0] == via) and c[2] > t:
+                t = c[2]
+        return t
 
     def ranked(self, dst, exclude, path, now_ms):
         """Usable candidates for dst as (cost, via, hops), cheapest first."""
@@ -298,9 +299,6 @@ class RouteTable:
             return
         self.ring.pop(p[0], None)
         self.neg.pop(p[0], None)
-        if p[0] not in self.acked_ms and len(self.acked_ms) >= self.o["max_pending"]:
-            self.acked_ms = {}  # bounded; forgetting only skips the one early search
-        self.acked_ms[p[0]] = now_ms
         if p[1] is not None and p[2] == "route":
             self.blame(p[0], p[1], True, now_ms)
 

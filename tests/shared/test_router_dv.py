@@ -44,30 +44,6 @@ def test_destinations_list_announced_routes_and_drop_retracted_ones():
     assert Router(uid("G"), "flood", rng=1).destinations() == {}
 
 
-def test_bad_news_is_announced_soon_good_news_batched():
-    from meshlink.messages import Routes
-    r = Router(uid("G"), "meshlink", rng=1, options={"announce_ms": 60000,
-                                                     "announce_flush_ms": 3000})
-    for p in ("A", "B", "C"):
-        r.peer_up(uid(p), 0)
-    r.handle_timer(300)  # the whole table to the new neighbours
-    r.receive(Routes(routes=[[uid("Z"), 3, 1, ""], [uid("Y"), 3, 1, ""]]), uid("A"), 400)
-    r.receive(Routes(routes=[[uid("Z"), 3, 2, ""]]), uid("B"), 400)
-    r.handle_timer(800)  # Z and Y newly reachable: urgent
-    r.receive(Routes(routes=[[uid("Y"), 3, 0, ""]]), uid("C"), 1000)  # good news: batched
-    assert r.next_deadline() >= 1000 + 1500
-    r.handle_timer(r.next_deadline())
-    # A goes down: Z now 3 hops through B, Y lost (retracted): both soon
-    r.peer_down(uid("A"), 10000)
-    r.peer_down(uid("C"), 10000)
-    assert r.next_deadline() <= 10000 + 300
-    sent = {p: m.routes for p, m in r.handle_timer(10300)}
-    assert sent == {uid("B"): [[uid("Y"), 3, 255, ""], [uid("Z"), 3, 3, ""]]}
-    # a neighbour's retraction that leaves us without a route: soon too
-    r.receive(Routes(routes=[[uid("Z"), 3, 255, ""]]), uid("B"), 20000)
-    assert r.next_deadline() <= 20000 + 300
-
-
 def test_node_names():
     from meshlink.nodeid import is_name
     assert is_name("gw-1.garden_2") and is_name("x" * 32)
