@@ -797,7 +797,8 @@ class Node:
                     **pre_auth,
                     records_rejected=self.peers.records_rejected(),
                     forged_acks=self.delivery.forged_acks, **self.e2e.counters,
-                    forged_routes=dv.forged if dv is not None else 0)
+                    forged_routes=dv.forged if dv is not None else 0,
+                    announce_unproven=dv.unproven if dv is not None else 0)
 
     def status(self) -> dict:
         scores = {p["peer_id"]: p for p in self.router.peers()}
