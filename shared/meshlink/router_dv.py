@@ -58,7 +58,7 @@ class DistanceVector:
         # number n; proved[dst] = (seq, n) when every neighbour up at flush n
         # got dst's entry at seq; joined[p] = the flush that gave p our table.
         # One attribute: [n, proved, joined] (a 96K heap counts them)
-        self.pn = [0, {}, {}]
+        self.pn = [0, {}, {}]  # type: list
         self.max_hops = 0  # farthest destination announced to us (the network's extent)
         self.changed_ms = {}  # dst -> when its selected route last changed (fresher than learned?)
         self.now_ms = 0
