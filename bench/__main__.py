@@ -25,6 +25,7 @@ SECTIONS = [
     ("routing simulator", "bench.sim"),
     ("routing under failures, real processes", "bench.routing_real"),
     ("MQTT bridge", "bench.bridges"),
+    ("fault recovery", "bench.faults"),
 ]
 
 

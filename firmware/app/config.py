@@ -30,7 +30,7 @@ TUNING = {
     "hello_timeout_ms": 1000,  # first HELLO retransmission timeout, doubles per try
     "hello_tries": 4,  # HELLOs per connection attempt
     "backoff_min_ms": 1000,  # reconnect delay after the first failure
-    "backoff_max_ms": 60000,  # reconnect delay cap
+    "backoff_max_ms": 2000,  # reconnect delay cap: back within ~2 s of a gateway restart
     "ping_interval_ms": 15000,  # keepalive ping when idle
     "link_timeout_ms": 45000,  # no record from the gateway this long: reconnect
     "outbox_max": 8,  # readings kept while the link is down (oldest dropped)

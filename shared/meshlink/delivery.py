@@ -65,8 +65,9 @@ class Expired:
 
 
 class _Pending:
-    def __init__(self, msg, now_ms, retry_after_ms, timeout_ms):
+    def __init__(self, msg, now_ms, retry_after_ms, timeout_ms, order):
         self.msg = msg
+        self.order = order  # tracking order (retry_now resends in it)
         self.started_ms = now_ms
         # retries and expiry are offsets from the first attempt, summed as
         # integers: with a fractional now_ms (the simulator) a retry due at
@@ -106,7 +107,8 @@ class Delivery:
         self.max_pending = max_pending
         self.default_ttl = default_ttl
         self.seen_max = seen_max
-        self._pending = {}  # origin_id -> _Pending
+        self._pending = {}  # origin_id -> _Pending (not ordered on MicroPython: see order)
+        self._tracked = 0  # messages ever tracked: the next _Pending.order
         self._attempt_origin = {}  # attempt message_id -> origin_id
         self._timers = []  # heap of (due_ms, origin_id); stale entries skipped
         self._seen = set()
@@ -146,7 +148,9 @@ class Delivery:
         """
         if len(self._pending) >= self.max_pending:
             raise LocalProtocolError("too many directed messages awaiting acknowledgement")
-        p = _Pending(msg, now_ms, self.retry_interval_ms, self.delivery_timeout_ms)
+        p = _Pending(msg, now_ms, self.retry_interval_ms, self.delivery_timeout_ms,
+                     self._tracked)
+        self._tracked += 1
         self._pending[msg.origin_id] = p
         self._attempt_origin[msg.message_id] = msg.origin_id
         heapq.heappush(self._timers, (p.due_ms(), msg.origin_id))
@@ -189,6 +193,34 @@ class Delivery:
             out.append(Retry(self._next_attempt(p, now_ms), failed))
             heapq.heappush(timers, (p.due_ms(), origin))
         return out
+
+    def retry_now(self, now_ms, dst=None):
+        """Send a new attempt of every pending message (to dst, or all) at once,
+        oldest first: the owner calls it when the earlier attempts are known to
+        be lost (a link came up after an outage; the destination published a
+        new key record), so that the retries reach the destination in the order
+        the messages were sent, before anything sent later. Each counts as a
+        retry (the backoff schedule moves on by one step); expired messages are
+        left to handle_timer.
+
+        Returns:
+            a list of Retry, in tracking order.
+        """
+        due = [p for p in self._pending.values()
+               if (dst is None or p.msg.dst == dst) and now_ms < p.expires_ms]
+        due.sort(key=lambda p: p.order)
+        out = []
+        for p in due:
+            failed = p.attempt_ids[-1]
+            out.append(Retry(self._next_attempt(p, now_ms), failed))
+            heapq.heappush(self._timers, (p.due_ms(), p.msg.origin_id))
+        return out
+
+    def tracking_order(self, origin_id):
+        """The order in which origin_id's message was tracked (-1 if it is not
+        pending): the owner sorts what it held back by it."""
+        p = self._pending.get(origin_id)
+        return -1 if p is None else p.order
 
     def next_deadline(self):
         """The earliest time handle_timer has work, or None."""

@@ -182,11 +182,16 @@ def tamper_bundle(data_dir: Path, name: str, **changes) -> None:
 
 
 class MosquittoSub:
-    """`mosquitto_sub -v` in the background; each line is "topic payload"."""
+    """`mosquitto_sub -v` in the background; each line is "topic payload".
 
-    def __init__(self, broker: LocalMosquitto, topic: str) -> None:
+    client_id: a persistent session under this ID (-c -i): the broker keeps
+    its subscription, and QoS-1 messages for it, while it is away."""
+
+    def __init__(self, broker: LocalMosquitto, topic: str, client_id: str | None = None) -> None:
         args = ["mosquitto_sub", "-h", broker.host, "-p", str(broker.port), "-v", "-q", "1",
                 "-t", topic]
+        if client_id:
+            args += ["-c", "-i", client_id]
         if shutil.which("stdbuf"):
             args = ["stdbuf", "-oL", *args]
         self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)

@@ -7,6 +7,8 @@ dead port, can bring it back."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 from boards_harness import FAST_BOARD, FirmwareBoard, GatewayProcess, add_board
 from helpers import have_micropython
@@ -48,6 +50,38 @@ def test_udp_board_relinks_after_gateway_restart_without_losing_a_reading(
     board.wait_for(r"LINK up udp .* session=2$")
     last = int(board.wait_for(r"READING temp seq=(\d+)")[-1].group(1))
     gw2.wait_board("u1", lambda r: set(range(1, last + 1)) <= set(_seqs(gw2, info["node_id"])))
+    seqs = _seqs(gw2, info["node_id"])
+    assert len(seqs) == len(set(seqs)), "a reading was delivered twice"
+    assert seqs == sorted(seqs), "readings out of order"
+    assert "OUTBOX full" not in board.output()
+
+
+def test_idle_udp_board_relinks_after_a_long_gateway_outage_without_losing_a_reading(
+        tmp_path, procs):
+    # the firmware's own reconnect backoff (backoff_min_ms, backoff_max_ms
+    # defaults), keepalives and liveness as shipped; a slow sensor, so the board
+    # is mostly idle; an outbox with room for what it takes during the outage
+    sets = ("hello_timeout_ms=300", "heap_report_ms=0", "outbox_max=64")
+    gw = GatewayProcess(tmp_path / "gw")
+    procs.append(gw)
+    gw.start()
+    info = add_board(gw.data_dir, "idle", gateway=gw.board_udp, sets=sets, interval_ms=5000)
+    board = FirmwareBoard(gw.data_dir, "idle")
+    procs.append(board)
+    board.wait_for(r"LINK up udp .* session=1$")
+    gw.wait_board("idle", lambda r: len(_seqs(gw, info["node_id"])) >= 1)
+    udp = gw.board_udp
+    gw.kill()
+    # the outage is the scenario: long enough for a board's reconnect delay to
+    # grow to its cap (with a 60 s cap it would now be 32-60 s)
+    board.wait_for(r"LINK down")
+    time.sleep(60)
+    taken = int(board.wait_for(r"READING temp seq=(\d+)")[-1].group(1))
+    gw2 = GatewayProcess(tmp_path / "gw", udp=udp)
+    procs.append(gw2)
+    gw2.start()
+    board.wait_for(r"LINK up udp .* session=2$")  # within the test's deadline
+    gw2.wait_board("idle", lambda r: set(range(1, taken + 1)) <= set(_seqs(gw2, info["node_id"])))
     seqs = _seqs(gw2, info["node_id"])
     assert len(seqs) == len(set(seqs)), "a reading was delivered twice"
     assert seqs == sorted(seqs), "readings out of order"

@@ -126,3 +126,54 @@ def test_cancel_stops_retries_and_ignores_late_ack():
     assert _drive(d, 60000) == []
     late = Ack(src=B, dst=A, ack_for=msg.message_id, message_id=d.new_id(), ttl=8, path=[B])
     assert d.on_ack(late, 500) is None
+
+
+C = "00000000-0000-4000-8000-00000000000c"
+
+
+def test_retry_now_resends_pending_oldest_first_and_moves_the_schedule_on():
+    d = _delivery()
+    # tracked in this order, with origin IDs that do not sort in it
+    sent = []
+    for i, dst in enumerate((B, C, B, B)):
+        m = d.message(A, dst, b"m%d" % i)
+        d.track(m, 100 * i)
+        sent.append(m)
+    acked = sent[2]
+    d.on_ack(Ack(src=B, dst=A, ack_for=acked.message_id, message_id=d.new_id(), ttl=8,
+                 path=[]), 350)
+    out = d.retry_now(500, dst=B)
+    assert [ev.msg.origin_id for ev in out] == [sent[0].message_id, sent[3].message_id]
+    assert [ev.msg.data for ev in out] == [b"m0", b"m3"]
+    assert [ev.failed_id for ev in out] == [sent[0].message_id, sent[3].message_id]
+    for ev in out:  # a new attempt: a fresh id, an Ack for it delivers
+        assert ev.msg.message_id != ev.msg.origin_id
+    assert [ev.msg.data for ev in d.retry_now(600)] == [b"m0", b"m1", b"m3"]
+    # m0 has now had 3 attempts: its next retry follows the backoff schedule
+    # from its first attempt (1000 + 2000 + 3000 ms), not an early one
+    first_retry = [ev for t, ev in _drive(d, 5999) if ev.msg.data == b"m0"]
+    assert first_retry == []
+    got = d.on_ack(Ack(src=B, dst=A, ack_for=out[0].msg.message_id, message_id=d.new_id(),
+                       ttl=8, path=[]), 700)
+    assert isinstance(got, Delivered) and got.attempts == 3
+
+
+def test_retry_now_leaves_expired_messages_to_the_timer():
+    d = _delivery()
+    d.track(d.message(A, B, b"old"), 0)
+    assert all(isinstance(ev, Retry) for _t, ev in _drive(d, 9999))
+    assert d.retry_now(10000) == []
+    (_t, exp), = _drive(d, 10000)
+    assert isinstance(exp, Expired)
+
+
+def test_tracking_order_sorts_what_the_owner_held_back():
+    d = _delivery()
+    ms = [d.message(A, B, b"m%d" % i) for i in range(3)]
+    for i, m in enumerate(ms):
+        d.track(m, i)
+    held = [ms[2], ms[0], ms[1]]  # a re-held attempt moves to the end of a list
+    held.sort(key=lambda m: d.tracking_order(m.origin_id))
+    assert [m.data for m in held] == [b"m0", b"m1", b"m2"]
+    d.cancel(ms[1].origin_id)
+    assert d.tracking_order(ms[1].origin_id) == -1

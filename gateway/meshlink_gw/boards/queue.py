@@ -146,6 +146,7 @@ class BoardQueue:
 
     def expire(self) -> None:
         """Drop messages older than queue_max_age_ms (logged, never acked)."""
+        self.stats["expiry_sweeps"] += 1
         for item in self.reg.expire(self.cfg.queue_max_age_ms):
             log.warning("dropped message %s for board %s: older than %d ms",
                         item.origin_id, item.board, self.cfg.queue_max_age_ms)

@@ -386,14 +386,26 @@ class Node:
             self.originate(to, KEYS_REPLY + rec, src=us)
 
     def _on_record(self, peer_id: str, msg: messages.MeshMessage, raw: bytes, now: int) -> None:
+        before = self.e2e.records.get(msg.src)
         if not self.e2e.learn(msg.src, raw):
             self.log_limit.warning("foreign_record", "refused a key record that is not its "
                                    "sender's: from=%s via peer=%s", msg.src, peer_id)
             return
         self.send_ack_for(msg)
-        for held in self._held.pop(msg.src, []):
-            if held.origin_id in self._plain:
-                self._send_attempt(held, now)
+        if before is not None and self.e2e.records.get(msg.src) is not before:
+            # a new record (the destination restarted): every attempt sealed
+            # before is lost or held; resend them all now, in the order they
+            # were sent, so that later sends cannot overtake them
+            self._held.pop(msg.src, None)
+            self._retry_pending(now, msg.src)
+            return
+        # the first record (or the same one again): the held attempts go out as
+        # they are (not retries), in the order their messages were sent
+        held = self._held.pop(msg.src, [])
+        held.sort(key=lambda m: self.delivery.tracking_order(m.origin_id))
+        for m in held:
+            if m.origin_id in self._plain:
+                self._send_attempt(m, now)
 
     def _seal(self, msg: messages.MeshMessage, now: int) -> bool:
         """Seal (and sign) msg's payload for its destination; False (and ask
@@ -649,7 +661,17 @@ class Node:
     # -- names -------------------------------------------------------------
     def _peer_up(self, peer_id: str, now: int) -> None:
         self.router.peer_up(peer_id, now)
+        # attempts made while a neighbour was gone may be lost: resend every
+        # pending message now, oldest first, so none is overtaken by a later one
+        # sent over the new link (order across a gateway restart, issue 15)
+        self._retry_pending(now)
         self._name_soon()
+
+    def _retry_pending(self, now: int, dst: str | None = None) -> None:
+        """A new attempt of every pending directed message (to dst), in the
+        order they were sent (Delivery.retry_now)."""
+        for ev in self.delivery.retry_now(now, dst):
+            self._send_attempt(ev.msg, now)
 
     def _name_soon(self) -> None:
         """Announce our name in half a second (batches a burst of new peers and

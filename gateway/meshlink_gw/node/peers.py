@@ -112,6 +112,9 @@ class PeerTable:
         self.known_addrs: dict[tuple[str, int], str] = {}  # dial address -> node ID
         self._dialing: set[tuple[str, int]] = set()
         self._lost: dict[tuple[str, int], asyncio.Event] = {}
+        # set when the peer at a dialer's address linked to us while the dialer
+        # waited out its backoff: the wait ends and the backoff starts afresh
+        self._back: dict[tuple[str, int], asyncio.Event] = {}
         self._rekeying: set[str] = set()  # peers with a rekey dial in progress
         self._beat: asyncio.TimerHandle | None = None  # the heartbeat timer
         self._beat_due: int | None = None
@@ -272,6 +275,9 @@ class PeerTable:
             self._watch(conn, live)
             self.events.on_peer_up(peer, now_ms())
             self._heartbeat(peer, conn, now_ms())  # first RTT sample right away
+            for a, pid in self.known_addrs.items():
+                if pid == peer and a in self._back:
+                    self._back[a].set()
             self._arm_beat()
             addr = conn.dial_addr or ((conn.remote_addr[0], conn.peer_listen_port)
                                       if conn.peer_listen_port else None)
@@ -418,10 +424,25 @@ class PeerTable:
                 if max_failures is not None and failures >= max_failures:
                     log.info("giving up on suggested address %s:%d for now", *addr)
                     return
-                await asyncio.sleep(backoff.next_ms() / 1000)
+                await self._backoff_wait(addr, backoff.next_ms(), backoff)
         finally:
             self._dialing.discard(addr)
             self._suggested.discard(addr)
+            self._back.pop(addr, None)
+
+    async def _backoff_wait(self, addr: tuple[str, int], wait_ms: int, backoff: Backoff) -> None:
+        """Sleep wait_ms, unless the peer at addr links to us first (it
+        restarted and dialled us): then reset the backoff and return at once,
+        so that the next loss of the link is redialled from the shortest delay."""
+        back = self._back.setdefault(addr, asyncio.Event())
+        back.clear()
+        try:
+            await asyncio.wait_for(back.wait(), wait_ms / 1000)
+        except TimeoutError:
+            return
+        backoff.reset()
+        log.info("%s at %s:%d linked to us during our redial wait: redial backoff reset",
+                 self.known_addrs.get(addr), *addr)
 
     async def _after_loss(self, addr: tuple[str, int], lived_ms: int, backoff: Backoff) -> None:
         """A link that lived STABLE_LINK_MS resets the backoff; a shorter one
@@ -440,7 +461,7 @@ class PeerTable:
         elif self.stats["flaps"] % 10 == 1:  # one line per ten flaps
             log.warning("link via %s:%d lasted %d ms (another process with our identity?): "
                         "redialing in %d ms", addr[0], addr[1], lived_ms, wait_ms)
-        await asyncio.sleep(wait_ms / 1000)
+        await self._backoff_wait(addr, wait_ms, backoff)
 
     # -- heartbeats -------------------------------------------------------------
     # One timer for every link, armed for the earliest liveness deadline
