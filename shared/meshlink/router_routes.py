@@ -246,22 +246,17 @@ class RouteTable:
 
     def negative(self, dst, now_ms, known_down):
         """True if dst gets no discovery now: a failed discovery's backoff is
-        running, or dst is known down (retracted, with no candidate). A
-        destination nobody reaches then costs no search while retracted, and
-        one bounded search per backoff (neg_min_ms doubling to neg_max_ms)
-        when unknown, not one per attempt."""
+        running, or dst is known down (retracted) and its first backoff starts
+        now. A destination nobody reaches then costs one bounded search per
+        backoff (neg_min_ms doubling to neg_max_ms), not one per attempt."""
         if not self.o["neg_min_ms"]:
             return False  # negative cache off
         e = self.neg.get(dst)
-        if known_down:
-            # retracted and no candidate left, after every neighbour that
-            # still reached dst answered our retraction (router_dv): no
-            # search while that lasts; a route or an Ack ends it
-            if e is None:
-                self._neg_set(dst, now_ms, None)
-            return True
         if e is not None:
             return now_ms < e[0]
+        if known_down:
+            self._neg_set(dst, now_ms, None)
+            return True
         return False
 
     def neighbour_gone(self, peer, now_ms):
