@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import json
 import random
 import signal
@@ -540,4 +541,6 @@ async def run_scenario(root: Path, sc: Scenario, progress=print) -> dict[str, An
                 continue
             out["links_silent"] += st["stats"].get("links_silent", 0)
     dump_json(root / "result.json", out)
+    dump_json(root / "sent.json", {"fail_s": fail_s, "back_s": back_s, "sent": [
+        dataclasses.asdict(s) for s in traffic.sent]})  # per-message timeline (--keep)
     return out

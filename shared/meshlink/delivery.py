@@ -216,6 +216,12 @@ class Delivery:
             heapq.heappush(self._timers, (p.due_ms(), p.msg.origin_id))
         return out
 
+    def tracking_order(self, origin_id):
+        """The order in which origin_id's message was tracked (-1 if it is not
+        pending): the owner sorts what it held back by it."""
+        p = self._pending.get(origin_id)
+        return -1 if p is None else p.order
+
     def next_deadline(self):
         """The earliest time handle_timer has work, or None."""
         timers = self._timers

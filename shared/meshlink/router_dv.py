@@ -13,8 +13,9 @@
 #   could lead back through us are never selected, so announcements cannot
 #   count to infinity;
 #   a change of the selected (seq, hops) is announced to every neighbour,
-#   batched every announce_flush_ms (up to MAX_ROUTES = 80 entries per Routes message); a new
-#   neighbour gets the whole table; no feasible candidate -> we announce
+#   batched every announce_flush_ms (bad news: a tenth of it; up to
+#   MAX_ROUTES = 80 entries per Routes message); a new neighbour gets the
+#   whole table; no feasible candidate -> we announce
 #   hops 255 (retraction) until the destination's next sequence number.
 # The forwarding decision (router_meshlink) compares this next hop with the
 # route learned from traffic and takes the shorter.
@@ -53,6 +54,12 @@ class DistanceVector:
         self.refused = 0  # announcements dropped because the table was full
         self.auth = opts["announce_auth"]
         self.forged = 0  # entries dropped: no valid proof from their destination
+        self.unproven = 0  # bare entries (no proof) for a (dst, seq) we hold no proof of
+        # proof once per (dst, seq, neighbour) (docs/PROTOCOL.md §11.4): flush
+        # number n; proved[dst] = (seq, n) when every neighbour up at flush n
+        # got dst's entry at seq; joined[p] = the flush that gave p our table.
+        # One attribute: [n, proved, joined] (a 96K heap counts them)
+        self.pn = [0, {}, {}]  # type: list
         self.max_hops = 0  # farthest destination announced to us (the network's extent)
         self.changed_ms = {}  # dst -> when its selected route last changed (fresher than learned?)
         self.now_ms = 0
@@ -104,13 +111,23 @@ class DistanceVector:
         auth = self.auth
         for dst, seq, hops, proof in msg.routes:
             if hops < INFINITY and auth is not None and not auth.check_announce(dst, seq, proof):
-                self.forged += 1  # only dst may claim a sequence number of dst
-                continue
+                if proof:
+                    self.forged += 1  # only dst may claim a sequence number of dst
+                    continue
+                # a bare entry whose proof we no longer hold: the sender's
+                # route is unproven here, so it withdraws its candidate
+                self.unproven += 1
+                hops = INFINITY
             if far < hops < INFINITY:
                 far = hops
             e = get(dst)
             if e is None:
-                if hops >= INFINITY or not self._admit(dst, from_peer):
+                if not self._admit(dst, from_peer):
+                    continue
+                if hops >= INFINITY:
+                    # known unreachable (no candidate): no search from here
+                    # while it lasts; forgotten at our next seq (_expire)
+                    table[dst] = [0, INFINITY, seq, INFINITY, -1]
                     continue
                 table[dst] = e = [0, INFINITY, 0, INFINITY, -1, from_peer, seq, hops]
                 select(dst, e)
@@ -227,6 +244,7 @@ class DistanceVector:
             if e[HOPS] != INFINITY:
                 e[HOPS] = INFINITY
                 self.dirty.add(dst)
+                self.urgent = True  # bad news: a retraction goes soon
             return
         if e[HOPS] == INFINITY:
             self.urgent = True  # newly reachable (a node that came up): tell soon
@@ -241,6 +259,8 @@ class DistanceVector:
         elif hops < fd_hops:
             e[FD_HOPS] = hops
         if seq != e[SEQ] or hops != e[HOPS]:
+            if hops > e[HOPS]:
+                self.urgent = True  # bad news (a longer detour): tell soon
             e[SEQ] = seq
             e[HOPS] = hops
             self.dirty.add(dst)
@@ -249,6 +269,7 @@ class DistanceVector:
     def peer_up(self, peer_id, now_ms):
         """A new neighbour gets the whole table soon."""
         self.full.add(peer_id)
+        self.pn[2].pop(peer_id, None)
         self.urgent = True
         self._schedule(now_ms)
 
@@ -262,6 +283,7 @@ class DistanceVector:
     def peer_down(self, peer_id, now_ms):
         """Forget every candidate through peer_id and reselect."""
         self.full.discard(peer_id)
+        self.pn[2].pop(peer_id, None)
         self.now_ms = now_ms
         for dst, e in self.table.items():
             if peer_id in e:
@@ -272,7 +294,11 @@ class DistanceVector:
     # -- timers ------------------------------------------------------------------
     def _schedule(self, now_ms):
         """Plan the next batch: a tenth of the delay for urgent news, else
-        0.5-1.5 x announce_flush_ms (jittered so neighbours do not synchronise)."""
+        0.5-1.5 x announce_flush_ms (jittered so neighbours do not synchronise).
+        Urgent: a new neighbour, a destination newly reachable, or bad news
+        (a route lost or longer, after a neighbour went down or announced
+        so): a detour is then known end to end in about hops x flush_ms / 10,
+        not hops x flush_ms; at most one batch per flush_ms / 10 either way."""
         if not (self.dirty or self.full):
             return
         if self.urgent:
@@ -312,19 +338,34 @@ class DistanceVector:
         gone = [d for d, e in self.table.items() if e[HOPS] == INFINITY and len(e) == CANDS]
         for d in gone:
             self._remove(d)
+        if self.auth is not None:
+            from meshlink.router_dv_bare import forget
+            forget(self)
 
     def _flush(self):
+        """The batch: the whole table to new neighbours, what changed to the
+        others. An entry goes bare (proof "") to a neighbour that holds dst's
+        proof for that seq: it announced (dst, seq) to us, or every neighbour
+        up since it joined got (dst, seq) from us (PROTOCOL §11.4)."""
         self.urgent = False
+        pn = self.pn
+        pn[0] = n = pn[0] + 1
         out = []
         up = self.r.up_set
-        full = [p for p in self.full if p in up]
+        full = sorted(p for p in self.full if p in up)
         self.full = set()
         if full:
             whole = self._messages(self._entries(None))
-            for p in sorted(full):
+            for p in full:
+                pn[2][p] = n
                 for m in whole:
                     out.append((p, m))
-        if self.dirty:
+        if self.dirty and self.auth is not None:
+            # per-neighbour batches (bare entries): its own module, loaded
+            # only when proofs are on (never on a board)
+            from meshlink.router_dv_bare import batch
+            batch(self, out, full, n)
+        elif self.dirty:
             part = self._messages(self._entries(sorted(self.dirty)))
             self.dirty = set()
             for p in self.r.up:
@@ -342,8 +383,9 @@ class DistanceVector:
             for d in [r.node_id] + sorted(r.served):
                 entry(out, d, self.seq, 0)
             for d, e in self.table.items():
-                if e[HOPS] != INFINITY:
-                    entry(out, d, e[SEQ], e[HOPS])
+                # retractions too: a new neighbour (a node that restarted)
+                # learns which destinations are down without searching
+                entry(out, d, e[SEQ], e[HOPS])
             return out
         me = r.node_id
         served = r.served
@@ -362,7 +404,7 @@ class DistanceVector:
         """Append [dst, seq, hops, proof]: the destination's own proof, which
         relays pass on unchanged; a route we can no longer prove is left out
         (a retraction needs none: it only withdraws the sender's own route)."""
-        if self.auth is None:
+        if self.auth is None or hops == INFINITY:
             out.append([dst, seq, hops, ""])
             return
         proof = self.auth.announce_proof(dst, seq)

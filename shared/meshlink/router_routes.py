@@ -142,11 +142,13 @@ class RouteTable:
             self._forget(dst)
 
     def confirmed_ms(self, dst, via):
-        """When the learned route dst via `via` was last confirmed (-1: none)."""
+        """When the learned route dst via `via` (None: any) was last
+        confirmed (-1: none)."""
+        t = -1
         for c in self.routes.get(dst) or ():
-            if c[0] == via:
-                return c[2]
-        return -1
+            if (via is None or c[0] == via) and c[2] > t:
+                t = c[2]
+        return t
 
     def ranked(self, dst, exclude, path, now_ms):
         """Usable candidates for dst as (cost, via, hops), cheapest first."""

@@ -72,12 +72,14 @@ def test_forged_sources_broadcasts_and_announcements_refused(spawn, tmp_path):
         forged_bcast = ins.mesh(h.node_id, None, b"everyone: H says")
         ins.send(forged_bcast)
         await asyncio.to_thread(_wait_stat, v, "forged_messages", 3)
-        # 3. a fresher route to H than H ever announced: unsigned, and signed by us
+        # 3. a fresher route to H than H ever announced: bare (no proof, a pair
+        # V never verified: refused as unproven, PROTOCOL §11.4), and signed by us
         mine = ins.identity.sign(announce_signed_bytes(h.node_id, MAX_UINT))
         ours = b64encode(ins.identity.public_bytes + mine)
         ins.send(messages.Routes(routes=[[h.node_id, MAX_UINT, 0, ""],
                                          [h.node_id, MAX_UINT, 0, ours]]))
-        await asyncio.to_thread(_wait_stat, v, "forged_routes", 2)
+        await asyncio.to_thread(_wait_stat, v, "forged_routes", 1)
+        await asyncio.to_thread(_wait_stat, v, "announce_unproven", 1)
 
         # honest traffic keeps flowing, and through M, not into the insider
         rc, to_h = await asyncio.to_thread(_send, v, "--to", h.node_id, "to H, for real")

@@ -87,7 +87,9 @@ def test_announcements_verified_once_per_dst_and_seq():
     assert len(calls) == 1  # cached after the first
     assert not auth.check_announce(dst, seq, proof[:-4] + "AAA=")  # cached pair, other proof
     assert not auth.check_announce(dst, seq + 1, proof)  # a fresher seq needs its own
-    assert not auth.check_announce(dst, seq, "")
+    assert auth.check_announce(dst, seq, "")  # a bare entry for the pair we verified
+    assert not auth.check_announce(dst, seq + 1, "")  # ... but not for any other pair
+    assert not Auth(verify).check_announce(dst, seq, "")  # nor where it was never verified
     assert auth.announce_proof(dst, seq) == proof  # relays pass the destination's on
 
 

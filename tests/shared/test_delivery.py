@@ -165,3 +165,15 @@ def test_retry_now_leaves_expired_messages_to_the_timer():
     assert d.retry_now(10000) == []
     (_t, exp), = _drive(d, 10000)
     assert isinstance(exp, Expired)
+
+
+def test_tracking_order_sorts_what_the_owner_held_back():
+    d = _delivery()
+    ms = [d.message(A, B, b"m%d" % i) for i in range(3)]
+    for i, m in enumerate(ms):
+        d.track(m, i)
+    held = [ms[2], ms[0], ms[1]]  # a re-held attempt moves to the end of a list
+    held.sort(key=lambda m: d.tracking_order(m.origin_id))
+    assert [m.data for m in held] == [b"m0", b"m1", b"m2"]
+    d.cancel(ms[1].origin_id)
+    assert d.tracking_order(ms[1].origin_id) == -1

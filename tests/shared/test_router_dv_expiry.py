@@ -54,7 +54,7 @@ def test_one_neighbour_cannot_fill_the_announcement_table():
     assert all(uid("H%d" % i) in dv.table for i in range(4))
 
 
-def test_no_flood_for_a_retracted_destination_until_the_backoff():
+def test_no_flood_for_a_retracted_destination():
     r = Router(uid("X"), "meshlink", rng=1, options={"announce_ms": 60000})
     for p in ("A", "B", "C"):
         r.peer_up(uid(p), 0)
@@ -69,6 +69,16 @@ def test_no_flood_for_a_retracted_destination_until_the_backoff():
     assert d.forward == [] and d.drop_reason == "unreachable"
     d = r.originate(_msg("o2", "X", "D", []), 40 + 5000)
     assert d.mode == "discover" and d.forward
+    # D is back: routed at once
+    r.receive(Routes(routes=[[uid("D"), 4, 1, ""]]), uid("C"), 6000)
+    assert r.originate(_msg("o5", "X", "D", []), 6010).mode == "route"
+    # a retraction of a destination we never knew is remembered (and so is
+    # in the whole table a new neighbour gets): no search for it either
+    r.receive(Routes(routes=[[uid("E"), 7, 255, ""]]), uid("A"), 6020)
+    assert r.originate(_msg("o6", "X", "E", []), 6030).drop_reason == "unreachable"
+    r.peer_up(uid("N"), 6040)
+    whole = [m.routes for p, m in r.handle_timer(r.next_deadline()) if p == uid("N")]
+    assert [uid("E"), 7, 255, ""] in whole[0]
     # an unknown destination is searched for; not again right after a failure
     d = r.originate(_msg("o3", "X", "Q", []), 100)
     assert d.mode == "discover" and d.forward

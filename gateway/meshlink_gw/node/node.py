@@ -392,16 +392,20 @@ class Node:
                                    "sender's: from=%s via peer=%s", msg.src, peer_id)
             return
         self.send_ack_for(msg)
-        if self.e2e.records.get(msg.src) is not before:
-            # a new record (the destination restarted, or we had none): every
-            # attempt sealed before is lost or held; resend them all now, in the
-            # order they were sent, so that later sends cannot overtake them
+        if before is not None and self.e2e.records.get(msg.src) is not before:
+            # a new record (the destination restarted): every attempt sealed
+            # before is lost or held; resend them all now, in the order they
+            # were sent, so that later sends cannot overtake them
             self._held.pop(msg.src, None)
             self._retry_pending(now, msg.src)
             return
-        for held in self._held.pop(msg.src, []):
-            if held.origin_id in self._plain:
-                self._send_attempt(held, now)
+        # the first record (or the same one again): the held attempts go out as
+        # they are (not retries), in the order their messages were sent
+        held = self._held.pop(msg.src, [])
+        held.sort(key=lambda m: self.delivery.tracking_order(m.origin_id))
+        for m in held:
+            if m.origin_id in self._plain:
+                self._send_attempt(m, now)
 
     def _seal(self, msg: messages.MeshMessage, now: int) -> bool:
         """Seal (and sign) msg's payload for its destination; False (and ask
@@ -797,7 +801,8 @@ class Node:
                     **pre_auth,
                     records_rejected=self.peers.records_rejected(),
                     forged_acks=self.delivery.forged_acks, **self.e2e.counters,
-                    forged_routes=dv.forged if dv is not None else 0)
+                    forged_routes=dv.forged if dv is not None else 0,
+                    announce_unproven=dv.unproven if dv is not None else 0)
 
     def status(self) -> dict:
         scores = {p["peer_id"]: p for p in self.router.peers()}

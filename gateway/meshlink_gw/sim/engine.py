@@ -58,11 +58,56 @@ SZ_SIG = 150  # ,"key":"<44 base64>","sig":"<88 base64>"
 SZ_PROOF = 131  # ,"<128 base64 of key || signature>"
 SZ_MESH, SZ_ACK, SZ_PER_HOP, SZ_IDS, SZ_PRUNE, SZ_PROBE = (
     190 + SZ_SIG, 230 + SZ_SIG, 39, 60, 45, 90)
-SZ_ROUTE = 54 + SZ_PROOF  # one [dst, seq, hops, proof] entry of a Routes message
+SZ_ROUTE = 54  # one [dst, seq, hops, ...] entry of a Routes message, without its proof
+SZ_BARE = 3  # ,"" : the proof field of a bare entry (PROTOCOL §11.4) or a retraction
 # A directed payload is sealed end to end (docs/PROTOCOL.md §13): its steady
 # data form adds 25 raw bytes, 32 in base64 (the once-per-pair setup form
 # and the keys exchange are not counted: they are amortised over a session)
 SZ_SEAL = 32
+
+
+class CountingAuth:
+    """What a node's meshlink.auth.Auth does with announcement proofs, minus
+    the signatures (the simulator signs nothing): it holds a proof for its own
+    IDs, caches every (dst, seq) it accepted (two generations of cache_max
+    pairs, as Auth), and accepts a bare entry (proof "") only for a cached
+    pair. Every proof is PROOF, a 128-character stand-in, so the engine counts
+    the bytes a real proof costs exactly where one is sent."""
+
+    PROOF = "p" * 128
+
+    def __init__(self, own, cache_max=4096):
+        self.own = own
+        self.cache_max = cache_max
+        self._cache = {}
+        self._cache_old = {}
+
+    def _has(self, key):
+        return key in self._cache or key in self._cache_old
+
+    def _remember(self, key):
+        if len(self._cache) >= self.cache_max:
+            self._cache_old = self._cache
+            self._cache = {}
+        self._cache[key] = 1
+
+    def announce_proof(self, dst, seq):
+        key = (dst, seq)
+        if self._has(key):
+            return self.PROOF
+        if dst == self.own:
+            self._remember(key)
+            return self.PROOF
+        return ""
+
+    def check_announce(self, dst, seq, proof):
+        key = (dst, seq)
+        if self._has(key):
+            return True
+        if not proof:
+            return False
+        self._remember(key)
+        return True
 
 
 def _uuid(i, salt):
@@ -160,6 +205,8 @@ class Sim:
         self.air_ctrl = [0] * n
         self.probe_msgs = 0
         self.probe_bytes = 0
+        # announcement entries sent (after the warm-up): all, with a proof, retractions
+        self.announce_entries = [0, 0, 0]
         self.down_iv: list = [[] for _ in range(n)]  # (t_down, t_up)
 
     # -- setup ---------------------------------------------------------------
@@ -176,6 +223,7 @@ class Sim:
             # as a real node passes wall-clock seconds: a restarted node's
             # announcements outrank the ones it made before
             opts = dict(p.get("meshlink_options") or {}, announce_seq0=int(self.now // 1000))
+            opts.setdefault("announce_auth", CountingAuth(self.ids[i]))
         r = Router(self.ids[i], self.strategy, rng=random.Random(f"{self.seed}:r:{i}"),
                    default_ttl=ttl, log=log, options=opts)
         if self.strategy == "oracle":
@@ -329,12 +377,21 @@ class Sim:
                     k = None
                     cat = "announce"
                     nb = SZ_IDS + SZ_ROUTE * len(msg.routes)
+                    for e in msg.routes:
+                        nb += SZ_PROOF if e[3] else SZ_BARE
+                    ents = (len(msg.routes), sum(1 for e in msg.routes if e[3]),
+                            sum(1 for e in msg.routes if e[2] == 255))
                 else:
                     k = None
                     cat = "ctrl"
                     ids = getattr(msg, "ids", None)
                     nb = SZ_PRUNE if ids is None else SZ_IDS + SZ_PER_HOP * len(ids)
             if measuring:
+                if cat == "announce":
+                    ae = self.announce_entries
+                    ae[0] += ents[0] * tries
+                    ae[1] += ents[1] * tries
+                    ae[2] += ents[2] * tries
                 self.tx[cat] += tries
                 self.bytes[cat] += nb * tries
                 self.air[u] += nb * tries

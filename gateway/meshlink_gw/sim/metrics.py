@@ -157,6 +157,11 @@ def summarize(sim) -> dict:
         "routing_ctrl_msgs_per_node_s": (sim.tx["ctrl"] + sim.tx["announce"]) / node_s,
         "announce_msgs_per_node_s": sim.tx["announce"] / node_s,
         "announce_bytes_per_node_s": sim.bytes["announce"] / node_s,
+        # announcement entries per node and second: all, those carrying a proof
+        # (the others are bare, PROTOCOL §11.4), retractions (hops 255)
+        "announce_entries_per_node_s": sim.announce_entries[0] / node_s,
+        "announce_proofs_per_node_s": sim.announce_entries[1] / node_s,
+        "announce_retractions_per_node_s": sim.announce_entries[2] / node_s,
         "data_bytes_per_node_s": (sim.bytes["data"] + sim.bytes["ack"] + sim.bytes["disc"]
                                   + sim.bytes["bcast"]) / node_s,
         "control_kb_per_node_s": (sim.bytes["ctrl"] + sim.bytes["announce"] + sim.probe_bytes)
