@@ -64,6 +64,9 @@ class Sleeper:
     def sleep(self, bl, now_ms):
         """Keep the state (and the session if bl holds one), deep sleep. Never
         returns; runs without an await, so nothing is sealed after the save."""
+        import gc
+
+        gc.collect()  # late in a wake the heap is fragmented: the import needs blocks
         from app import sleepstate
 
         sleepstate.sleep(self, bl, now_ms)
