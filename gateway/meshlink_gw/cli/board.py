@@ -430,6 +430,6 @@ def add_parser(sub: Any) -> None:
     data_dir_arg(p)
     p.set_defaults(func=cmd_board_run)
 
-    from meshlink_gw.cli import board_ota  # OTA: update-key, release, update
-    board_ota.add_parsers(bsub)
+    from meshlink_gw.cli.board_ota import add_parsers  # OTA: update-key, release, update
+    add_parsers(bsub)
 
