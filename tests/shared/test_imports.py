@@ -5,7 +5,6 @@ import os
 import sys
 
 
-
 def _module_names():
     """The core's modules where this interpreter loads them from (.py or .mpy)."""
     import meshlink
