@@ -400,5 +400,12 @@ class Routes(Message):
     FIELDS = (("routes", "routes", K_ROUTES),)
 
 
-for _cls in (IHave, Graft, Prune, Routes):
+class HopAck(Message):
+    """The sender took these directed messages (mesh or Ack) from the
+    receiver: per-hop evidence (meshlink.router_hop, docs/PROTOCOL.md)."""
+    TYPE = "hopack"
+    FIELDS = (("ids", "ids", K_PATH),)
+
+
+for _cls in (IHave, Graft, Prune, Routes, HopAck):
     MESSAGE_TYPES[_cls.TYPE] = _cls

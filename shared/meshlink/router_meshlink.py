@@ -26,7 +26,7 @@
 # Destinations never heard from: router_dv (destination announcements, a
 # distance vector); the shorter of its next hop and the learned one is used.
 # Broadcasts: router_lazy (eager tree, lazy IHave repair).
-from meshlink.messages import Ack, Routes
+from meshlink.messages import Ack, HopAck, Routes
 from meshlink.router import Strategy, register_strategy
 from meshlink.router_core import Decision
 from meshlink.router_lazy import LazyPush, sample
@@ -50,6 +50,10 @@ class MeshlinkStrategy(Strategy):
         if opts["announce_ms"] > 0:  # imported here: boards (announcements off) never load it
             from meshlink.router_dv import DistanceVector
             self.dv = DistanceVector(router, opts)
+        self.hop = None
+        if opts["hop_ack_ms"] > 0:  # likewise: hop acknowledgements
+            from meshlink.router_hop import HopAcks
+            self.hop = HopAcks(opts)
 
     def learn(self, path, from_peer, now_ms, limit=None):
         """Learn routes from a path (also used by gateway wrappers)."""
@@ -59,6 +63,9 @@ class MeshlinkStrategy(Strategy):
         """(via, hops): the learned route or the announced one, whichever is
         shorter; the announced one if it changed since the learned one was
         last confirmed (the topology moved: the learned path may be gone)."""
+        if self.hop is not None and self.hop.avoid:
+            # neighbours that left a copy unacknowledged: skipped like the path
+            path = list(path) + self.hop.avoided(now_ms)
         hop = self.t.next_hop(dst, exclude, path, now_ms)
         if self.dv is not None:
             alt = self.dv.next_hop(dst, exclude, path)
@@ -69,6 +76,35 @@ class MeshlinkStrategy(Strategy):
 
     # -- messages ------------------------------------------------------------
     def originate(self, msg, now_ms):
+        d = self._originate(msg, now_ms)
+        if self.hop is not None and msg.dst is not None and d.forward:
+            self.hop.sent(d.forward, now_ms)
+        return d
+
+    def receive(self, msg, from_peer, now_ms):
+        hop = self.hop
+        if hop is not None and from_peer is not None:
+            hop.heard(from_peer)
+            if msg.dst is not None:
+                hop.took(msg, from_peer, now_ms)
+        d = self._receive(msg, from_peer, now_ms)
+        if hop is not None and msg.dst is not None and d.forward:
+            hop.sent(d.forward, now_ms)
+        return d
+
+    def _reroute(self, peer, msg, now_ms):
+        """A copy peer did not take (no HopAck, or peer went down): the next
+        hop now, not peer and not on its path, else the discovery peers."""
+        dst = msg.dst
+        r = self.r
+        if dst in r.up_set and dst != peer and dst not in msg.path:
+            return [(dst, msg)]
+        hop = self._next_hop(dst, peer, msg.path, now_ms)
+        if hop is not None:
+            return [(hop[0], msg)]
+        return [(p, msg) for p in self._discovery_peers(msg, peer, msg.path)]
+
+    def _originate(self, msg, now_ms):
         r = self.r
         dst = msg.dst
         if dst is None:
@@ -142,7 +178,7 @@ class MeshlinkStrategy(Strategy):
             out.extend(sample(r.rng, lazy, extra))
         return out
 
-    def receive(self, msg, from_peer, now_ms):
+    def _receive(self, msg, from_peer, now_ms):
         r = self.r
         me = r.node_id
         if me in msg.path:
@@ -190,12 +226,18 @@ class MeshlinkStrategy(Strategy):
         return Decision(forward=[(p, out) for p in peers], mode="discover")
 
     def on_control(self, msg, from_peer, now_ms):
+        if self.hop is not None:
+            self.hop.heard(from_peer)
         if type(msg) is Routes:
             if self.dv is None:
                 return Decision(drop_reason="unsupported", mode="control")
             self.dv.on_routes(msg, from_peer, now_ms)
             if self.dv.max_hops > self.t.max_hops:  # TTLs cover the announced extent
                 self.t.max_hops = self.dv.max_hops
+            return Decision(mode="control")
+        if type(msg) is HopAck:
+            if self.hop is not None:
+                self.hop.acked(msg, from_peer)
             return Decision(mode="control")
         return self.lazy.on_control(msg, from_peer, now_ms)
 
@@ -215,6 +257,8 @@ class MeshlinkStrategy(Strategy):
             self.dv.peer_up(peer_id, now_ms)
 
     def on_peer_down(self, peer_id, now_ms):
+        if self.hop is not None:
+            self.hop.peer_down(peer_id)
         self.t.neighbour_gone(peer_id, now_ms)
         self.lazy.peer_down(peer_id, now_ms)
         if self.dv is not None:
@@ -225,14 +269,27 @@ class MeshlinkStrategy(Strategy):
             self.dv.on_served(node_id)
 
     def next_deadline(self):
-        a = self.lazy.next_deadline()
-        b = None if self.dv is None else self.dv.next_deadline()
-        return b if a is None else (a if b is None or a < b else b)
+        due = self.lazy.next_deadline()
+        for other in (self.dv, self.hop):
+            b = None if other is None else (other.next_deadline() if other is self.dv
+                                            else other.due)
+            if b is not None and (due is None or b < due):
+                due = b
+        return due
 
     def handle_timer(self, now_ms):
         out = self.lazy.handle_timer(now_ms)
         if self.dv is not None:
             out = out + self.dv.handle_timer(now_ms)
+        hop = self.hop
+        if hop is not None and hop.due is not None and hop.due <= now_ms:
+            acks, lost = hop.handle_timer(now_ms)
+            out = out + acks
+            for peer, msg in lost:
+                fwd = self._reroute(peer, msg, now_ms)
+                if fwd:
+                    hop.sent(fwd, now_ms)
+                    out = out + fwd
         return out
 
     def peer_flags(self, peer_id):
@@ -260,7 +317,8 @@ class MeshlinkStrategy(Strategy):
                 "announced": 0 if self.dv is None else len(self.dv.table),
                 "announce_refused": 0 if self.dv is None else self.dv.refused,
                 "announce_unproven": 0 if self.dv is None else self.dv.unproven,
-                "missing": len(self.lazy.missing), "cached": len(self.lazy.cache)}
+                "missing": len(self.lazy.missing), "cached": len(self.lazy.cache),
+                "hop_rerouted": 0 if self.hop is None else self.hop.rerouted}
 
 
 register_strategy("meshlink", MeshlinkStrategy)

@@ -39,6 +39,9 @@ DEFAULTS = {
     "announce_slack": 2,  # ... a route may be up to this many hops longer than announced before
     "announce_seq0": 0,  # ... first sequence number (a runtime passes wall-clock seconds)
     "announce_auth": None,  # ... meshlink.auth.Auth: sign ours, check theirs (None: no proofs)
+    "hop_ack_ms": 0 if _SMALL else 500,  # a copy sent to one neighbour without its HopAck
+    # this long goes another way (0 = no hop acks: router_hop)
+    "hop_avoid_ms": 2000,  # ... and that neighbour is no next hop for this long
 }
 
 

@@ -48,10 +48,11 @@ def test_traffic_is_split_by_kind_and_airtime_charges_the_neighbourhood():
     p = scenario("kinds", topology="rgg", nodes=40, degree=6.0, warmup_s=10.0,
                  duration_s=20.0, rate=2.0, seeds=1, churn="central", churn_at_s=15.0)
     s = run_one(p, "meshlink", 2)["summary"]
-    for kind in ("data", "ack", "bcast", "ctrl", "announce", "probe"):
+    for kind in ("data", "ack", "bcast", "ctrl", "announce", "hopack", "probe"):
         assert s[f"tx_{kind}"] > 0, kind
         assert s[f"bytes_{kind}"] > s[f"tx_{kind}"], kind
-    ctrl_kb = (s["bytes_ctrl"] + s["bytes_announce"] + s["bytes_probe"]) / 40 / 20.0 / 1000
+    ctrl_kb = (s["bytes_ctrl"] + s["bytes_announce"] + s["bytes_hopack"]
+               + s["bytes_probe"]) / 40 / 20.0 / 1000
     assert abs(s["control_kb_per_node_s"] - ctrl_kb) < 1e-9
     # the busiest neighbourhood carries more than the median one; a slower
     # channel is busier by the ratio of the bit rates; control is a part

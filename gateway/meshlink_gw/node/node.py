@@ -253,7 +253,7 @@ class Node:
         t = msg.TYPE
         if t == "mesh" or t == "ack":
             self._on_routed(peer_id, msg)
-        elif t == "ihave" or t == "graft" or t == "prune" or t == "routes":
+        elif t in ("ihave", "graft", "prune", "routes", "hopack"):
             self.dispatch(self.router.receive(msg, peer_id, now_ms()).forward)
         elif t == "data":
             mid = _new_id()

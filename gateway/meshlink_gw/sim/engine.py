@@ -36,7 +36,7 @@ import time
 
 from meshlink.delivery import Delivered, Delivery, Retry
 from meshlink.errors import ConfigError
-from meshlink.messages import Ack, MeshMessage, Routes
+from meshlink.messages import Ack, HopAck, MeshMessage, Routes
 from meshlink.router import STRATEGIES, Router, load_strategy
 
 from . import oracle as oracle_mod
@@ -190,8 +190,9 @@ class Sim:
         # transmissions and bytes after the warm-up by kind: routed directed
         # data, routed Acks, discovery (directed copies sent in discovery
         # mode), broadcast payloads, lazy-push control (IHave/Graft/Prune),
-        # announcements; probes (pings, pongs) are probe_msgs / probe_bytes
-        self.tx = {"data": 0, "ack": 0, "disc": 0, "bcast": 0, "ctrl": 0, "announce": 0}
+        # announcements, hop acks; probes (pings, pongs) are probe_msgs / probe_bytes
+        self.tx = {"data": 0, "ack": 0, "disc": 0, "bcast": 0, "ctrl": 0, "announce": 0,
+                   "hopack": 0}
         self.bytes = dict(self.tx)
         self.chosen = bytearray(n)
         self.queue_drops = 0
@@ -381,6 +382,10 @@ class Sim:
                         nb += SZ_PROOF if e[3] else SZ_BARE
                     ents = (len(msg.routes), sum(1 for e in msg.routes if e[3]),
                             sum(1 for e in msg.routes if e[2] == 255))
+                elif t is HopAck:
+                    k = None
+                    cat = "hopack"
+                    nb = SZ_IDS + SZ_PER_HOP * len(msg.ids)
                 else:
                     k = None
                     cat = "ctrl"
@@ -395,9 +400,9 @@ class Sim:
                 self.tx[cat] += tries
                 self.bytes[cat] += nb * tries
                 self.air[u] += nb * tries
-                if cat == "ctrl" or cat == "announce":
+                if cat == "ctrl" or cat == "announce" or cat == "hopack":
                     self.air_ctrl[u] += nb * tries
-                if cat != "ctrl" and cat != "announce":
+                else:
                     self.chosen[v] = 1
                     if k is not None:
                         self.tx_k[k] += tries

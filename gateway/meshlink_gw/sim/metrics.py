@@ -14,7 +14,7 @@ warm-up count:
   * traffic by kind (tx_*, bytes_*, kb_per_node_s_*): routed data, routed
     Acks, discovery, broadcast payload, lazy-push control, announcements,
     probes; each against the oracle per seed (*_vs_oracle);
-    control_kb_per_node_s = lazy-push control + announcements + probes;
+    control_kb_per_node_s = lazy-push control + announcements + hop acks + probes;
   * tx per delivered directed = every transmission (link attempt) of every
     attempt's copies and of their Acks, over all eligible messages, divided
     by the delivered ones; "routed" restricts it to messages none of whose
@@ -42,14 +42,14 @@ TOLERANCE = 0.01
 RECOVERY_WINDOW_MS = 2000.0
 # traffic kinds reported separately, each against the oracle: routed directed
 # data, routed Acks, discovery copies, broadcast payloads, lazy-push control,
-# announcements, probes (pings and pongs)
-KINDS = ("data", "ack", "disc", "bcast", "ctrl", "announce", "probe")
+# announcements, hop acks (router_hop), probes (pings and pongs)
+KINDS = ("data", "ack", "disc", "bcast", "ctrl", "announce", "hopack", "probe")
 # per-seed ratios to the oracle's run of the same seed: metric -> (numerator
 # keys, summed)
 VS_ORACLE = {
     "directed_all_tx_vs_oracle": ("directed_all_tx",),
     "directed_tx_all_kinds_vs_oracle": ("tx_data", "tx_ack", "tx_disc"),
-    "control_bytes_vs_oracle": ("bytes_ctrl", "bytes_announce", "bytes_probe"),
+    "control_bytes_vs_oracle": ("bytes_ctrl", "bytes_announce", "bytes_hopack", "bytes_probe"),
     "all_bytes_vs_oracle": tuple(f"bytes_{c}" for c in KINDS),
     "all_tx_vs_oracle": tuple(f"tx_{c}" for c in KINDS),
     **{f"tx_{c}_vs_oracle": (f"tx_{c}",) for c in KINDS},
@@ -150,10 +150,10 @@ def summarize(sim) -> dict:
         else None,
         "broadcast_tx_per_node": b_tx / b_den if b_den else None,
         "broadcast_ctrl_per_node": sim.tx["ctrl"] / b_den if b_den else None,
-        "control_msgs_per_node_s": (sim.tx["ctrl"] + sim.tx["announce"] + sim.probe_msgs)
-        / node_s,
+        "control_msgs_per_node_s": (sim.tx["ctrl"] + sim.tx["announce"] + sim.tx["hopack"]
+                                    + sim.probe_msgs) / node_s,
         "control_bytes_per_node_s": (sim.bytes["ctrl"] + sim.bytes["announce"]
-                                     + sim.probe_bytes) / node_s,
+                                     + sim.bytes["hopack"] + sim.probe_bytes) / node_s,
         "routing_ctrl_msgs_per_node_s": (sim.tx["ctrl"] + sim.tx["announce"]) / node_s,
         "announce_msgs_per_node_s": sim.tx["announce"] / node_s,
         "announce_bytes_per_node_s": sim.bytes["announce"] / node_s,
@@ -164,8 +164,8 @@ def summarize(sim) -> dict:
         "announce_retractions_per_node_s": sim.announce_entries[2] / node_s,
         "data_bytes_per_node_s": (sim.bytes["data"] + sim.bytes["ack"] + sim.bytes["disc"]
                                   + sim.bytes["bcast"]) / node_s,
-        "control_kb_per_node_s": (sim.bytes["ctrl"] + sim.bytes["announce"] + sim.probe_bytes)
-        / node_s / 1000.0,
+        "control_kb_per_node_s": (sim.bytes["ctrl"] + sim.bytes["announce"]
+                                  + sim.bytes["hopack"] + sim.probe_bytes) / node_s / 1000.0,
         "never_chosen": never / len(alive_sometime) if alive_sometime else None,
         "queue_drops": sim.queue_drops,
         "link_failures": sim.link_fail,
