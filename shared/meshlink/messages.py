@@ -407,5 +407,12 @@ class HopAck(Message):
     FIELDS = (("ids", "ids", K_PATH),)
 
 
-for _cls in (IHave, Graft, Prune, Routes, HopAck):
+class SeqRequest(Message):
+    """Ask dst (through the neighbours' routes) for an announcement of
+    sequence number seq or newer: a starved route (meshlink.router_dv_req)."""
+    TYPE = "seqreq"
+    FIELDS = (("dst", "dst", K_ID), ("seq", "seq", K_UINT))
+
+
+for _cls in (IHave, Graft, Prune, Routes, HopAck, SeqRequest):
     MESSAGE_TYPES[_cls.TYPE] = _cls

@@ -11,7 +11,8 @@
 # Served IDs (serve/unserve): node IDs this node acts for, e.g. a gateway's
 # boards; the logic is in meshlink.router_served, imported on first use.
 from meshlink.errors import ConfigError, LocalProtocolError
-from meshlink.messages import MAX_TTL, Ack, Graft, HopAck, IHave, MeshMessage, Prune, Routes
+from meshlink.messages import (MAX_TTL, Ack, Graft, HopAck, IHave, MeshMessage, Prune, Routes,
+                               SeqRequest)
 from meshlink.router_core import (
     PING_LOST,
     PONG,
@@ -264,7 +265,8 @@ class Router:
                 d = router_served.receive(self, msg, from_peer, now_ms)
             else:
                 d = self.strategy.receive(msg, from_peer, now_ms)
-        elif t is IHave or t is Graft or t is Prune or t is Routes or t is HopAck:
+        elif t is IHave or t is Graft or t is Prune or t is Routes or t is HopAck \
+                or t is SeqRequest:
             d = self.strategy.on_control(msg, from_peer, now_ms)
         else:
             raise LocalProtocolError("the router does not handle %s" % t.__name__)

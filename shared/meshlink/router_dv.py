@@ -66,6 +66,11 @@ class DistanceVector:
         self.owner = {}  # dst -> the neighbour whose announcement created its entry ...
         self.owned = {}  # ... and per neighbour how many (the per-neighbour quota)
         self.quota = max(1, int(opts["max_routes"] * opts["peer_route_share"]))
+        # sequence number requests (router_dv_req; off on a board): requests to
+        # send, when one per dst last went out, when ours was last raised on request
+        self.req_out = [] if opts["seq_requests"] else None
+        self.req_sent = {}
+        self.req_bumped = -1 << 30
 
     # -- the forwarding side ---------------------------------------------------
     def next_hop(self, dst, exclude, path):
@@ -245,6 +250,9 @@ class DistanceVector:
                 e[HOPS] = INFINITY
                 self.dirty.add(dst)
                 self.urgent = True  # bad news: a retraction goes soon
+                if self.req_out is not None:  # starved: ask dst for a newer seq
+                    from meshlink.router_dv_req import starved
+                    starved(self, dst, e, self.now_ms)
             return
         if e[HOPS] == INFINITY:
             self.urgent = True  # newly reachable (a node that came up): tell soon
@@ -259,8 +267,10 @@ class DistanceVector:
         elif hops < fd_hops:
             e[FD_HOPS] = hops
         if seq != e[SEQ] or hops != e[HOPS]:
-            if hops > e[HOPS]:
-                self.urgent = True  # bad news (a longer detour): tell soon
+            if hops > e[HOPS] or (seq > e[SEQ] and dst in self.req_sent):
+                # bad news (a longer detour), or the answer to a request that
+                # passed here (starved nodes wait for it): tell soon
+                self.urgent = True
             e[SEQ] = seq
             e[HOPS] = hops
             self.dirty.add(dst)
@@ -309,6 +319,8 @@ class DistanceVector:
             self.flush_due = now_ms + self.flush_ms // 2 + int(self.r.rng.random() * self.flush_ms)
 
     def next_deadline(self):
+        if self.req_out:
+            return self.now_ms  # requests go at once
         if self.bump_due is None:
             return self.flush_due
         if self.flush_due is None:
@@ -327,10 +339,14 @@ class DistanceVector:
                 self.dirty.add(sid)
             self._expire()
             self._schedule(now_ms)
+        out = []
+        if self.req_out:
+            out = self.req_out
+            self.req_out = []
         if self.flush_due is None or now_ms < self.flush_due:
-            return []
+            return out
         self.flush_due = None
-        return self._flush()
+        return out + self._flush()
 
     def _expire(self):
         """Drop unreachable destinations without candidates (kept until now so

@@ -26,7 +26,7 @@
 # Destinations never heard from: router_dv (destination announcements, a
 # distance vector); the shorter of its next hop and the learned one is used.
 # Broadcasts: router_lazy (eager tree, lazy IHave repair).
-from meshlink.messages import Ack, HopAck, Routes
+from meshlink.messages import Ack, HopAck, Routes, SeqRequest
 from meshlink.router import Strategy, register_strategy
 from meshlink.router_core import Decision
 from meshlink.router_lazy import LazyPush, sample
@@ -59,13 +59,22 @@ class MeshlinkStrategy(Strategy):
         """Learn routes from a path (also used by gateway wrappers)."""
         self.t.learn(path, from_peer, now_ms, self.o["learn_hops"] if limit is None else limit)
 
-    def _next_hop(self, dst, exclude, path, now_ms):
+    def _next_hop(self, dst, exclude, path, now_ms, ack=False):
         """(via, hops): the learned route or the announced one, whichever is
         shorter; the announced one if it changed since the learned one was
-        last confirmed (the topology moved: the learned path may be gone)."""
+        last confirmed (the topology moved: the learned path may be gone).
+        An Ack takes the way a copy from its destination came last if that
+        was less than ack_fresh_ms ago: the reverse of the path its message
+        just took works now, where a shorter route may be one the topology
+        has not yet taken back (measured: after a failure, Acks of messages
+        that arrived were lost on stale shorter routes)."""
         if self.hop is not None and self.hop.avoid:
             # neighbours that left a copy unacknowledged: skipped like the path
             path = list(path) + self.hop.avoided(now_ms)
+        if ack:
+            hop = self.t.freshest(dst, exclude, path, now_ms, self.o["ack_fresh_ms"])
+            if hop is not None:
+                return hop
         hop = self.t.next_hop(dst, exclude, path, now_ms)
         if self.dv is not None:
             alt = self.dv.next_hop(dst, exclude, path)
@@ -99,7 +108,7 @@ class MeshlinkStrategy(Strategy):
         r = self.r
         if dst in r.up_set and dst != peer and dst not in msg.path:
             return [(dst, msg)]
-        hop = self._next_hop(dst, peer, msg.path, now_ms)
+        hop = self._next_hop(dst, peer, msg.path, now_ms, type(msg) is Ack)
         if hop is not None:
             return [(hop[0], msg)]
         return [(p, msg) for p in self._discovery_peers(msg, peer, msg.path)]
@@ -118,7 +127,7 @@ class MeshlinkStrategy(Strategy):
             out = r.stamp(msg, 1 + self.o["ttl_margin"])
             self.t.remember(msg.message_id, dst, dst, "direct")
             return Decision(forward=[(dst, out)], mode="direct")
-        hop = self._next_hop(dst, None, (), now_ms)
+        hop = self._next_hop(dst, None, (), now_ms, type(msg) is Ack)
         if hop is not None:
             out = r.stamp(msg, self.t.route_ttl(hop[1]))
             self.t.remember(msg.message_id, dst, hop[0], "route")
@@ -212,7 +221,7 @@ class MeshlinkStrategy(Strategy):
             return Decision(drop_reason="ttl")
         if dst in r.up_set and dst not in msg.path:
             return Decision(forward=[(dst, r.relay(msg))], mode="direct")
-        hop = self._next_hop(dst, from_peer, msg.path, now_ms)
+        hop = self._next_hop(dst, from_peer, msg.path, now_ms, type(msg) is Ack)
         if hop is not None:
             return Decision(forward=[(hop[0], r.relay(msg))], mode="route")
         if self.t.just_gone(dst, now_ms):
@@ -234,6 +243,11 @@ class MeshlinkStrategy(Strategy):
             self.dv.on_routes(msg, from_peer, now_ms)
             if self.dv.max_hops > self.t.max_hops:  # TTLs cover the announced extent
                 self.t.max_hops = self.dv.max_hops
+            return Decision(mode="control")
+        if type(msg) is SeqRequest:
+            if self.dv is not None and self.dv.req_out is not None:
+                from meshlink.router_dv_req import on_request
+                on_request(self.dv, msg, from_peer, now_ms)
             return Decision(mode="control")
         if type(msg) is HopAck:
             if self.hop is not None:

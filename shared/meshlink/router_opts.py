@@ -23,6 +23,7 @@ DEFAULTS = {
     "discover_via": "eager",  # discovery copies go to "eager" (tree) peers or "all"
     "discover_lazy": 0,  # ... plus this many random lazy peers, on a first attempt
     "retry_lazy": 1,  # ... and on a retry (origin_id != message_id): the widening
+    "ack_fresh_ms": 2000,  # an Ack goes the way its destination's copy came, if this recent
     "learn_hops": 8,  # routes from a copy: its origin and last 8 hops, ...
     "learn_all": 0.0,  # ... or all of them for this share of copies (announcements cover the rest)
     "lazy_fanout": 4,  # IHave recipients per broadcast
@@ -39,6 +40,7 @@ DEFAULTS = {
     "announce_slack": 2,  # ... a route may be up to this many hops longer than announced before
     "announce_seq0": 0,  # ... first sequence number (a runtime passes wall-clock seconds)
     "announce_auth": None,  # ... meshlink.auth.Auth: sign ours, check theirs (None: no proofs)
+    "seq_requests": not _SMALL,  # ... a starved route asks dst for a newer seq (router_dv_req)
     "hop_ack_ms": 0 if _SMALL else 500,  # a copy sent to one neighbour without its HopAck
     # this long goes another way (0 = no hop acks: router_hop)
     "hop_avoid_ms": 2000,  # ... and that neighbour is no next hop for this long

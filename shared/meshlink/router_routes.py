@@ -168,6 +168,17 @@ class RouteTable:
         out.sort()
         return out
 
+    def freshest(self, dst, exclude, path, now_ms, fresh_ms):
+        """(via, hops) of the usable route to dst confirmed last, if less than
+        fresh_ms ago (a copy from dst just came that way), else None."""
+        best = None
+        up = self.r.up_set
+        for c in self.routes.get(dst) or ():
+            if c[0] in up and c[0] != exclude and c[0] not in path and \
+                    now_ms - c[2] < fresh_ms and (best is None or c[2] > best[2]):
+                best = c
+        return None if best is None else (best[0], best[1])
+
     def next_hop(self, dst, exclude, path, now_ms):
         """(via, hops) for dst with hysteresis and exploration, or None."""
         ranked = self.ranked(dst, exclude, path, now_ms)

@@ -253,7 +253,7 @@ class Node:
         t = msg.TYPE
         if t == "mesh" or t == "ack":
             self._on_routed(peer_id, msg)
-        elif t in ("ihave", "graft", "prune", "routes", "hopack"):
+        elif t in ("ihave", "graft", "prune", "routes", "hopack", "seqreq"):
             self.dispatch(self.router.receive(msg, peer_id, now_ms()).forward)
         elif t == "data":
             mid = _new_id()

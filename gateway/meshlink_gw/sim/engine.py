@@ -36,7 +36,7 @@ import time
 
 from meshlink.delivery import Delivered, Delivery, Retry
 from meshlink.errors import ConfigError
-from meshlink.messages import Ack, HopAck, MeshMessage, Routes
+from meshlink.messages import Ack, HopAck, MeshMessage, Routes, SeqRequest
 from meshlink.router import STRATEGIES, Router, load_strategy
 
 from . import oracle as oracle_mod
@@ -382,6 +382,11 @@ class Sim:
                         nb += SZ_PROOF if e[3] else SZ_BARE
                     ents = (len(msg.routes), sum(1 for e in msg.routes if e[3]),
                             sum(1 for e in msg.routes if e[2] == 255))
+                elif t is SeqRequest:  # routing control: counted with the announcements
+                    k = None
+                    cat = "announce"
+                    nb = SZ_IDS + SZ_ROUTE
+                    ents = (0, 0, 0)
                 elif t is HopAck:
                     k = None
                     cat = "hopack"

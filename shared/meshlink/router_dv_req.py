@@ -1,0 +1,83 @@
+# Sequence number requests for router_dv (Babel's seqno request, RFC 8966
+# §3.8.2; docs/PROTOCOL.md §7.6): a node whose route to dst starved (no
+# candidate feasible after a failure, because the detour is longer than the
+# feasibility slack allows) asks dst for a newer sequence number, which makes
+# every candidate feasible again, instead of waiting up to announce_ms for
+# dst's next one. Rule: sans-I/O; imported by router_dv only when a request
+# is made or received (never on a board: announcements are off there).
+#
+#   the starved node sends SeqRequest(dst, FD seq + 1) to the neighbour of
+#   its best infeasible candidate, or to every neighbour if it has none;
+#   a node that holds a route to dst at that seq or newer answers with its
+#   announcement (soon, as urgent news); dst itself raises its sequence
+#   number by one (at most once per REQ_BUMP_MS, so a flood of requests
+#   cannot run it ahead of the wall-clock seconds a restart starts from);
+#   any other node passes the request on to its own best next hop to dst
+#   (not back, at most once per dst per REQ_HOLD_MS).
+# A request claims nothing about anyone: the answer is dst's own signed
+# sequence number, checked as any announcement.
+from meshlink.messages import SeqRequest
+
+INFINITY = 255
+CANDS = 5  # router_dv: first candidate index in a table entry
+FD_SEQ, SEQ, HOPS, VIA = 0, 2, 3, 4
+REQ_HOLD_MS = 1000  # a node sends or passes on one request per dst this often
+REQ_BUMP_MS = 2000  # dst raises its sequence number on request at most this often
+
+
+def _best(e, not_via):
+    """The via of the candidate with the fewest hops, not not_via (or None)."""
+    best = None
+    for i in range(CANDS, len(e), 3):
+        if e[i] != not_via and (best is None or e[i + 2] < e[best + 2]):
+            best = i
+    return None if best is None else e[best]
+
+
+def _held(dv, dst, now_ms):
+    """True if a request for dst went out less than REQ_HOLD_MS ago; else notes one now."""
+    last = dv.req_sent.get(dst)
+    if last is not None and now_ms - last < REQ_HOLD_MS:
+        return True
+    if len(dv.req_sent) >= dv.max_dsts:
+        dv.req_sent.clear()  # bounded: forgetting only allows one more request
+    dv.req_sent[dst] = now_ms
+    return False
+
+
+def starved(dv, dst, e, now_ms):
+    """dst's route just lost its last feasible candidate: ask for a newer seq."""
+    if _held(dv, dst, now_ms):
+        return
+    via = _best(e, None)
+    req = SeqRequest(dst=dst, seq=e[FD_SEQ] + 1)
+    targets = [via] if via is not None else list(dv.r.up)
+    for p in targets:
+        dv.req_out.append((p, req))
+
+
+def on_request(dv, msg, from_peer, now_ms):
+    """A neighbour's SeqRequest: bump, answer or pass it on."""
+    r = dv.r
+    dv.now_ms = now_ms
+    dst = msg.dst
+    if dst == r.node_id or dst in r.served:
+        if msg.seq > dv.seq and now_ms - dv.req_bumped >= REQ_BUMP_MS:
+            dv.req_bumped = now_ms
+            dv.seq += 1
+            dv.dirty.add(dst)
+            dv.urgent = True
+            dv._schedule(now_ms)
+        return
+    e = dv.table.get(dst)
+    if e is None:
+        return
+    if e[VIA] >= 0 and e[HOPS] != INFINITY and e[SEQ] >= msg.seq:
+        dv.dirty.add(dst)  # our route is new enough: announce it soon
+        dv.urgent = True
+        dv._schedule(now_ms)
+        return
+    via = e[e[VIA]] if e[VIA] >= 0 else _best(e, from_peer)
+    if via is None or via == from_peer or _held(dv, dst, now_ms):
+        return
+    dv.req_out.append((via, SeqRequest(dst=dst, seq=msg.seq)))
