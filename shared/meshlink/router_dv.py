@@ -70,7 +70,10 @@ class DistanceVector:
         # send, when one per dst last went out, when ours was last raised on request
         self.req_out = [] if opts["seq_requests"] else None
         self.req_sent = {}
+        self.req_again = {}  # dst -> (when to ask again, tries left) while starved
+        self.req_due = None
         self.req_bumped = -1 << 30
+        self.avoid = ()  # neighbours whose candidates are passed over (router_hop)
 
     # -- the forwarding side ---------------------------------------------------
     def next_hop(self, dst, exclude, path):
@@ -158,7 +161,10 @@ class DistanceVector:
                 e.append(seq)
                 e.append(hops)
                 consider(dst, e, len(e) - 3)
-            elif seq > e[SEQ] or hops + 1 < e[HOPS]:
+            else:
+                # full: a better backup displaces the worst candidate (keeping
+                # only those that beat the route in use left a node with no
+                # feasible backup when it failed, though a neighbour had one)
                 w = self._worst(e)
                 if (seq, -hops) > (e[w + 1], -e[w + 2]):
                     e[w] = from_peer
@@ -213,6 +219,8 @@ class DistanceVector:
         if sel < 0:
             self._select(dst, e)
             return
+        if e[i] in self.avoid:
+            return
         s = e[i + 1]
         h = e[i + 2]
         fd_seq = e[FD_SEQ]
@@ -238,9 +246,12 @@ class DistanceVector:
         slack = self.slack
         cur = e[e[VIA]] if e[VIA] >= 0 else None
         best = -1
+        avoid = self.avoid
         for i in range(CANDS, len(e), 3):
             s = e[i + 1]
             h = e[i + 2]
+            if e[i] in avoid:
+                continue
             if s > fd_seq or (s == fd_seq and h < fd_hops + slack):
                 if best < 0 or h < e[best + 2] or (h == e[best + 2] and e[i] == cur):
                     best = i
@@ -253,6 +264,8 @@ class DistanceVector:
                 if self.req_out is not None:  # starved: ask dst for a newer seq
                     from meshlink.router_dv_req import starved
                     starved(self, dst, e, self.now_ms)
+                    if self.req_due is None:
+                        self.req_due = self.now_ms
             return
         if e[HOPS] == INFINITY:
             self.urgent = True  # newly reachable (a node that came up): tell soon
@@ -301,6 +314,23 @@ class DistanceVector:
                 self._select(dst, e)
         self._schedule(now_ms)
 
+    def suspend(self, peer_id, now_ms):
+        """peer_id left a copy untaken (router_hop): reselect every route
+        through it, keeping its candidates for when it answers again."""
+        self.now_ms = now_ms
+        for dst, e in self.table.items():
+            if e[VIA] >= 0 and e[e[VIA]] == peer_id:
+                self._select(dst, e)
+        self._schedule(now_ms)
+
+    def resume(self, peer_id, now_ms):
+        """peer_id answers again: its candidates count again."""
+        self.now_ms = now_ms
+        for dst, e in self.table.items():
+            if peer_id in e:
+                self._select(dst, e)
+        self._schedule(now_ms)
+
     # -- timers ------------------------------------------------------------------
     def _schedule(self, now_ms):
         """Plan the next batch: a tenth of the delay for urgent news, else
@@ -321,11 +351,11 @@ class DistanceVector:
     def next_deadline(self):
         if self.req_out:
             return self.now_ms  # requests go at once
-        if self.bump_due is None:
-            return self.flush_due
-        if self.flush_due is None:
-            return self.bump_due
-        return min(self.flush_due, self.bump_due)
+        due = self.flush_due
+        for t in (self.bump_due, self.req_due):
+            if t is not None and (due is None or t < due):
+                due = t
+        return due
 
     def handle_timer(self, now_ms):
         """Raise our sequence number when due; send the batched announcements."""
@@ -340,6 +370,9 @@ class DistanceVector:
             self._expire()
             self._schedule(now_ms)
         out = []
+        if self.req_due is not None and now_ms >= self.req_due:
+            from meshlink.router_dv_req import again
+            self.req_due = again(self, now_ms)
         if self.req_out:
             out = self.req_out
             self.req_out = []

@@ -23,13 +23,16 @@ CANDS = 5  # router_dv: first candidate index in a table entry
 FD_SEQ, SEQ, HOPS, VIA = 0, 2, 3, 4
 REQ_HOLD_MS = 1000  # a node sends or passes on one request per dst this often
 REQ_BUMP_MS = 2000  # dst raises its sequence number on request at most this often
+REQ_TRIES = 4  # a starved node asks this many times, REQ_HOLD_MS apart (one may be
+# lost: passed to a neighbour that has failed but is not yet known to have)
 
 
-def _best(e, not_via):
-    """The via of the candidate with the fewest hops, not not_via (or None)."""
+def _best(dv, e, not_via):
+    """The via of the candidate with the fewest hops, not not_via and not an
+    avoided neighbour (router_hop: one that leaves copies untaken), or None."""
     best = None
     for i in range(CANDS, len(e), 3):
-        if e[i] != not_via and (best is None or e[i + 2] < e[best + 2]):
+        if e[i] != not_via and e[i] not in dv.avoid and (best is None or e[i + 2] < e[best + 2]):
             best = i
     return None if best is None else e[best]
 
@@ -45,15 +48,36 @@ def _held(dv, dst, now_ms):
     return False
 
 
-def starved(dv, dst, e, now_ms):
-    """dst's route just lost its last feasible candidate: ask for a newer seq."""
+def starved(dv, dst, e, now_ms, tries=REQ_TRIES):
+    """dst's route just lost its last feasible candidate: ask for a newer seq
+    (again in REQ_HOLD_MS while it stays starved, tries times in all)."""
     if _held(dv, dst, now_ms):
         return
-    via = _best(e, None)
+    via = _best(dv, e, None)
     req = SeqRequest(dst=dst, seq=e[FD_SEQ] + 1)
-    targets = [via] if via is not None else list(dv.r.up)
+    targets = [via] if via is not None else [p for p in dv.r.up if p not in dv.avoid]
     for p in targets:
         dv.req_out.append((p, req))
+    if tries > 1 and len(dv.req_again) < dv.max_dsts:
+        dv.req_again[dst] = (now_ms + REQ_HOLD_MS, tries - 1)
+
+
+def again(dv, now_ms):
+    """Ask again for the destinations still starved whose time has come;
+    returns when next (or None)."""
+    nxt = None
+    for dst, (due, tries) in list(dv.req_again.items()):
+        if due > now_ms:
+            nxt = due if nxt is None or due < nxt else nxt
+            continue
+        del dv.req_again[dst]
+        e = dv.table.get(dst)
+        if e is not None and e[VIA] < 0:
+            starved(dv, dst, e, now_ms, tries)
+            if dst in dv.req_again:
+                due = dv.req_again[dst][0]
+                nxt = due if nxt is None or due < nxt else nxt
+    return nxt
 
 
 def on_request(dv, msg, from_peer, now_ms):
@@ -77,7 +101,7 @@ def on_request(dv, msg, from_peer, now_ms):
         dv.urgent = True
         dv._schedule(now_ms)
         return
-    via = e[e[VIA]] if e[VIA] >= 0 else _best(e, from_peer)
+    via = e[e[VIA]] if e[VIA] >= 0 else _best(dv, e, from_peer)
     if via is None or via == from_peer or _held(dv, dst, now_ms):
         return
     dv.req_out.append((via, SeqRequest(dst=dst, seq=msg.seq)))

@@ -20,6 +20,11 @@ from meshlink.messages import MAX_PATH_NODES, HopAck
 
 
 class HopAcks:
+    """on_avoid(peer, now_ms) / on_resume(peer, now_ms): called when a
+    neighbour starts or stops being avoided (the strategy sets them)."""
+
+    on_avoid = on_resume = None
+
     def __init__(self, opts):
         self.timeout_ms = opts["hop_ack_ms"]
         self.avoid_ms = opts["hop_avoid_ms"]
@@ -51,17 +56,19 @@ class HopAcks:
         if self.due is None or due < self.due:
             self.due = due
 
-    def acked(self, msg, from_peer):
+    def acked(self, msg, from_peer, now_ms):
         """from_peer's HopAck: its copies are taken, and it is answering."""
-        self.avoid.pop(from_peer, None)
+        self.heard(from_peer, now_ms)
         waiting = self.waiting
         for mid in msg.ids:
             waiting.pop((from_peer, mid), None)
 
-    def heard(self, from_peer):
+    def heard(self, from_peer, now_ms):
         """Anything routed came from from_peer: it is answering again."""
         if from_peer in self.avoid:
             del self.avoid[from_peer]
+            if self.on_resume is not None:
+                self.on_resume(from_peer, now_ms)
 
     def peer_down(self, peer):
         """Copies still waiting on a neighbour that went down go another way now."""
@@ -76,6 +83,8 @@ class HopAcks:
         avoid = self.avoid
         for p in [p for p, until in avoid.items() if until <= now_ms]:
             del avoid[p]
+            if self.on_resume is not None:
+                self.on_resume(p, now_ms)
         return list(avoid)
 
     def handle_timer(self, now_ms):
@@ -94,9 +103,17 @@ class HopAcks:
             if w[1] <= now_ms:
                 del self.waiting[key]
                 lost.append((key[0], w[0]))
-                self.avoid[key[0]] = now_ms + self.avoid_ms
+                peer = key[0]
+                fresh = peer not in self.avoid
+                self.avoid[peer] = now_ms + self.avoid_ms
+                if fresh and self.on_avoid is not None:
+                    self.on_avoid(peer, now_ms)
             elif nxt is None or w[1] < nxt:
                 nxt = w[1]
+        self.avoided(now_ms)  # expired ones are taken back now ...
+        for until in self.avoid.values():
+            if nxt is None or until < nxt:
+                nxt = until  # ... the others then
         self.due = nxt
         self.rerouted += len(lost)
         return out, lost

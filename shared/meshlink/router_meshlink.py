@@ -54,6 +54,12 @@ class MeshlinkStrategy(Strategy):
         if opts["hop_ack_ms"] > 0:  # likewise: hop acknowledgements
             from meshlink.router_hop import HopAcks
             self.hop = HopAcks(opts)
+            if self.dv is not None:
+                # a neighbour that left a copy untaken is no next hop for the
+                # announced routes either until it answers (router_dv.suspend)
+                self.dv.avoid = self.hop.avoid
+                self.hop.on_avoid = self.dv.suspend
+                self.hop.on_resume = self.dv.resume
 
     def learn(self, path, from_peer, now_ms, limit=None):
         """Learn routes from a path (also used by gateway wrappers)."""
@@ -77,9 +83,14 @@ class MeshlinkStrategy(Strategy):
                 return hop
         hop = self.t.next_hop(dst, exclude, path, now_ms)
         if self.dv is not None:
+            changed = self.dv.changed_ms.get(dst, -1)
+            if hop is not None and self.t.confirmed_ms(dst, hop[0]) < changed:
+                # learned before the announced route last changed (the
+                # topology moved): only one confirmed since then is trusted
+                hop = self.t.freshest(dst, exclude, path, now_ms, now_ms - changed)
             alt = self.dv.next_hop(dst, exclude, path)
-            if alt is not None and (hop is None or alt[1] < hop[1] or self.dv.changed_ms.get(
-                    dst, -1) > self.t.confirmed_ms(dst, hop[0])):
+            if alt is not None and (hop is None or alt[1] < hop[1]
+                                    or changed > self.t.confirmed_ms(dst, hop[0])):
                 return alt
         return hop
 
@@ -93,7 +104,7 @@ class MeshlinkStrategy(Strategy):
     def receive(self, msg, from_peer, now_ms):
         hop = self.hop
         if hop is not None and from_peer is not None:
-            hop.heard(from_peer)
+            hop.heard(from_peer, now_ms)
             if msg.dst is not None:
                 hop.took(msg, from_peer, now_ms)
         d = self._receive(msg, from_peer, now_ms)
@@ -236,7 +247,7 @@ class MeshlinkStrategy(Strategy):
 
     def on_control(self, msg, from_peer, now_ms):
         if self.hop is not None:
-            self.hop.heard(from_peer)
+            self.hop.heard(from_peer, now_ms)
         if type(msg) is Routes:
             if self.dv is None:
                 return Decision(drop_reason="unsupported", mode="control")
@@ -251,7 +262,7 @@ class MeshlinkStrategy(Strategy):
             return Decision(mode="control")
         if type(msg) is HopAck:
             if self.hop is not None:
-                self.hop.acked(msg, from_peer)
+                self.hop.acked(msg, from_peer, now_ms)
             return Decision(mode="control")
         return self.lazy.on_control(msg, from_peer, now_ms)
 
