@@ -29,7 +29,7 @@ $(VENV)/.setup-done: pyproject.toml
 test: setup
 	@echo "== CPython: pytest =="
 	$(PY) -m pytest -q
-	@echo "== MicroPython unix port: core tests under a $(MPY_CORE_HEAP) heap =="
+	@echo "== MicroPython unix port: core tests under a $(MPY_CORE_HEAP) heap (router modules: 112K) =="
 	$(PY) tools/run_mpy_tests.py --heap $(MPY_CORE_HEAP)
 
 test-py: setup

@@ -11,8 +11,7 @@
 # Served IDs (serve/unserve): node IDs this node acts for, e.g. a gateway's
 # boards; the logic is in meshlink.router_served, imported on first use.
 from meshlink.errors import ConfigError, LocalProtocolError
-from meshlink.messages import (MAX_TTL, Ack, Graft, HopAck, IHave, MeshMessage, Prune, Routes,
-                               SeqRequest)
+from meshlink.messages import MAX_TTL, Ack, MeshMessage
 from meshlink.router_core import (
     PING_LOST,
     PONG,
@@ -32,9 +31,9 @@ DEFAULT_STRATEGY = "meshlink"
 STRATEGIES = {"meshlink": "meshlink.router_opts meshlink.router_routes meshlink.router_lazy "
                          "meshlink.router_meshlink",
               "seed": "meshlink.router_seed", "flood": "meshlink.router_seed"}
-# Link-local control messages a strategy may exchange; the runtime passes
-# any of these to Router.receive like mesh messages.
-CONTROL_TYPES = (IHave, Graft, Prune, Routes)
+# Link-local control messages a strategy may exchange (their TYPE); the
+# runtime passes any of these to Router.receive like mesh messages.
+CONTROL_TYPES = ("ihave", "graft", "prune", "routes", "hopack", "seqreq")
 MAX_PEERS = 256  # peer records kept (down peers beyond this are forgotten)
 
 
@@ -265,8 +264,7 @@ class Router:
                 d = router_served.receive(self, msg, from_peer, now_ms)
             else:
                 d = self.strategy.receive(msg, from_peer, now_ms)
-        elif t is IHave or t is Graft or t is Prune or t is Routes or t is HopAck \
-                or t is SeqRequest:
+        elif getattr(msg, "TYPE", None) in CONTROL_TYPES:
             d = self.strategy.on_control(msg, from_peer, now_ms)
         else:
             raise LocalProtocolError("the router does not handle %s" % t.__name__)

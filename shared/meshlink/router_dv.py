@@ -66,13 +66,11 @@ class DistanceVector:
         self.owner = {}  # dst -> the neighbour whose announcement created its entry ...
         self.owned = {}  # ... and per neighbour how many (the per-neighbour quota)
         self.quota = max(1, int(opts["max_routes"] * opts["peer_route_share"]))
-        # sequence number requests (router_dv_req; off on a board): requests to
-        # send, when one per dst last went out, when ours was last raised on request
-        self.req_out = [] if opts["seq_requests"] else None
-        self.req_sent = {}
-        self.req_again = {}  # dst -> (when to ask again, tries left) while starved
-        self.req_due = None
-        self.req_bumped = -1 << 30
+        # sequence number requests (router_dv_req; off on a board): its state
+        self.req = None
+        if opts["seq_requests"]:
+            from meshlink.router_dv_req import new_state
+            self.req = new_state()
         self.avoid = ()  # neighbours whose candidates are passed over (router_hop)
 
     # -- the forwarding side ---------------------------------------------------
@@ -261,11 +259,9 @@ class DistanceVector:
                 e[HOPS] = INFINITY
                 self.dirty.add(dst)
                 self.urgent = True  # bad news: a retraction goes soon
-                if self.req_out is not None:  # starved: ask dst for a newer seq
+                if self.req is not None:  # starved: ask dst for a newer seq
                     from meshlink.router_dv_req import starved
                     starved(self, dst, e, self.now_ms)
-                    if self.req_due is None:
-                        self.req_due = self.now_ms
             return
         if e[HOPS] == INFINITY:
             self.urgent = True  # newly reachable (a node that came up): tell soon
@@ -280,7 +276,7 @@ class DistanceVector:
         elif hops < fd_hops:
             e[FD_HOPS] = hops
         if seq != e[SEQ] or hops != e[HOPS]:
-            if hops > e[HOPS] or (seq > e[SEQ] and dst in self.req_sent):
+            if hops > e[HOPS] or (seq > e[SEQ] and self.req is not None and dst in self.req[1]):
                 # bad news (a longer detour), or the answer to a request that
                 # passed here (starved nodes wait for it): tell soon
                 self.urgent = True
@@ -314,23 +310,6 @@ class DistanceVector:
                 self._select(dst, e)
         self._schedule(now_ms)
 
-    def suspend(self, peer_id, now_ms):
-        """peer_id left a copy untaken (router_hop): reselect every route
-        through it, keeping its candidates for when it answers again."""
-        self.now_ms = now_ms
-        for dst, e in self.table.items():
-            if e[VIA] >= 0 and e[e[VIA]] == peer_id:
-                self._select(dst, e)
-        self._schedule(now_ms)
-
-    def resume(self, peer_id, now_ms):
-        """peer_id answers again: its candidates count again."""
-        self.now_ms = now_ms
-        for dst, e in self.table.items():
-            if peer_id in e:
-                self._select(dst, e)
-        self._schedule(now_ms)
-
     # -- timers ------------------------------------------------------------------
     def _schedule(self, now_ms):
         """Plan the next batch: a tenth of the delay for urgent news, else
@@ -349,10 +328,8 @@ class DistanceVector:
             self.flush_due = now_ms + self.flush_ms // 2 + int(self.r.rng.random() * self.flush_ms)
 
     def next_deadline(self):
-        if self.req_out:
-            return self.now_ms  # requests go at once
         due = self.flush_due
-        for t in (self.bump_due, self.req_due):
+        for t in (self.bump_due, None if self.req is None else self.req[3]):
             if t is not None and (due is None or t < due):
                 due = t
         return due
@@ -370,12 +347,9 @@ class DistanceVector:
             self._expire()
             self._schedule(now_ms)
         out = []
-        if self.req_due is not None and now_ms >= self.req_due:
-            from meshlink.router_dv_req import again
-            self.req_due = again(self, now_ms)
-        if self.req_out:
-            out = self.req_out
-            self.req_out = []
+        if self.req is not None and self.req[3] is not None and now_ms >= self.req[3]:
+            from meshlink.router_dv_req import due_requests
+            out = due_requests(self, now_ms)
         if self.flush_due is None or now_ms < self.flush_due:
             return out
         self.flush_due = None

@@ -18,6 +18,10 @@
 # sequence number, checked as any announcement.
 from meshlink.messages import SeqRequest
 
+# DistanceVector.req: [requests to send, dst -> when one last went out,
+# dst -> (when to ask again, tries left) while starved, when the next is
+# due (None: nothing), when ours was last raised on request]
+OUT, SENT, AGAIN, DUE, BUMPED = 0, 1, 2, 3, 4
 INFINITY = 255
 CANDS = 5  # router_dv: first candidate index in a table entry
 FD_SEQ, SEQ, HOPS, VIA = 0, 2, 3, 4
@@ -37,15 +41,25 @@ def _best(dv, e, not_via):
     return None if best is None else e[best]
 
 
+def new_state():
+    return [[], {}, {}, None, -1 << 30]
+
+
 def _held(dv, dst, now_ms):
     """True if a request for dst went out less than REQ_HOLD_MS ago; else notes one now."""
-    last = dv.req_sent.get(dst)
+    sent = dv.req[SENT]
+    last = sent.get(dst)
     if last is not None and now_ms - last < REQ_HOLD_MS:
         return True
-    if len(dv.req_sent) >= dv.max_dsts:
-        dv.req_sent.clear()  # bounded: forgetting only allows one more request
-    dv.req_sent[dst] = now_ms
+    if len(sent) >= dv.max_dsts:
+        sent.clear()  # bounded: forgetting only allows one more request
+    sent[dst] = now_ms
     return False
+
+
+def _send(dv, peer, req, now_ms):
+    dv.req[OUT].append((peer, req))
+    dv.req[DUE] = now_ms  # requests go at once
 
 
 def starved(dv, dst, e, now_ms, tries=REQ_TRIES):
@@ -57,27 +71,32 @@ def starved(dv, dst, e, now_ms, tries=REQ_TRIES):
     req = SeqRequest(dst=dst, seq=e[FD_SEQ] + 1)
     targets = [via] if via is not None else [p for p in dv.r.up if p not in dv.avoid]
     for p in targets:
-        dv.req_out.append((p, req))
-    if tries > 1 and len(dv.req_again) < dv.max_dsts:
-        dv.req_again[dst] = (now_ms + REQ_HOLD_MS, tries - 1)
+        _send(dv, p, req, now_ms)
+    if tries > 1 and len(dv.req[AGAIN]) < dv.max_dsts:
+        dv.req[AGAIN][dst] = (now_ms + REQ_HOLD_MS, tries - 1)
+        if dv.req[DUE] is None:
+            dv.req[DUE] = now_ms + REQ_HOLD_MS
 
 
-def again(dv, now_ms):
-    """Ask again for the destinations still starved whose time has come;
-    returns when next (or None)."""
+def due_requests(dv, now_ms):
+    """The requests to send now: those made since the last call, and again
+    for each destination still starved whose time has come. Sets when next."""
+    st = dv.req
+    again = st[AGAIN]
+    for dst, (due, tries) in list(again.items()):
+        if due <= now_ms:
+            del again[dst]
+            e = dv.table.get(dst)
+            if e is not None and e[VIA] < 0:
+                starved(dv, dst, e, now_ms, tries)
+    out = st[OUT]
+    st[OUT] = []
     nxt = None
-    for dst, (due, tries) in list(dv.req_again.items()):
-        if due > now_ms:
-            nxt = due if nxt is None or due < nxt else nxt
-            continue
-        del dv.req_again[dst]
-        e = dv.table.get(dst)
-        if e is not None and e[VIA] < 0:
-            starved(dv, dst, e, now_ms, tries)
-            if dst in dv.req_again:
-                due = dv.req_again[dst][0]
-                nxt = due if nxt is None or due < nxt else nxt
-    return nxt
+    for due, _tries in again.values():
+        if nxt is None or due < nxt:
+            nxt = due
+    st[DUE] = nxt
+    return out
 
 
 def on_request(dv, msg, from_peer, now_ms):
@@ -86,8 +105,8 @@ def on_request(dv, msg, from_peer, now_ms):
     dv.now_ms = now_ms
     dst = msg.dst
     if dst == r.node_id or dst in r.served:
-        if msg.seq > dv.seq and now_ms - dv.req_bumped >= REQ_BUMP_MS:
-            dv.req_bumped = now_ms
+        if msg.seq > dv.seq and now_ms - dv.req[BUMPED] >= REQ_BUMP_MS:
+            dv.req[BUMPED] = now_ms
             dv.seq += 1
             dv.dirty.add(dst)
             dv.urgent = True
@@ -104,4 +123,4 @@ def on_request(dv, msg, from_peer, now_ms):
     via = e[e[VIA]] if e[VIA] >= 0 else _best(dv, e, from_peer)
     if via is None or via == from_peer or _held(dv, dst, now_ms):
         return
-    dv.req_out.append((via, SeqRequest(dst=dst, seq=msg.seq)))
+    _send(dv, via, SeqRequest(dst=dst, seq=msg.seq), now_ms)

@@ -16,7 +16,11 @@
 #   a HopAck says only what its sender took: it is believed only for copies
 #   sent to that neighbour (a link proves who is at its other end, nothing
 #   about anyone else).
-from meshlink.messages import MAX_PATH_NODES, HopAck
+from meshlink.messages import MAX_PATH_NODES, HopAck, MeshMessage
+from meshlink.router_core import Decision
+from meshlink.router_meshlink import MeshlinkStrategy
+
+VIA = 4  # router_dv: index of the selected candidate in a table entry
 
 
 class HopAcks:
@@ -117,3 +121,105 @@ class HopAcks:
         self.due = nxt
         self.rerouted += len(lost)
         return out, lost
+
+
+def suspend(dv, peer_id, now_ms):
+    """peer_id left a copy untaken: reselect every announced route through
+    it (router_dv skips its candidates while it is avoided, keeping them)."""
+    dv.now_ms = now_ms
+    for dst, e in dv.table.items():
+        if e[VIA] >= 0 and e[e[VIA]] == peer_id:
+            dv._select(dst, e)
+    dv._schedule(now_ms)
+
+
+def resume(dv, peer_id, now_ms):
+    """peer_id answers again: its candidates count again."""
+    dv.now_ms = now_ms
+    for dst, e in dv.table.items():
+        if peer_id in e:
+            dv._select(dst, e)
+    dv._schedule(now_ms)
+
+
+class HopAckStrategy(MeshlinkStrategy):
+    """The meshlink strategy with hop acknowledgements (hop_ack_ms > 0)."""
+
+    def __init__(self, router, options):
+        MeshlinkStrategy.__init__(self, router, options)
+        self.hop = hop = HopAcks(self.o)
+        dv = self.dv
+        if dv is not None:
+            # a neighbour that leaves a copy untaken is no next hop for the
+            # announced routes either, until it answers
+            dv.avoid = hop.avoid
+            hop.on_avoid = lambda p, t: suspend(dv, p, t)
+            hop.on_resume = lambda p, t: resume(dv, p, t)
+
+    def _next_hop(self, dst, exclude, path, now_ms, ack=False):
+        if self.hop.avoid:  # avoided neighbours are skipped like the path
+            path = list(path) + self.hop.avoided(now_ms)
+        return MeshlinkStrategy._next_hop(self, dst, exclude, path, now_ms, ack)
+
+    def originate(self, msg, now_ms):
+        d = MeshlinkStrategy.originate(self, msg, now_ms)
+        if msg.dst is not None and d.forward:
+            self.hop.sent(d.forward, now_ms)
+        return d
+
+    def receive(self, msg, from_peer, now_ms):
+        hop = self.hop
+        if from_peer is not None:
+            hop.heard(from_peer, now_ms)
+            if msg.dst is not None:
+                hop.took(msg, from_peer, now_ms)
+        d = MeshlinkStrategy.receive(self, msg, from_peer, now_ms)
+        if msg.dst is not None and d.forward:
+            hop.sent(d.forward, now_ms)
+        return d
+
+    def on_control(self, msg, from_peer, now_ms):
+        if type(msg) is HopAck:
+            self.hop.acked(msg, from_peer, now_ms)
+            return Decision(mode="control")
+        self.hop.heard(from_peer, now_ms)
+        return MeshlinkStrategy.on_control(self, msg, from_peer, now_ms)
+
+    def on_peer_down(self, peer_id, now_ms):
+        self.hop.peer_down(peer_id)
+        MeshlinkStrategy.on_peer_down(self, peer_id, now_ms)
+
+    def next_deadline(self):
+        due = MeshlinkStrategy.next_deadline(self)
+        h = self.hop.due
+        return h if due is None or (h is not None and h < due) else due
+
+    def handle_timer(self, now_ms):
+        out = MeshlinkStrategy.handle_timer(self, now_ms)
+        hop = self.hop
+        if hop.due is None or hop.due > now_ms:
+            return out
+        acks, lost = hop.handle_timer(now_ms)
+        out = out + acks
+        for peer, msg in lost:
+            fwd = self._reroute(peer, msg, now_ms)
+            if fwd:
+                hop.sent(fwd, now_ms)
+                out = out + fwd
+        return out
+
+    def _reroute(self, peer, msg, now_ms):
+        """A copy peer did not take (no HopAck, or peer went down): the next
+        hop now, not peer and not on its path, else the discovery peers."""
+        dst = msg.dst
+        if dst in self.r.up_set and dst != peer and dst not in msg.path:
+            return [(dst, msg)]
+        hop = self._next_hop(dst, peer, msg.path, now_ms, type(msg) is not MeshMessage)
+        if hop is not None:
+            return [(hop[0], msg)]
+        return [(p, msg) for p in self._discovery_peers(msg, peer, msg.path)]
+
+    def describe(self):
+        d = MeshlinkStrategy.describe(self)
+        d["hop_rerouted"] = self.hop.rerouted
+        return d

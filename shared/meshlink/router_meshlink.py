@@ -26,11 +26,11 @@
 # Destinations never heard from: router_dv (destination announcements, a
 # distance vector); the shorter of its next hop and the learned one is used.
 # Broadcasts: router_lazy (eager tree, lazy IHave repair).
-from meshlink.messages import Ack, HopAck, Routes, SeqRequest
+from meshlink.messages import Ack, Routes
 from meshlink.router import Strategy, register_strategy
 from meshlink.router_core import Decision
 from meshlink.router_lazy import LazyPush, sample
-from meshlink.router_opts import parse_options
+from meshlink.router_opts import DEFAULTS, parse_options
 from meshlink.router_routes import RouteTable
 
 DUP_LEARN_HOPS = 2
@@ -50,16 +50,6 @@ class MeshlinkStrategy(Strategy):
         if opts["announce_ms"] > 0:  # imported here: boards (announcements off) never load it
             from meshlink.router_dv import DistanceVector
             self.dv = DistanceVector(router, opts)
-        self.hop = None
-        if opts["hop_ack_ms"] > 0:  # likewise: hop acknowledgements
-            from meshlink.router_hop import HopAcks
-            self.hop = HopAcks(opts)
-            if self.dv is not None:
-                # a neighbour that left a copy untaken is no next hop for the
-                # announced routes either until it answers (router_dv.suspend)
-                self.dv.avoid = self.hop.avoid
-                self.hop.on_avoid = self.dv.suspend
-                self.hop.on_resume = self.dv.resume
 
     def learn(self, path, from_peer, now_ms, limit=None):
         """Learn routes from a path (also used by gateway wrappers)."""
@@ -74,9 +64,6 @@ class MeshlinkStrategy(Strategy):
         just took works now, where a shorter route may be one the topology
         has not yet taken back (measured: after a failure, Acks of messages
         that arrived were lost on stale shorter routes)."""
-        if self.hop is not None and self.hop.avoid:
-            # neighbours that left a copy unacknowledged: skipped like the path
-            path = list(path) + self.hop.avoided(now_ms)
         if ack:
             hop = self.t.freshest(dst, exclude, path, now_ms, self.o["ack_fresh_ms"])
             if hop is not None:
@@ -96,35 +83,6 @@ class MeshlinkStrategy(Strategy):
 
     # -- messages ------------------------------------------------------------
     def originate(self, msg, now_ms):
-        d = self._originate(msg, now_ms)
-        if self.hop is not None and msg.dst is not None and d.forward:
-            self.hop.sent(d.forward, now_ms)
-        return d
-
-    def receive(self, msg, from_peer, now_ms):
-        hop = self.hop
-        if hop is not None and from_peer is not None:
-            hop.heard(from_peer, now_ms)
-            if msg.dst is not None:
-                hop.took(msg, from_peer, now_ms)
-        d = self._receive(msg, from_peer, now_ms)
-        if hop is not None and msg.dst is not None and d.forward:
-            hop.sent(d.forward, now_ms)
-        return d
-
-    def _reroute(self, peer, msg, now_ms):
-        """A copy peer did not take (no HopAck, or peer went down): the next
-        hop now, not peer and not on its path, else the discovery peers."""
-        dst = msg.dst
-        r = self.r
-        if dst in r.up_set and dst != peer and dst not in msg.path:
-            return [(dst, msg)]
-        hop = self._next_hop(dst, peer, msg.path, now_ms, type(msg) is Ack)
-        if hop is not None:
-            return [(hop[0], msg)]
-        return [(p, msg) for p in self._discovery_peers(msg, peer, msg.path)]
-
-    def _originate(self, msg, now_ms):
         r = self.r
         dst = msg.dst
         if dst is None:
@@ -198,7 +156,7 @@ class MeshlinkStrategy(Strategy):
             out.extend(sample(r.rng, lazy, extra))
         return out
 
-    def _receive(self, msg, from_peer, now_ms):
+    def receive(self, msg, from_peer, now_ms):
         r = self.r
         me = r.node_id
         if me in msg.path:
@@ -246,8 +204,6 @@ class MeshlinkStrategy(Strategy):
         return Decision(forward=[(p, out) for p in peers], mode="discover")
 
     def on_control(self, msg, from_peer, now_ms):
-        if self.hop is not None:
-            self.hop.heard(from_peer, now_ms)
         if type(msg) is Routes:
             if self.dv is None:
                 return Decision(drop_reason="unsupported", mode="control")
@@ -255,15 +211,14 @@ class MeshlinkStrategy(Strategy):
             if self.dv.max_hops > self.t.max_hops:  # TTLs cover the announced extent
                 self.t.max_hops = self.dv.max_hops
             return Decision(mode="control")
-        if type(msg) is SeqRequest:
-            if self.dv is not None and self.dv.req_out is not None:
+        t = msg.TYPE
+        if t == "seqreq":
+            if self.dv is not None and self.dv.req is not None:
                 from meshlink.router_dv_req import on_request
                 on_request(self.dv, msg, from_peer, now_ms)
             return Decision(mode="control")
-        if type(msg) is HopAck:
-            if self.hop is not None:
-                self.hop.acked(msg, from_peer, now_ms)
-            return Decision(mode="control")
+        if t == "hopack":
+            return Decision(drop_reason="unsupported", mode="control")  # hop acks off here
         return self.lazy.on_control(msg, from_peer, now_ms)
 
     # -- outcomes (router_routes.RouteTable keeps the pending messages) -------
@@ -282,8 +237,6 @@ class MeshlinkStrategy(Strategy):
             self.dv.peer_up(peer_id, now_ms)
 
     def on_peer_down(self, peer_id, now_ms):
-        if self.hop is not None:
-            self.hop.peer_down(peer_id)
         self.t.neighbour_gone(peer_id, now_ms)
         self.lazy.peer_down(peer_id, now_ms)
         if self.dv is not None:
@@ -294,27 +247,14 @@ class MeshlinkStrategy(Strategy):
             self.dv.on_served(node_id)
 
     def next_deadline(self):
-        due = self.lazy.next_deadline()
-        for other in (self.dv, self.hop):
-            b = None if other is None else (other.next_deadline() if other is self.dv
-                                            else other.due)
-            if b is not None and (due is None or b < due):
-                due = b
-        return due
+        a = self.lazy.next_deadline()
+        b = None if self.dv is None else self.dv.next_deadline()
+        return b if a is None else (a if b is None or a < b else b)
 
     def handle_timer(self, now_ms):
         out = self.lazy.handle_timer(now_ms)
         if self.dv is not None:
             out = out + self.dv.handle_timer(now_ms)
-        hop = self.hop
-        if hop is not None and hop.due is not None and hop.due <= now_ms:
-            acks, lost = hop.handle_timer(now_ms)
-            out = out + acks
-            for peer, msg in lost:
-                fwd = self._reroute(peer, msg, now_ms)
-                if fwd:
-                    hop.sent(fwd, now_ms)
-                    out = out + fwd
         return out
 
     def peer_flags(self, peer_id):
@@ -342,8 +282,16 @@ class MeshlinkStrategy(Strategy):
                 "announced": 0 if self.dv is None else len(self.dv.table),
                 "announce_refused": 0 if self.dv is None else self.dv.refused,
                 "announce_unproven": 0 if self.dv is None else self.dv.unproven,
-                "missing": len(self.lazy.missing), "cached": len(self.lazy.cache),
-                "hop_rerouted": 0 if self.hop is None else self.hop.rerouted}
+                "missing": len(self.lazy.missing), "cached": len(self.lazy.cache)}
 
 
-register_strategy("meshlink", MeshlinkStrategy)
+def _meshlink(router, options):
+    """The strategy, with hop acknowledgements (router_hop) unless hop_ack_ms
+    is 0 (the default on a board, which then never loads that module)."""
+    if options.get("hop_ack_ms", DEFAULTS["hop_ack_ms"]):
+        from meshlink.router_hop import HopAckStrategy
+        return HopAckStrategy(router, options)
+    return MeshlinkStrategy(router, options)
+
+
+register_strategy("meshlink", _meshlink)

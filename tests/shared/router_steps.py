@@ -58,9 +58,10 @@ def new_router(case):
     gc.collect()
     opts = case.get("options")
     if case["strategy"] == "meshlink" and "hop_ack_ms" not in (opts or {}):
-        # the vectors' decisions without hop acks (their CPython default is
-        # on, MicroPython's off): tests/shared/test_router_hop.py has them
-        opts = dict(opts or {}, hop_ack_ms=0)
+        # the vectors' decisions without hop acks and sequence number requests
+        # (on by default on CPython, off on MicroPython): their own tests are
+        # tests/shared/test_router_hop.py and test_router_dv_req.py
+        opts = dict(opts or {}, hop_ack_ms=0, seq_requests=False)
     return Router(uid(case["node"]), case["strategy"], rng=case.get("rng", 1),
                   default_ttl=case.get("default_ttl", 8), options=opts,
                   dedup_window_ms=case.get("dedup_window_ms", 60000))

@@ -26,8 +26,8 @@ def _via(d):
 
 
 def test_bad_news_is_announced_soon_good_news_batched():
-    r = Router(uid("G"), "meshlink", rng=1, options={"announce_ms": 60000,
-                                                     "announce_flush_ms": 3000})
+    r = Router(uid("G"), "meshlink", rng=1, options={
+        "announce_ms": 60000, "announce_flush_ms": 3000, "seq_requests": False})
     for p in ("A", "B", "C"):
         r.peer_up(uid(p), 0)
     r.handle_timer(300)  # the whole table to the new neighbours

@@ -55,7 +55,8 @@ def test_one_neighbour_cannot_fill_the_announcement_table():
 
 
 def test_no_flood_for_a_retracted_destination():
-    r = Router(uid("X"), "meshlink", rng=1, options={"announce_ms": 60000, "hop_ack_ms": 0})
+    r = Router(uid("X"), "meshlink", rng=1, options={"announce_ms": 60000, "hop_ack_ms": 0,
+                                                     "seq_requests": False})
     for p in ("A", "B", "C"):
         r.peer_up(uid(p), 0)
     r.receive(Routes(routes=[[uid("D"), 3, 1, ""]]), uid("A"), 10)

@@ -33,7 +33,7 @@ from meshlink.errors import (
     TransportError,
 )
 from meshlink.nodeid import is_id, new_message_id
-from meshlink.router import Router
+from meshlink.router import CONTROL_TYPES, Router
 
 from meshlink_gw.announce import node_announce_data, parse_board_announce, parse_node_announce
 from meshlink_gw.config import NodeConfig
@@ -253,7 +253,7 @@ class Node:
         t = msg.TYPE
         if t == "mesh" or t == "ack":
             self._on_routed(peer_id, msg)
-        elif t in ("ihave", "graft", "prune", "routes", "hopack", "seqreq"):
+        elif t in CONTROL_TYPES:
             self.dispatch(self.router.receive(msg, peer_id, now_ms()).forward)
         elif t == "data":
             mid = _new_id()
