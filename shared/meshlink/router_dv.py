@@ -49,7 +49,8 @@ class DistanceVector:
         self.dirty = set()  # destinations whose selected route changed
         self.full = set()  # new neighbours that need the whole table
         self.flush_due = None
-        self.urgent = False  # the pending batch holds news that should go soon
+        self.urgent = False  # the pending batch holds news that should go soon ...
+        self.asap = False  # ... or at once: a newer seq that starved nodes asked for
         self.bump_due = None
         self.refused = 0  # announcements dropped because the table was full
         self.auth = opts["announce_auth"]
@@ -263,9 +264,10 @@ class DistanceVector:
                     from meshlink.router_dv_req import starved
                     starved(self, dst, e, self.now_ms)
             return
+        seq = e[best + 1]
         if e[HOPS] == INFINITY:
             self.urgent = True  # newly reachable (a node that came up): tell soon
-        seq = e[best + 1]
+        asked = seq > e[SEQ] and self.req is not None and dst in self.req[1]
         hops = e[best + 2] + 1
         if e[VIA] != best or seq != e[SEQ] or hops != e[HOPS]:
             self.changed_ms[dst] = self.now_ms
@@ -276,10 +278,12 @@ class DistanceVector:
         elif hops < fd_hops:
             e[FD_HOPS] = hops
         if seq != e[SEQ] or hops != e[HOPS]:
-            if hops > e[HOPS] or (seq > e[SEQ] and self.req is not None and dst in self.req[1]):
-                # bad news (a longer detour), or the answer to a request that
-                # passed here (starved nodes wait for it): tell soon
-                self.urgent = True
+            if hops > e[HOPS]:
+                self.urgent = True  # bad news (a longer detour): tell soon
+            if asked:
+                # the answer to a request that passed here or started here
+                # (router_dv_req): starved nodes wait for it, tell at once
+                self.asap = True
             e[SEQ] = seq
             e[HOPS] = hops
             self.dirty.add(dst)
@@ -320,8 +324,8 @@ class DistanceVector:
         not hops x flush_ms; at most one batch per flush_ms / 10 either way."""
         if not (self.dirty or self.full):
             return
-        if self.urgent:
-            soon = now_ms + self.flush_ms // 10
+        if self.urgent or self.asap:
+            soon = now_ms + self.flush_ms // (100 if self.asap else 10)
             if self.flush_due is None or self.flush_due > soon:
                 self.flush_due = soon
         elif self.flush_due is None:
@@ -370,7 +374,7 @@ class DistanceVector:
         others. An entry goes bare (proof "") to a neighbour that holds dst's
         proof for that seq: it announced (dst, seq) to us, or every neighbour
         up since it joined got (dst, seq) from us (PROTOCOL §11.4)."""
-        self.urgent = False
+        self.urgent = self.asap = False
         pn = self.pn
         pn[0] = n = pn[0] + 1
         out = []

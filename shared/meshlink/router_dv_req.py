@@ -15,7 +15,9 @@
 #   any other node passes the request on to its own best next hop to dst
 #   (not back, at most once per dst per REQ_HOLD_MS).
 # A request claims nothing about anyone: the answer is dst's own signed
-# sequence number, checked as any announcement.
+# sequence number, checked as any announcement. With hop acknowledgements
+# (router_hop) a request is acknowledged hop by hop like a directed message
+# (the HopAck names its dst), and one not taken goes another way.
 from meshlink.messages import SeqRequest
 
 # DistanceVector.req: [requests to send, dst -> when one last went out,
@@ -25,7 +27,7 @@ OUT, SENT, AGAIN, DUE, BUMPED = 0, 1, 2, 3, 4
 INFINITY = 255
 CANDS = 5  # router_dv: first candidate index in a table entry
 FD_SEQ, SEQ, HOPS, VIA = 0, 2, 3, 4
-REQ_HOLD_MS = 1000  # a node sends or passes on one request per dst this often
+REQ_HOLD_MS = 500  # a node sends or passes on one request per dst this often
 REQ_BUMP_MS = 2000  # dst raises its sequence number on request at most this often
 REQ_TRIES = 4  # a starved node asks this many times, REQ_HOLD_MS apart (one may be
 # lost: passed to a neighbour that has failed but is not yet known to have)
@@ -109,18 +111,34 @@ def on_request(dv, msg, from_peer, now_ms):
             dv.req[BUMPED] = now_ms
             dv.seq += 1
             dv.dirty.add(dst)
-            dv.urgent = True
+            dv.asap = True
             dv._schedule(now_ms)
         return
     e = dv.table.get(dst)
     if e is None:
         return
     if e[VIA] >= 0 and e[HOPS] != INFINITY and e[SEQ] >= msg.seq:
-        dv.dirty.add(dst)  # our route is new enough: announce it soon
-        dv.urgent = True
+        dv.dirty.add(dst)  # our route is new enough: announce it at once
+        dv.asap = True
         dv._schedule(now_ms)
         return
-    via = e[e[VIA]] if e[VIA] >= 0 else _best(dv, e, from_peer)
-    if via is None or via == from_peer or _held(dv, dst, now_ms):
+    via = _via(dv, e, from_peer)
+    if via is None or _held(dv, dst, now_ms):
         return
     _send(dv, via, SeqRequest(dst=dst, seq=msg.seq), now_ms)
+
+
+def _via(dv, e, not_via):
+    """Where a request for e's destination goes: the selected next hop, else
+    the best candidate; never not_via (None if nowhere)."""
+    via = e[e[VIA]] if e[VIA] >= 0 else _best(dv, e, not_via)
+    return None if via == not_via else via
+
+
+def pass_again(dv, msg, lost_at):
+    """A request that neighbour lost_at did not take (router_hop): where it
+    goes now, [(neighbour, request)] or []. lost_at is avoided by now, so the
+    route to dst was reselected without it."""
+    e = dv.table.get(msg.dst)
+    via = None if e is None else _via(dv, e, lost_at)
+    return [] if via is None else [(via, msg)]

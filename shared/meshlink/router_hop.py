@@ -23,6 +23,11 @@ from meshlink.router_meshlink import MeshlinkStrategy
 VIA = 4  # router_dv: index of the selected candidate in a table entry
 
 
+def _key(msg):
+    """What a HopAck names: a directed copy's message id, a request's dst."""
+    return msg.dst if msg.TYPE == "seqreq" else msg.message_id
+
+
 class HopAcks:
     """on_avoid(peer, now_ms) / on_resume(peer, now_ms): called when a
     neighbour starts or stops being avoided (the strategy sets them)."""
@@ -41,12 +46,13 @@ class HopAcks:
         self.due = None
 
     def took(self, msg, from_peer, now_ms):
-        """A directed copy arrived from from_peer: we owe it a HopAck."""
+        """A directed copy (or a sequence number request) arrived from
+        from_peer: we owe it a HopAck."""
         ids = self.owed.get(from_peer)
         if ids is None:
-            self.owed[from_peer] = [msg.message_id]
+            self.owed[from_peer] = [_key(msg)]
         else:
-            ids.append(msg.message_id)
+            ids.append(_key(msg))
         self.due = now_ms
 
     def sent(self, forward, now_ms):
@@ -56,7 +62,7 @@ class HopAcks:
             return
         peer, msg = forward[0]
         due = now_ms + self.timeout_ms
-        self.waiting[(peer, msg.message_id)] = [msg, due]
+        self.waiting[(peer, _key(msg))] = [msg, due]
         if self.due is None or due < self.due:
             self.due = due
 
@@ -183,6 +189,8 @@ class HopAckStrategy(MeshlinkStrategy):
             self.hop.acked(msg, from_peer, now_ms)
             return Decision(mode="control")
         self.hop.heard(from_peer, now_ms)
+        if msg.TYPE == "seqreq":
+            self.hop.took(msg, from_peer, now_ms)
         return MeshlinkStrategy.on_control(self, msg, from_peer, now_ms)
 
     def on_peer_down(self, peer_id, now_ms):
@@ -197,6 +205,9 @@ class HopAckStrategy(MeshlinkStrategy):
     def handle_timer(self, now_ms):
         out = MeshlinkStrategy.handle_timer(self, now_ms)
         hop = self.hop
+        for peer, msg in out:
+            if msg.TYPE == "seqreq":  # requests wait for their HopAck too
+                hop.sent([(peer, msg)], now_ms)
         if hop.due is None or hop.due > now_ms:
             return out
         acks, lost = hop.handle_timer(now_ms)
@@ -210,7 +221,11 @@ class HopAckStrategy(MeshlinkStrategy):
 
     def _reroute(self, peer, msg, now_ms):
         """A copy peer did not take (no HopAck, or peer went down): the next
-        hop now, not peer and not on its path, else the discovery peers."""
+        hop now, not peer and not on its path, else the discovery peers. A
+        sequence number request: the route to its dst now (router_dv_req)."""
+        if msg.TYPE == "seqreq":
+            from meshlink.router_dv_req import pass_again
+            return pass_again(self.dv, msg, peer)
         dst = msg.dst
         if dst in self.r.up_set and dst != peer and dst not in msg.path:
             return [(dst, msg)]
