@@ -267,7 +267,9 @@ class DistanceVector:
         seq = e[best + 1]
         if e[HOPS] == INFINITY:
             self.urgent = True  # newly reachable (a node that came up): tell soon
-        asked = seq > e[SEQ] and self.req is not None and dst in self.req[1]
+        # a newer seq within 5 s of a request for dst that started or passed here
+        asked = seq > e[SEQ] and self.req is not None and \
+            self.now_ms - self.req[1].get(dst, -5000) < 5000
         hops = e[best + 2] + 1
         if e[VIA] != best or seq != e[SEQ] or hops != e[HOPS]:
             self.changed_ms[dst] = self.now_ms

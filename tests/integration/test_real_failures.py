@@ -71,6 +71,9 @@ def test_sender_detects_a_frozen_relay_and_keeps_being_acknowledged_via_the_othe
         assert [r["delivered"] for r in results] == [True] * 30, results
         st = poll_until(lambda: (s := a.status())["stats"]["links_silent"] >= 1 and s,
                         what="a declared the frozen relay silent")
+        # a copy the frozen relay did not take (no HopAck) went through the
+        # other one before the link was declared down (router_hop)
+        assert st["routing"]["hop_rerouted"] >= 1, st["routing"]
         assert relay.node_id not in {p["node_id"] for p in st["peers"]}, st["peers"]
         assert other.node_id in {p["node_id"] for p in st["peers"]}
         assert _trace(a, c) == [a.node_id, other.node_id, c.node_id]
