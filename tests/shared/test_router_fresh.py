@@ -60,6 +60,6 @@ def test_a_better_backup_displaces_the_worst_announced_candidate():
     r.receive(Routes(routes=[[uid("D"), 3, 0, ""]]), uid("A"), 400)  # in use, 1 hop
     r.receive(Routes(routes=[[uid("D"), 3, 5, ""]]), uid("B"), 400)
     r.receive(Routes(routes=[[uid("D"), 3, 6, ""]]), uid("C"), 400)
-    r.receive(Routes(routes=[[uid("D"), 3, 1, ""]]), uid("E"), 500)  # worse than A's, better than C's
+    r.receive(Routes(routes=[[uid("D"), 3, 1, ""]]), uid("E"), 500)  # < A, > C
     r.peer_down(uid("A"), 1000)
     assert r.strategy.dv.next_hop(uid("D"), None, []) == (uid("E"), 2)
