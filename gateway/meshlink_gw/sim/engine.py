@@ -23,7 +23,17 @@ Model (docs/ROUTING.md "Simulator"):
     the node does;
   * idle pings are modelled (sampled, counted as control overhead) rather
     than queued as events, to keep 1000-node runs fast; heartbeat probes
-    are events.
+    are events;
+  * medium "wifi" or "lora" (default "none"): a shared channel instead of
+    point-to-point links. A frame's airtime is its bytes at the channel's
+    bit rate plus a per-frame overhead; the sender defers while it hears a
+    neighbour's frame (carrier sense) and waits a random backoff that
+    doubles per attempt; its frame occupies the channel of its whole
+    neighbourhood; an attempt collides (is lost) if the receiver was
+    hearing another frame or sending one itself then (a hidden or exposed
+    sender). Each node remembers only the latest frame it heard (an
+    approximation: older overlapping ones are forgotten). Pings and pongs
+    are counted, not put on the channel.
 """
 
 from __future__ import annotations
@@ -40,6 +50,7 @@ from meshlink.messages import Ack, HopAck, MeshMessage, Routes, SeqRequest
 from meshlink.router import STRATEGIES, Router, load_strategy
 
 from . import oracle as oracle_mod
+from .metrics import MEDIA
 from .scenarios import check as check_scenario
 from .topology import bfs_dist, build, from_graph
 from .traffic import make_traffic
@@ -48,6 +59,12 @@ EV_ARRIVE, EV_TIMER, EV_TRAFFIC, EV_PROBE, EV_LINKFAIL, EV_CHURN, EV_HB = range(
 INF = float("inf")
 # Gilbert-Elliott bursty loss (routing.md §3.3): P(G->B), P(B->G), loss in G, in B.
 GE = (0.01, 0.1, 0.01, 0.5)
+# Shared media (the "medium" knob): bit rate (metrics.MEDIA), per-frame
+# overhead in ms (WiFi: preamble, SIFS and the link-layer ACK; LoRa SF7 /
+# 125 kHz: an 8-symbol preamble and header, ~12 ms) and the first backoff
+# window in ms (doubled per attempt).
+MEDIUM_FRAME_MS = {"wifi": 0.1, "lora": 12.3}
+MEDIUM_BACKOFF_MS = {"wifi": 0.3, "lora": 20.0}
 # Rough wire sizes in bytes (canonical JSON + 4-byte frame + AEAD tag) for the
 # overhead estimate.
 # The simulator signs nothing (Ed25519 for every message of a 1000-node run
@@ -209,6 +226,14 @@ class Sim:
         # announcement entries sent (after the warm-up): all, with a proof, retractions
         self.announce_entries = [0, 0, 0]
         self.down_iv: list = [[] for _ in range(n)]  # (t_down, t_up)
+        # shared medium: the latest frame each node heard [start, end) and
+        # sent itself; attempts lost to collisions; time spent deferring
+        self.medium = None if p["medium"] == "none" else p["medium"]
+        self.heard_iv = [(0.0, 0.0)] * n
+        self.sent_iv = [(0.0, 0.0)] * n
+        self.collisions = 0
+        self.medium_attempts = 0
+        self.defer_ms = 0.0
 
     # -- setup ---------------------------------------------------------------
     def _new_router(self, i):
@@ -309,7 +334,11 @@ class Sim:
         heap = self.heap
         push = heapq.heappush
         tx_ms = p["tx_ms"]
-        qmax = p["queue_cap"] * tx_ms
+        medium = self.medium
+        # the queue holds queue_cap frames: of tx_ms each, or on a shared
+        # medium of a full (1500-byte) frame's airtime each
+        qmax = p["queue_cap"] * (tx_ms if medium is None else
+                                 MEDIUM_FRAME_MS[medium] + 12000.0 / MEDIA[medium] * 1000)
         tries_max = p["link_tries"]
         burst = self.burst
         measuring = now >= self.warm
@@ -332,34 +361,6 @@ class Sim:
             if start - now >= qmax:
                 self.queue_drops += 1
                 continue
-            ok = False
-            silent = False
-            tries = 0
-            if alive[v] and (not cut or (u, v) not in cut):
-                if burst:
-                    key = (u, v)
-                    bad = self.ge_bad.get(key, False)
-                    while tries < tries_max:
-                        tries += 1
-                        bad = (rnd() >= GE[1]) if bad else (rnd() < GE[0])
-                        if rnd() >= (GE[3] if bad else GE[2]):
-                            ok = True
-                            break
-                    self.ge_bad[key] = bad
-                else:
-                    loss = lossu[v]
-                    while tries < tries_max:
-                        tries += 1
-                        if rnd() >= loss:
-                            ok = True
-                            break
-            else:
-                # a frozen peer or a cut cable gives no error (the send is
-                # queued and retransmitted); a closed connection does
-                tries = tries_max
-                silent = not clean_dead[v]
-            dur = tries * tx_ms
-            busy = start + dur
             if msg is not last:
                 last = msg
                 t = type(msg)
@@ -396,6 +397,39 @@ class Sim:
                     cat = "ctrl"
                     ids = getattr(msg, "ids", None)
                     nb = SZ_PRUNE if ids is None else SZ_IDS + SZ_PER_HOP * len(ids)
+            ok = False
+            silent = False
+            tries = 0
+            if medium is not None:
+                live = alive[v] and (not cut or (u, v) not in cut)
+                end, tries, ok = self._medium_send(u, v, start, nb, tries_max,
+                                                   lossu[v] if live else 1.0)
+                silent = not live and not clean_dead[v]
+            elif alive[v] and (not cut or (u, v) not in cut):
+                if burst:
+                    key = (u, v)
+                    bad = self.ge_bad.get(key, False)
+                    while tries < tries_max:
+                        tries += 1
+                        bad = (rnd() >= GE[1]) if bad else (rnd() < GE[0])
+                        if rnd() >= (GE[3] if bad else GE[2]):
+                            ok = True
+                            break
+                    self.ge_bad[key] = bad
+                else:
+                    loss = lossu[v]
+                    while tries < tries_max:
+                        tries += 1
+                        if rnd() >= loss:
+                            ok = True
+                            break
+            else:
+                # a frozen peer or a cut cable gives no error (the send is
+                # queued and retransmitted); a closed connection does
+                tries = tries_max
+                silent = not clean_dead[v]
+            dur = end - start if medium is not None else tries * tx_ms
+            busy = start + dur
             if measuring:
                 if cat == "announce":
                     ae = self.announce_entries
@@ -424,6 +458,43 @@ class Sim:
                 self.seq += 1
                 push(heap, (hb_at, self.seq, EV_HB, u, v, self.gen[u]))
         self.busy[u] = busy
+
+    def _medium_send(self, u, v, start, nb, tries_max, loss):
+        """Up to tries_max attempts of an nb-byte frame from u to v on the
+        shared medium, from start: (end of the last attempt, attempts, ok)."""
+        m = self.medium
+        air = MEDIUM_FRAME_MS[m] + nb * 8000.0 / MEDIA[m]
+        cw = MEDIUM_BACKOFF_MS[m]
+        rnd = self.rng.random
+        heard = self.heard_iv
+        sent = self.sent_iv
+        adj = self.topo.adj[u]
+        t = start
+        tries = 0
+        while tries < tries_max:
+            tries += 1
+            hs, he = heard[u]
+            if hs <= t < he:  # carrier sense: a neighbour's frame is on the air
+                self.defer_ms += he - t
+                t = he
+            t += rnd() * cw * (1 << (tries - 1))  # backoff, doubled per attempt
+            end = t + air
+            hs, he = heard[v]
+            ss, se = sent[v]
+            # v hears another sender u cannot hear, or is sending itself
+            collided = (hs < end and t < he) or (ss < end and t < se)
+            iv = (t, end)
+            sent[u] = iv
+            for w in adj:  # the frame occupies u's whole neighbourhood
+                if heard[w][1] < end:
+                    heard[w] = iv
+            self.medium_attempts += 1
+            if collided:
+                self.collisions += 1
+            elif rnd() >= loss:
+                return end, tries, True
+            t = end
+        return t, tries, False
 
     def arm_timer(self, u):
         nd = self.routers[u].next_deadline()

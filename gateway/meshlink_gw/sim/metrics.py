@@ -173,6 +173,11 @@ def summarize(sim) -> dict:
         "heartbeat_probes": sim.hb_probes,
         "silent_detect_s": _mean(sim.detect_ms) / 1000.0 if sim.detect_ms else None,
         "silent_detect_max_s": max(sim.detect_ms) / 1000.0 if sim.detect_ms else None,
+        # shared medium (medium knob): attempts lost to collisions, and the
+        # mean time an attempt waited for the channel (carrier sense)
+        "medium_collision_share": sim.collisions / sim.medium_attempts
+        if sim.medium_attempts else None,
+        "medium_defer_ms": sim.defer_ms / sim.medium_attempts if sim.medium_attempts else None,
         "per_msg": per_msg,
     }
     for cat in KINDS:

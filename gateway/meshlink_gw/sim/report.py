@@ -53,6 +53,8 @@ COLUMNS = [
     ("air_wifi_busy_max", "WiFi-like airtime, busiest (ctrl)", "num"),
     ("air_lora_busy_p50", "LoRa-like airtime, median node", "num"),
     ("silent_detect_s", "silent failure detected (s)", "num"),
+    ("medium_collision_share", "shared medium: attempts collided", "pct"),
+    ("medium_defer_ms", "shared medium: wait for the channel (ms)", "num"),
 ]
 
 # the traffic-by-kind table of each scenario: (kind, label)

@@ -31,6 +31,10 @@ KNOBS = {
     "link_tries": (4, "link-layer attempts per send (ARQ); each attempt is a transmission"),
     "tx_ms": (0.5, "time to put one message on the wire (queue service time)"),
     "queue_cap": (64, "per-node output queue capacity in messages (overflow drops)"),
+    "medium": ("none", "none (point-to-point links, tx_ms each) | wifi | lora: a shared "
+                       "channel per neighbourhood (airtime from frame size, carrier sense, "
+                       "random backoff, collisions at a receiver that hears another sender; "
+                       "docs/ROUTING.md §5)"),
     "idle_ping_ms": (5000, "ping interval of every link (feeds record_rtt / "
                      "record_ping_lost; an unanswered one starts the probes; the node's "
                      "[node] idle_ping_ms)"),
@@ -82,6 +86,7 @@ CHOICES: dict[str, tuple[str, ...]] = {
     "loss_model": ("uniform", "distance", "burst"),
     "flow_mode": ("random", "central"),
     "failure_mode": ("silent", "clean"),
+    "medium": ("none", "wifi", "lora"),
     "churn": ("none", "central", "mass", "partition", "sessions"),
 }
 
@@ -273,6 +278,18 @@ def _variety():
     ]
 
 
+def _medium():
+    """The shared-medium runs: 200-node meshes of degree 12 and 6 with 10 %
+    churn, on a WiFi-like channel with the target runs' traffic (2 msg/s,
+    70 % broadcast) and on a LoRa-like one with a message every 20 s (at
+    2 msg/s a LoRa channel cannot carry the payloads alone, oracle included)."""
+    base = dict(topology="rgg", nodes=200, loss=0.05, warmup_s=30.0, duration_s=60.0,
+                seeds=2, churn="sessions", churn_frac=0.1, session_down_s=60.0)
+    return [scenario(f"medium-{m}-d{d}", medium=m,
+                     **dict(base, degree=float(d), rate=2.0 if m == "wifi" else 0.05))
+            for m in ("wifi", "lora") for d in (12, 6)]
+
+
 def _quick():
     base = dict(topology="rgg", nodes=50, degree=8.0, loss=0.05, warmup_s=20.0,
                 duration_s=30.0, rate=2.0, seeds=2)
@@ -288,6 +305,7 @@ PRESETS = {
     "sweeps": ("size (50/200/1000) and loss (0-20 %) sweeps", _sweeps),
     "variety": ("other topologies, loss models and churn at 200 nodes", _variety),
     "quick": ("a 50-node smoke run (seconds)", _quick),
+    "medium": ("shared-medium contention runs (WiFi-like, LoRa-like) at 200 nodes", _medium),
 }
 
 
