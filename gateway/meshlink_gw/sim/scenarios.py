@@ -299,8 +299,8 @@ def _quick():
 
 
 PRESETS = {
-    "report": ("targets, size and loss sweeps, topologies, churn (make sim)",
-               lambda: _target() + _sweeps() + _variety()),
+    "report": ("targets, size and loss sweeps, topologies, churn, shared medium (make sim)",
+               lambda: _target() + _sweeps() + _variety() + _medium()),
     "target": ("the 1000-node acceptance runs only", _target),
     "sweeps": ("size (50/200/1000) and loss (0-20 %) sweeps", _sweeps),
     "variety": ("other topologies, loss models and churn at 200 nodes", _variety),
