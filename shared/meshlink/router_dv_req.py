@@ -1,5 +1,5 @@
 # Sequence number requests for router_dv (Babel's seqno request, RFC 8966
-# §3.8.2; docs/PROTOCOL.md §7.6): a node whose route to dst starved (no
+# §3.8.2; docs/PROTOCOL.md §7.4): a node whose route to dst starved (no
 # candidate feasible after a failure, because the detour is longer than the
 # feasibility slack allows) asks dst for a newer sequence number, which makes
 # every candidate feasible again, instead of waiting up to announce_ms for

@@ -1,5 +1,5 @@
-# Hop acknowledgements for the meshlink strategy (docs/PROTOCOL.md §7.5,
-# docs/ROUTING.md §4.3): per-hop evidence that a neighbour took a directed
+# Hop acknowledgements for the meshlink strategy (docs/PROTOCOL.md §7.4,
+# docs/ROUTING.md §4.8): per-hop evidence that a neighbour took a directed
 # message, so that a relay repairs a route in half a second instead of the
 # origin retrying after its end-to-end timeout.
 # Rule: sans-I/O; bounded (max_pending tracked copies); loaded only when
@@ -9,7 +9,9 @@
 #   message with a destination, or Ack) it received from it; the owed ids go
 #   out at the next timer tick, batched per neighbour;
 #   a copy we sent alone (route or direct mode) to neighbour P waits for P's
-#   HopAck; with none after hop_ack_ms, or when P goes down first, the copy
+#   HopAck, if P has sent one since its link came up (each node sends an
+#   empty one to a new neighbour, so that one that does not send them is
+#   never waited for); with none after hop_ack_ms, or when P goes down first, the copy
 #   is handed back to the strategy to be sent another way (not to P, not to a
 #   node on its path), and P is avoided as a next hop for hop_avoid_ms or
 #   until anything routed comes from it;
@@ -43,7 +45,13 @@ class HopAcks:
         self.expired = []  # [(neighbour, copy)] to send another way at the next tick
         self.avoid = {}  # neighbour -> until when it is not used as a next hop
         self.rerouted = 0  # copies sent another way (for status)
+        self.acking = set()  # neighbours that sent a HopAck since their link came up
         self.due = None
+
+    def peer_up(self, peer, now_ms):
+        """A new neighbour: an empty HopAck at the next tick tells it we send them."""
+        self.owed.setdefault(peer, [])
+        self.due = now_ms
 
     def took(self, msg, from_peer, now_ms):
         """A directed copy (or a sequence number request) arrived from
@@ -61,6 +69,8 @@ class HopAcks:
         if len(forward) != 1 or len(self.waiting) >= self.max_pending:
             return
         peer, msg = forward[0]
+        if peer not in self.acking:
+            return  # it has not shown it sends them: nothing to wait for
         due = now_ms + self.timeout_ms
         self.waiting[(peer, _key(msg))] = [msg, due]
         if self.due is None or due < self.due:
@@ -68,6 +78,7 @@ class HopAcks:
 
     def acked(self, msg, from_peer, now_ms):
         """from_peer's HopAck: its copies are taken, and it is answering."""
+        self.acking.add(from_peer)
         self.heard(from_peer, now_ms)
         waiting = self.waiting
         for mid in msg.ids:
@@ -84,6 +95,7 @@ class HopAcks:
         """Copies still waiting on a neighbour that went down go another way now."""
         self.owed.pop(peer, None)
         self.avoid.pop(peer, None)
+        self.acking.discard(peer)
         for key in [k for k in self.waiting if k[0] == peer]:
             self.expired.append((peer, self.waiting.pop(key)[0]))
             self.due = 0
@@ -102,7 +114,7 @@ class HopAcks:
         reroute: those unacknowledged for hop_ack_ms or whose neighbour went)."""
         out = []
         for peer, ids in self.owed.items():
-            for i in range(0, len(ids), MAX_PATH_NODES):
+            for i in range(0, max(1, len(ids)), MAX_PATH_NODES):
                 out.append((peer, HopAck(ids=ids[i:i + MAX_PATH_NODES])))
         self.owed = {}
         lost = self.expired
@@ -192,6 +204,10 @@ class HopAckStrategy(MeshlinkStrategy):
         if msg.TYPE == "seqreq":
             self.hop.took(msg, from_peer, now_ms)
         return MeshlinkStrategy.on_control(self, msg, from_peer, now_ms)
+
+    def on_peer_up(self, peer_id, now_ms):
+        self.hop.peer_up(peer_id, now_ms)
+        MeshlinkStrategy.on_peer_up(self, peer_id, now_ms)
 
     def on_peer_down(self, peer_id, now_ms):
         self.hop.peer_down(peer_id)

@@ -17,7 +17,7 @@ def test_dv_vectors():
 def test_served_ids_are_announced_and_withdrawn():
     from meshlink.messages import Routes
     r = Router(uid("G"), "meshlink", rng=1,
-               options={"announce_ms": 60000, "announce_seq0": 7})
+               options={"announce_ms": 60000, "announce_seq0": 7, "hop_ack_ms": 0})
     r.peer_up(uid("A"), 0)
     assert [m.routes for _p, m in r.handle_timer(300)] == [[[uid("G"), 7, 0, ""]]]
     r.serve(uid("b1"))

@@ -49,7 +49,7 @@ def test_a_proof_goes_once_to_each_neighbour():
     d, ad = _node(2)
     a, b = uid("A"), uid("B")
     r = Router(x, "meshlink", rng=1, options={"announce_ms": 60000, "announce_seq0": 5,
-                                               "announce_auth": ax})
+                                               "announce_auth": ax, "hop_ack_ms": 0})
     r.peer_up(a, 0)
     r.peer_up(b, 0)
     first = _sent(r.handle_timer(300))  # the whole table: our own entry, with its proof

@@ -1,4 +1,4 @@
-# Sequence number requests (meshlink.router_dv_req, docs/PROTOCOL.md §7.6):
+# Sequence number requests (meshlink.router_dv_req, docs/PROTOCOL.md §7.4):
 # a route starved by the feasibility condition asks its destination for a
 # newer sequence number instead of waiting for the next periodic one. Runs on
 # CPython and MicroPython (requests are off by default on MicroPython).

@@ -1,4 +1,4 @@
-# Hop acknowledgements (meshlink.router_hop, docs/PROTOCOL.md §7.5): a copy
+# Hop acknowledgements (meshlink.router_hop, docs/PROTOCOL.md §7.4): a copy
 # sent to one neighbour that does not take it within hop_ack_ms goes another
 # way, and that neighbour is passed over until it answers. Runs on CPython
 # and MicroPython (hop acks are off by default on MicroPython: options on).
@@ -17,14 +17,17 @@ def _msg(mid, src, dst, path, ttl=9):
                        path=[uid(p) for p in path])
 
 
-def _router():
-    """X with neighbours A and B, both announcing D (A one hop closer)."""
+def _router(acking=("A", "B")):
+    """X with neighbours A and B, both announcing D (A one hop closer);
+    those in acking have sent X a HopAck (so X waits for theirs)."""
     r = Router(uid("X"), "meshlink", rng=1, options=OPTS)
     for p in ("A", "B"):
         r.peer_up(uid(p), 0)
     r.handle_timer(300)
     r.receive(Routes(routes=[[uid("D"), 3, 1, ""]]), uid("A"), 400)
     r.receive(Routes(routes=[[uid("D"), 3, 2, ""]]), uid("B"), 400)
+    for p in acking:
+        r.receive(HopAck(ids=[uid("z0")]), uid(p), 450)
     r.handle_timer(r.next_deadline())
     return r
 
@@ -92,3 +95,13 @@ def test_an_avoided_neighbour_is_taken_back_after_hop_avoid_ms():
     assert [p for p, _m in r.originate(_msg("o2", "X", "D", []), 3400).forward] == [uid("B")]
     r.handle_timer(3500)
     assert [p for p, _m in r.originate(_msg("o3", "X", "D", []), 3600).forward] == [uid("A")]
+
+
+def test_a_neighbour_that_never_sent_a_hop_ack_is_not_waited_for():
+    # hop acknowledgements off there (hop_ack_ms 0): its copies are not
+    # rerouted and it is never avoided
+    r = _router(acking=("B",))
+    r.originate(_msg("o1", "X", "D", []), 1000)
+    out = r.handle_timer(r.next_deadline() or 1600) if r.next_deadline() else []
+    assert _sends(out, MeshMessage) == [] and r.status()["hop_rerouted"] == 0
+    assert [p for p, _m in r.originate(_msg("o2", "X", "D", []), 1600).forward] == [uid("A")]
