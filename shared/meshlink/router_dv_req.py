@@ -9,7 +9,7 @@
 #   the starved node sends SeqRequest(dst, FD seq + 1) to the neighbour of
 #   its best infeasible candidate, or to every neighbour if it has none;
 #   a node that holds a route to dst at that seq or newer answers with its
-#   announcement (soon, as urgent news); dst itself raises its sequence
+#   announcement (at once, once per REQ_HOLD_MS); dst itself raises its sequence
 #   number by one (at most once per REQ_BUMP_MS, so a flood of requests
 #   cannot run it ahead of the wall-clock seconds a restart starts from);
 #   any other node passes the request on to its own best next hop to dst
@@ -118,9 +118,12 @@ def on_request(dv, msg, from_peer, now_ms):
     if e is None:
         return
     if e[VIA] >= 0 and e[HOPS] != INFINITY and e[SEQ] >= msg.seq:
-        dv.dirty.add(dst)  # our route is new enough: announce it at once
-        dv.asap = True
-        dv._schedule(now_ms)
+        # our route is new enough: announce it at once (once per hold time:
+        # requests cannot make us announce faster than that)
+        if not _held(dv, dst, now_ms):
+            dv.dirty.add(dst)
+            dv.asap = True
+            dv._schedule(now_ms)
         return
     via = _via(dv, e, from_peer)
     if via is None or _held(dv, dst, now_ms):
