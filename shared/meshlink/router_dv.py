@@ -75,13 +75,19 @@ class DistanceVector:
         self.avoid = ()  # neighbours whose candidates are passed over (router_hop)
 
     # -- the forwarding side ---------------------------------------------------
-    def next_hop(self, dst, exclude, path):
+    def next_hop(self, dst, exclude, path, now_ms=None):
         """(via, hops) towards dst, or None. The selected route if usable here,
-        else the candidate with the fewest hops not in the message's path."""
+        else the candidate with the fewest hops not in the message's path.
+        With now_ms (a message needs the route now) a starved route asks dst
+        for a newer seq (router_dv_req: on demand, so an idle mesh under
+        churn does not pay for routes nobody uses)."""
         e = self.table.get(dst)
         if e is None:
             return None
         sel = e[VIA]
+        if sel < 0 and now_ms is not None and self.req is not None and len(e) > CANDS:
+            from meshlink.router_dv_req import starved
+            starved(self, dst, e, now_ms)
         if sel >= 0:
             via = e[sel]
             if via != exclude and via not in path:
@@ -160,10 +166,11 @@ class DistanceVector:
                 e.append(seq)
                 e.append(hops)
                 consider(dst, e, len(e) - 3)
-            else:
-                # full: a better backup displaces the worst candidate (keeping
-                # only those that beat the route in use left a node with no
-                # feasible backup when it failed, though a neighbour had one)
+            elif seq > e[SEQ] or hops < e[FD_HOPS] + self.slack:
+                # full: a newer one, or a backup that would be feasible,
+                # displaces the worst candidate (admitting only those that
+                # beat the route in use left a node with no feasible backup
+                # when it failed, though a neighbour had one)
                 w = self._worst(e)
                 if (seq, -hops) > (e[w + 1], -e[w + 2]):
                     e[w] = from_peer
@@ -260,9 +267,6 @@ class DistanceVector:
                 e[HOPS] = INFINITY
                 self.dirty.add(dst)
                 self.urgent = True  # bad news: a retraction goes soon
-                if self.req is not None:  # starved: ask dst for a newer seq
-                    from meshlink.router_dv_req import starved
-                    starved(self, dst, e, self.now_ms)
             return
         seq = e[best + 1]
         if e[HOPS] == INFINITY:
@@ -335,7 +339,7 @@ class DistanceVector:
 
     def next_deadline(self):
         due = self.flush_due
-        for t in (self.bump_due, None if self.req is None else self.req[3]):
+        for t in (self.bump_due, None if self.req is None else self.req[2]):
             if t is not None and (due is None or t < due):
                 due = t
         return due
@@ -353,9 +357,9 @@ class DistanceVector:
             self._expire()
             self._schedule(now_ms)
         out = []
-        if self.req is not None and self.req[3] is not None and now_ms >= self.req[3]:
+        if self.req is not None and self.req[2] is not None and now_ms >= self.req[2]:
             from meshlink.router_dv_req import due_requests
-            out = due_requests(self, now_ms)
+            out = due_requests(self)
         if self.flush_due is None or now_ms < self.flush_due:
             return out
         self.flush_due = None

@@ -75,7 +75,7 @@ class MeshlinkStrategy(Strategy):
                 # learned before the announced route last changed (the
                 # topology moved): only one confirmed since then is trusted
                 hop = self.t.freshest(dst, exclude, path, now_ms, now_ms - changed)
-            alt = self.dv.next_hop(dst, exclude, path)
+            alt = self.dv.next_hop(dst, exclude, path, now_ms)
             if alt is not None and (hop is None or alt[1] < hop[1]
                                     or changed > self.t.confirmed_ms(dst, hop[0])):
                 return alt

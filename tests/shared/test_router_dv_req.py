@@ -1,12 +1,13 @@
 # Sequence number requests (meshlink.router_dv_req, docs/PROTOCOL.md §7.4):
 # a route starved by the feasibility condition asks its destination for a
-# newer sequence number instead of waiting for the next periodic one. Runs on
+# newer sequence number, when a message needs it, instead of waiting for the
+# next periodic one. Runs on
 # CPython and MicroPython (requests are off by default on MicroPython).
 import gc
 
 gc.collect()
 from meshlink.messages import Routes, SeqRequest  # noqa: E402
-from router_steps import Router, uid  # noqa: E402
+from router_steps import MeshMessage, Router, uid  # noqa: E402
 
 gc.collect()
 OPTS = {"announce_ms": 60000, "announce_slack": 0, "hop_ack_ms": 0, "seq_requests": True}
@@ -32,20 +33,31 @@ def _requests(out):
     return [(p, m.dst, m.seq) for p, m in out if type(m) is SeqRequest]
 
 
-def test_a_starved_route_asks_its_destination_through_the_best_candidate():
+def _msg(mid):
+    return MeshMessage(src=uid("X"), dst=uid("D"), data=b"", message_id=uid(mid), ttl=9,
+                       path=[])
+
+
+def test_a_starved_route_asks_its_destination_when_a_message_needs_it():
     r = _router()
     r.receive(Routes(routes=[[uid("D"), 3, 1, ""]]), uid("A"), 400)
-    r.receive(Routes(routes=[[uid("D"), 3, 4, ""]]), uid("B"), 400)  # feasible? no: 5 > 2
+    r.receive(Routes(routes=[[uid("D"), 3, 4, ""]]), uid("B"), 400)  # infeasible: 5 > 2
     r.handle_timer(r.next_deadline())
     r.peer_down(uid("A"), 1000)  # B's route is longer than we announced: starved
-    assert _requests(_run_until(r, 1000)) == [(uid("B"), uid("D"), 4)]
-    # still starved: asked again (a request may die at a failed neighbour) ...
+    assert _requests(_run_until(r, 1400)) == []  # nobody needs it yet: no request
+    d = r.originate(_msg("o1"), 1500)
+    assert [p for p, _m in d.forward] == [uid("B")]  # still forwarded, infeasible or not
     assert _requests(_run_until(r, 1500)) == [(uid("B"), uid("D"), 4)]
-    # ... and the answer (seq 4) makes B's route feasible: no more requests
-    r.receive(Routes(routes=[[uid("D"), 4, 4, ""]]), uid("B"), 1600)
+    r.originate(_msg("o2"), 1700)  # once per 500 ms ...
+    assert _requests(_run_until(r, 1700)) == []
+    r.originate(_msg("o3"), 2100)  # ... then again (the first may have been lost)
+    assert _requests(_run_until(r, 2100)) == [(uid("B"), uid("D"), 4)]
+    # the answer (seq 4) makes B's route feasible: no more requests
+    r.receive(Routes(routes=[[uid("D"), 4, 4, ""]]), uid("B"), 2200)
     assert r.strategy.dv.next_hop(uid("D"), None, []) == (uid("B"), 5)
-    out = _run_until(r, 1650)
-    assert _requests(out) == []
+    out = _run_until(r, 2250)
+    r.originate(_msg("o4"), 2700)
+    assert _requests(out + _run_until(r, 2700)) == []
     # told at once, not in the next batch
     assert [m.routes for p, m in out if type(m) is Routes][0] == [[uid("D"), 4, 5, ""]]
 
