@@ -243,7 +243,9 @@ class HopAckStrategy(MeshlinkStrategy):
             from meshlink.router_dv_req import pass_again
             return pass_again(self.dv, msg, peer)
         dst = msg.dst
-        if dst in self.r.up_set and dst != peer and dst not in msg.path:
+        if dst == peer:
+            return []  # the destination itself did not take it: no other way to it
+        if dst in self.r.up_set and dst not in msg.path:
             return [(dst, msg)]
         hop = self._next_hop(dst, peer, msg.path, now_ms, type(msg) is not MeshMessage)
         if hop is not None:
