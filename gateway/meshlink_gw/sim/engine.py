@@ -462,7 +462,7 @@ class Sim:
     def _medium_send(self, u, v, start, nb, tries_max, loss):
         """Up to tries_max attempts of an nb-byte frame from u to v on the
         shared medium, from start: (end of the last attempt, attempts, ok)."""
-        m = self.medium
+        m = str(self.medium)  # set: dispatch calls this only on a shared medium
         air = MEDIUM_FRAME_MS[m] + nb * 8000.0 / MEDIA[m]
         cw = MEDIUM_BACKOFF_MS[m]
         rnd = self.rng.random
