@@ -72,7 +72,7 @@ class DistanceVector:
         if opts["seq_requests"]:
             from meshlink.router_dv_req import new_state
             self.req = new_state()
-        self.avoid = ()  # neighbours whose candidates are passed over (router_hop)
+        self.avoid = {}  # neighbours whose candidates are passed over (router_hop)
 
     # -- the forwarding side ---------------------------------------------------
     def next_hop(self, dst, exclude, path, now_ms=None):

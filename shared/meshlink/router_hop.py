@@ -30,13 +30,17 @@ def _key(msg):
     return msg.dst if msg.TYPE == "seqreq" else msg.message_id
 
 
+def _nothing(_peer, _now_ms):
+    pass
+
+
 class HopAcks:
     """on_avoid(peer, now_ms) / on_resume(peer, now_ms): called when a
     neighbour starts or stops being avoided (the strategy sets them)."""
 
-    on_avoid = on_resume = None
-
     def __init__(self, opts):
+        self.on_avoid = _nothing
+        self.on_resume = _nothing
         self.timeout_ms = opts["hop_ack_ms"]
         self.avoid_ms = opts["hop_avoid_ms"]
         self.max_pending = opts["max_pending"]
@@ -88,8 +92,7 @@ class HopAcks:
         """Anything routed came from from_peer: it is answering again."""
         if from_peer in self.avoid:
             del self.avoid[from_peer]
-            if self.on_resume is not None:
-                self.on_resume(from_peer, now_ms)
+            self.on_resume(from_peer, now_ms)
 
     def peer_down(self, peer):
         """Copies still waiting on a neighbour that went down go another way now."""
@@ -105,8 +108,7 @@ class HopAcks:
         avoid = self.avoid
         for p in [p for p, until in avoid.items() if until <= now_ms]:
             del avoid[p]
-            if self.on_resume is not None:
-                self.on_resume(p, now_ms)
+            self.on_resume(p, now_ms)
         return list(avoid)
 
     def handle_timer(self, now_ms):
@@ -128,7 +130,7 @@ class HopAcks:
                 peer = key[0]
                 fresh = peer not in self.avoid
                 self.avoid[peer] = now_ms + self.avoid_ms
-                if fresh and self.on_avoid is not None:
+                if fresh:
                     self.on_avoid(peer, now_ms)
             elif nxt is None or w[1] < nxt:
                 nxt = w[1]
