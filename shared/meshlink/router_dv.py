@@ -16,7 +16,8 @@
 #   batched every announce_flush_ms (bad news: a tenth of it; up to
 #   MAX_ROUTES = 80 entries per Routes message); a new neighbour gets the
 #   whole table; no feasible candidate -> we announce
-#   hops 255 (retraction) until the destination's next sequence number.
+#   hops 255 (retraction) until the destination's next sequence number
+#   (or one a node that needs the route asks for: router_dv_req).
 # The forwarding decision (router_meshlink) compares this next hop with the
 # route learned from traffic and takes the shorter.
 from meshlink.messages import MAX_ROUTES, Routes
