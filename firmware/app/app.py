@@ -123,6 +123,10 @@ class App:
                 await asyncio.sleep_ms(delay_ms)
             finally:
                 await bl.close()
+                # Drop the old link (its session keys, buffers, tasks' frames)
+                # before the next attempt: both would not fit in the heap.
+                self.bl = bl = None
+                self._rx_error = None
 
     async def _session(self, bl):
         """Send the outbox, ping, watch the gateway's liveness. Returns when
