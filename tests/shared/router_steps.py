@@ -24,6 +24,17 @@ def uid(name):
     return "00000000-0000-4000-8000-" + ("0" * 12 + h)[-12:]
 
 
+def msg(mid, src, dst, path, ttl=9):
+    """A MeshMessage named in short names (dst None: a broadcast)."""
+    return MeshMessage(src=uid(src), dst=uid(dst) if dst else None, data=b"",
+                       message_id=uid(mid), ttl=ttl, path=[uid(p) for p in path])
+
+
+def via(decision):
+    """The neighbours a router Decision forwards to, in order."""
+    return [p for p, _m in decision.forward]
+
+
 def _ids(names):
     return [uid(n) for n in names]
 

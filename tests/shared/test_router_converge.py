@@ -11,18 +11,9 @@ gc.collect()
 load_strategy("meshlink")
 gc.collect()
 from meshlink.messages import Ack, Routes  # noqa: E402
-from router_steps import MeshMessage, Router, uid  # noqa: E402
+from router_steps import Router, msg, uid, via  # noqa: E402
 
 gc.collect()
-
-
-def _msg(mid, src, dst, path, ttl=9):
-    return MeshMessage(src=uid(src), dst=uid(dst) if dst else None, data=b"",
-                       message_id=uid(mid), ttl=ttl, path=[uid(p) for p in path])
-
-
-def _via(d):
-    return [p for p, _m in d.forward]
 
 
 def test_bad_news_is_announced_soon_good_news_batched():
@@ -55,15 +46,15 @@ def test_an_origin_searches_for_a_retracted_destination_that_acked_lately():
     # retracted, never acknowledged us: known down, no search
     r.receive(Routes(routes=[[uid("H"), 3, 1, ""]]), uid("A"), 6100)
     r.receive(Routes(routes=[[uid("H"), 3, 255, ""]]), uid("A"), 6110)
-    assert r.originate(_msg("o9", "X", "H", []), 6110 + 5000).drop_reason == "unreachable"
+    assert r.originate(msg("o9", "X", "H", []), 6110 + 5000).drop_reason == "unreachable"
     # retracted, but acknowledged us lately (its learned route went with a
     # neighbour): searched for
     r.receive(Routes(routes=[[uid("F"), 3, 1, ""]]), uid("A"), 6100)
     r.receive(Routes(routes=[[uid("F"), 3, 255, ""]]), uid("A"), 6110)
-    r.receive(_msg("f1", "F", None, ["F", "n1", "B"]), uid("B"), 6120)  # learned via B
-    assert _via(r.originate(_msg("o7", "X", "F", []), 6130)) == [uid("B")]
+    r.receive(msg("f1", "F", None, ["F", "n1", "B"]), uid("B"), 6120)  # learned via B
+    assert via(r.originate(msg("o7", "X", "F", []), 6130)) == [uid("B")]
     r.on_ack(Ack(src=uid("F"), dst=uid("X"), ack_for=uid("o7"), message_id=uid("k7"),
                  ttl=8, path=[]), 6140)
     r.peer_down(uid("B"), 15000)
-    d = r.originate(_msg("o8", "X", "F", []), 15010)
+    d = r.originate(msg("o8", "X", "F", []), 15010)
     assert d.mode == "discover" and d.forward

@@ -6,15 +6,10 @@ import gc
 
 gc.collect()
 from meshlink.messages import Ack, HopAck, Routes  # noqa: E402
-from router_steps import MeshMessage, Router, uid  # noqa: E402
+from router_steps import MeshMessage, Router, msg, uid, via  # noqa: E402
 
 gc.collect()
 OPTS = {"announce_ms": 60000, "hop_ack_ms": 500, "hop_avoid_ms": 2000, "seq_requests": False}
-
-
-def _msg(mid, src, dst, path, ttl=9):
-    return MeshMessage(src=uid(src), dst=uid(dst), data=b"", message_id=uid(mid), ttl=ttl,
-                       path=[uid(p) for p in path])
 
 
 def _router(acking=("A", "B")):
@@ -38,7 +33,7 @@ def _sends(out, kind):
 
 def test_every_directed_copy_is_acknowledged_to_the_neighbour_it_came_from():
     r = _router()
-    r.receive(_msg("m1", "S", "D", ["S", "B"]), uid("B"), 1000)
+    r.receive(msg("m1", "S", "D", ["S", "B"]), uid("B"), 1000)
     r.receive(Ack(src=uid("D"), dst=uid("S"), ack_for=uid("m0"), message_id=uid("k1"),
                   ttl=8, path=[uid("D"), uid("A")]), uid("A"), 1000)
     assert r.next_deadline() <= 1000  # owed: they go at the next tick
@@ -49,22 +44,22 @@ def test_every_directed_copy_is_acknowledged_to_the_neighbour_it_came_from():
 
 def test_a_copy_not_taken_goes_another_way_and_the_neighbour_is_passed_over():
     r = _router()
-    d = r.originate(_msg("o1", "X", "D", []), 1000)
-    assert [p for p, _m in d.forward] == [uid("A")]
+    d = r.originate(msg("o1", "X", "D", []), 1000)
+    assert via(d) == [uid("A")]
     assert r.next_deadline() <= 1500
     out = r.handle_timer(1500)  # no HopAck from A: rerouted through B
     assert [(p, m.message_id) for p, m in _sends(out, MeshMessage)] == [(uid("B"), uid("o1"))]
     assert r.status()["hop_rerouted"] == 1
     # A is passed over for new copies, announced routes included ...
-    assert [p for p, _m in r.originate(_msg("o2", "X", "D", []), 1600).forward] == [uid("B")]
+    assert via(r.originate(msg("o2", "X", "D", []), 1600)) == [uid("B")]
     # ... until it answers: its HopAck (here for the late copy) takes it back
     r.receive(HopAck(ids=[uid("o1")]), uid("A"), 1700)
-    assert [p for p, _m in r.originate(_msg("o3", "X", "D", []), 1800).forward] == [uid("A")]
+    assert via(r.originate(msg("o3", "X", "D", []), 1800)) == [uid("A")]
 
 
 def test_an_acknowledged_copy_is_not_sent_again():
     r = _router()
-    r.originate(_msg("o1", "X", "D", []), 1000)
+    r.originate(msg("o1", "X", "D", []), 1000)
     r.receive(HopAck(ids=[uid("o1")]), uid("A"), 1100)
     out = r.handle_timer(1600) if r.next_deadline() is not None else []
     assert _sends(out, MeshMessage) == []
@@ -73,7 +68,7 @@ def test_an_acknowledged_copy_is_not_sent_again():
 
 def test_a_hop_ack_counts_only_from_the_neighbour_the_copy_went_to():
     r = _router()
-    r.originate(_msg("o1", "X", "D", []), 1000)
+    r.originate(msg("o1", "X", "D", []), 1000)
     r.receive(HopAck(ids=[uid("o1")]), uid("B"), 1100)  # B cannot answer for A
     out = r.handle_timer(1500)
     assert [p for p, _m in _sends(out, MeshMessage)] == [uid("B")]
@@ -81,7 +76,7 @@ def test_a_hop_ack_counts_only_from_the_neighbour_the_copy_went_to():
 
 def test_copies_waiting_on_a_neighbour_that_goes_down_go_another_way_at_once():
     r = _router()
-    r.originate(_msg("o1", "X", "D", []), 1000)
+    r.originate(msg("o1", "X", "D", []), 1000)
     r.peer_down(uid("A"), 1200)
     assert r.next_deadline() <= 1200
     out = r.handle_timer(1200)
@@ -90,18 +85,18 @@ def test_copies_waiting_on_a_neighbour_that_goes_down_go_another_way_at_once():
 
 def test_an_avoided_neighbour_is_taken_back_after_hop_avoid_ms():
     r = _router()
-    r.originate(_msg("o1", "X", "D", []), 1000)
+    r.originate(msg("o1", "X", "D", []), 1000)
     r.handle_timer(1500)  # A avoided until 3500
-    assert [p for p, _m in r.originate(_msg("o2", "X", "D", []), 3400).forward] == [uid("B")]
+    assert via(r.originate(msg("o2", "X", "D", []), 3400)) == [uid("B")]
     r.handle_timer(3500)
-    assert [p for p, _m in r.originate(_msg("o3", "X", "D", []), 3600).forward] == [uid("A")]
+    assert via(r.originate(msg("o3", "X", "D", []), 3600)) == [uid("A")]
 
 
 def test_a_neighbour_that_never_sent_a_hop_ack_is_not_waited_for():
     # hop acknowledgements off there (hop_ack_ms 0): its copies are not
     # rerouted and it is never avoided
     r = _router(acking=("B",))
-    r.originate(_msg("o1", "X", "D", []), 1000)
+    r.originate(msg("o1", "X", "D", []), 1000)
     out = r.handle_timer(r.next_deadline() or 1600) if r.next_deadline() else []
     assert _sends(out, MeshMessage) == [] and r.status()["hop_rerouted"] == 0
-    assert [p for p, _m in r.originate(_msg("o2", "X", "D", []), 1600).forward] == [uid("A")]
+    assert via(r.originate(msg("o2", "X", "D", []), 1600)) == [uid("A")]

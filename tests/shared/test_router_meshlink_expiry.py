@@ -12,18 +12,10 @@ from meshlink.router import load_strategy  # noqa: E402
 gc.collect()
 load_strategy("meshlink")
 gc.collect()
-from router_steps import MeshMessage, Router, uid  # noqa: E402
+from router_steps import Router, msg, uid, via  # noqa: E402
 
 gc.collect()
 
-
-def _msg(mid, src, dst, path, ttl=9):
-    return MeshMessage(src=uid(src), dst=uid(dst) if dst else None, data=b"",
-                       message_id=uid(mid), ttl=ttl, path=[uid(p) for p in path])
-
-
-def _via(d):
-    return [p for p, _m in d.forward]
 
 def test_a_next_hop_without_acks_loses_its_learned_routes():
     r = Router(uid("X"), "meshlink", rng=1,
@@ -32,21 +24,21 @@ def test_a_next_hop_without_acks_loses_its_learned_routes():
     r.peer_up(uid("A"), 0)
     r.peer_up(uid("B"), 0)
     for i in range(4):
-        r.receive(_msg("b%d" % i, "D%d" % i, None, ["D%d" % i, "n", "A"]), uid("A"), 10 + i)
+        r.receive(msg("b%d" % i, "D%d" % i, None, ["D%d" % i, "n", "A"]), uid("A"), 10 + i)
     t = r.strategy.t
     assert all(uid("D%d" % i) in t.routes for i in range(4))
     # three unacknowledged messages through A (to three destinations)
     for i in range(3):
-        d = r.originate(_msg("o%d" % i, "X", "D%d" % i, []), 100 + i)
-        assert _via(d) == [uid("A")]
+        d = r.originate(msg("o%d" % i, "X", "D%d" % i, []), 100 + i)
+        assert via(d) == [uid("A")]
         r.on_delivery_failed(uid("o%d" % i), 2100 + i)
     # every learned route through A is gone, D3's too (never tried)
     assert not any(uid("D%d" % i) in t.routes for i in range(4))
     # an Ack resets the count: two failures and an Ack keep the routes
-    r.receive(_msg("c1", "E1", None, ["E1", "n", "A"]), uid("A"), 3000)
-    r.receive(_msg("c2", "E2", None, ["E2", "n", "A"]), uid("A"), 3001)
+    r.receive(msg("c1", "E1", None, ["E1", "n", "A"]), uid("A"), 3000)
+    r.receive(msg("c2", "E2", None, ["E2", "n", "A"]), uid("A"), 3001)
     for i, dst in enumerate(("E1", "E2", "E1")):
-        r.originate(_msg("p%d" % i, "X", dst, []), 3100 + i)
+        r.originate(msg("p%d" % i, "X", dst, []), 3100 + i)
     r.on_delivery_failed(uid("p0"), 5100)
     r.on_delivery_failed(uid("p1"), 5101)
     from meshlink.messages import Ack
@@ -62,10 +54,10 @@ def test_one_neighbour_cannot_fill_the_learned_route_table():
     r.peer_up(uid("A"), 0)
     r.peer_up(uid("B"), 0)
     for i in range(3):
-        r.receive(_msg("h%d" % i, "H%d" % i, None, ["H%d" % i, "B"]), uid("B"), i)
+        r.receive(msg("h%d" % i, "H%d" % i, None, ["H%d" % i, "B"]), uid("B"), i)
     for i in range(12):  # A makes up 12 destinations
         gc.collect()
-        r.receive(_msg("f%d" % i, "F%d" % i, None, ["F%d" % i, "A"]), uid("A"), 10 + i)
+        r.receive(msg("f%d" % i, "F%d" % i, None, ["F%d" % i, "A"]), uid("A"), 10 + i)
         routes = r.strategy.t.routes
         assert len(routes) <= 8
         assert sum(1 for k in routes if r.strategy.t.owner.get(k) == uid("A")) <= 4
@@ -80,11 +72,11 @@ def test_a_relay_does_not_search_for_a_neighbour_it_saw_go():
     for p in ("A", "B", "D"):
         r.peer_up(uid(p), 0)
     r.peer_down(uid("D"), 1000)  # our heartbeat gave up on D
-    d = r.receive(_msg("s1", "S", "D", ["S", "B"]), uid("B"), 1100)
+    d = r.receive(msg("s1", "S", "D", ["S", "B"]), uid("B"), 1100)
     assert d.forward == [] and d.drop_reason == "unreachable"
-    assert r.originate(_msg("o1", "X", "D", []), 1200).drop_reason == "unreachable"
+    assert r.originate(msg("o1", "X", "D", []), 1200).drop_reason == "unreachable"
     # another destination is still searched for
-    assert r.receive(_msg("s2", "S", "Q", ["S", "B"]), uid("B"), 1300).forward
+    assert r.receive(msg("s2", "S", "Q", ["S", "B"]), uid("B"), 1300).forward
     # D back: delivered directly again
     r.peer_up(uid("D"), 5000)
-    assert _via(r.receive(_msg("s3", "S", "D", ["S", "B"]), uid("B"), 5100)) == [uid("D")]
+    assert via(r.receive(msg("s3", "S", "D", ["S", "B"]), uid("B"), 5100)) == [uid("D")]

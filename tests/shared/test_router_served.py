@@ -12,8 +12,8 @@ load_strategy("meshlink")  # compile it first, while the heap is emptiest
 gc.collect()
 
 from meshlink.errors import LocalProtocolError  # noqa: E402
-from router_served_helpers import ORIG, S2, A, B, D, S, X, _gateway, _msg, _sent  # noqa: E402
-from router_steps import Ack, Router, uid  # noqa: E402
+from router_served_helpers import ORIG, S2, A, B, D, S, X, _gateway, _msg  # noqa: E402
+from router_steps import Ack, Router, uid, via  # noqa: E402
 from vectors import expect_raises  # noqa: E402
 
 
@@ -58,7 +58,7 @@ def test_route_to_the_sender_is_learned_from_a_served_message():
     r = _gateway()
     r.receive(_msg("m1", ORIG, S, [ORIG, A]), A, 10)
     d = r.originate(_msg("r1", X, ORIG, []), 20)
-    assert _sent(d) == [A] and d.mode == "route"
+    assert via(d) == [A] and d.mode == "route"
     assert d.forward[0][1].path == [X]
 
 
@@ -73,6 +73,6 @@ def test_after_unserve_the_id_is_routed_like_any_other():
     r = _gateway()
     r.unserve(S)
     d = r.receive(_msg("m1", ORIG, S, [ORIG, A], ttl=5), A, 10)
-    assert not d.deliver and _sent(d) == [B] and d.mode == "discover"
+    assert not d.deliver and via(d) == [B] and d.mode == "discover"
     out = d.forward[0][1]
     assert out.path == [ORIG, A, X] and out.ttl == 4 and out.dst == S

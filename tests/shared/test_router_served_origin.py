@@ -12,8 +12,8 @@ load_strategy("meshlink")  # compile it first, while the heap is emptiest
 gc.collect()
 
 from meshlink.errors import LocalProtocolError  # noqa: E402
-from router_served_helpers import ORIG, S2, A, B, D, S, X, _gateway, _msg, _sent  # noqa: E402
-from router_steps import Ack, MeshMessage, Router, uid  # noqa: E402
+from router_served_helpers import ORIG, S2, A, B, D, S, X, _gateway, _msg  # noqa: E402
+from router_steps import Ack, MeshMessage, Router, uid, via  # noqa: E402
 from vectors import expect_raises  # noqa: E402
 
 
@@ -21,7 +21,7 @@ def test_broadcast_from_a_served_id_enters_one_hop_behind_us():
     r = _gateway()
     d = r.originate(MeshMessage(src=S, dst=None, data=b"hi", message_id=uid("b1"), ttl=8,
                                 path=[]), 10)
-    assert not d.deliver and _sent(d) == [A, B] and d.mode == "eager"
+    assert not d.deliver and via(d) == [A, B] and d.mode == "eager"
     out = d.forward[0][1]
     assert out.path == [S, X] and out.ttl == 7 and out.src == S and out.data == b"hi"
     assert r.counters["originated"] == 1 and r.counters["received"] == 0
@@ -33,13 +33,13 @@ def test_broadcast_from_a_served_id_enters_one_hop_behind_us():
 def test_directed_message_and_ack_from_a_served_id():
     r = _gateway()
     d = r.originate(_msg("d1", S, A, []), 10)  # the destination is our neighbour
-    assert _sent(d) == [A] and d.mode == "direct" and d.forward[0][1].path == [S, X]
+    assert via(d) == [A] and d.mode == "direct" and d.forward[0][1].path == [S, X]
     d = r.originate(_msg("d2", S, D, [S]), 11)  # unknown: discovery, path [S] accepted
-    assert _sent(d) == [A, B] and d.mode == "discover" and d.forward[0][1].ttl == 7
+    assert via(d) == [A, B] and d.mode == "discover" and d.forward[0][1].ttl == 7
     r.receive(_msg("m9", D, X, [D, B]), B, 12)  # now D is known via B
     ack = Ack(src=S, dst=D, ack_for=uid("m8"), message_id=uid("k2"), ttl=8, path=[])
     d = r.originate(ack, 13)
-    assert _sent(d) == [B] and d.mode == "route" and d.forward[0][1].path == [S, X]
+    assert via(d) == [B] and d.mode == "route" and d.forward[0][1].path == [S, X]
     d = r.originate(_msg("d2", S, D, []), 14)  # the same message id again
     assert d.drop_reason == "duplicate" and d.forward == []
 
@@ -69,9 +69,9 @@ def test_remote_node_learns_the_served_id_via_the_gateway():
     far.peer_up(X, 0)
     far.peer_up(D, 0)
     d = far.receive(copy, X, 11)
-    assert d.deliver and _sent(d) == [D] and d.forward[0][1].path == [S, X, A]
+    assert d.deliver and via(d) == [D] and d.forward[0][1].path == [S, X, A]
     d = far.originate(_msg("to-s", A, S, []), 12)
-    assert _sent(d) == [X] and d.mode == "route"
+    assert via(d) == [X] and d.mode == "route"
     # and the gateway delivers it to the served ID
     d = gw.receive(d.forward[0][1], A, 13)
     assert d.deliver and d.mode == "served"
@@ -82,5 +82,5 @@ def test_seed_strategy_serves_too():
     d = r.receive(_msg("m1", ORIG, S, [ORIG, A], ttl=5), A, 10)
     assert d.deliver and d.forward == [] and d.mode == "served"
     d = r.originate(_msg("b1", S, None, []), 11)
-    assert not d.deliver and _sent(d) == [A, B] and d.mode == "top3"
+    assert not d.deliver and via(d) == [A, B] and d.mode == "top3"
     assert d.forward[0][1].path == [S, X] and d.forward[0][1].ttl == 7
