@@ -227,10 +227,10 @@ def test_beacon_parser_agrees_with_messages(bundle):
     variants = list(beacon_variants())
     got = mpy_json(bundle, f"""
 import json
-from app import link
+from app import ip_link
 out = []
 for data in {variants!r}:
-    b = link.parse_beacon(data)
+    b = ip_link.parse_beacon(data)
     out.append(None if b is None else list(b))
 print(json.dumps(out))
 """)
