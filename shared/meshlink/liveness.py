@@ -3,8 +3,8 @@
 Rule: no clock, no socket. The owner reports what crosses the link
 (`sent`, `received`) with `now_ms`, sends a ping when `poll` says PING,
 ends the link when it says DOWN, and wakes at `next_deadline()`. The node
-runs one per link (in its peer table); the simulator's engine models the
-same rules (docs/PROTOCOL.md §4) and could drive this class instead:
+runs one per link (in its peer table), and so does the simulator's engine
+for every simulated link (docs/PROTOCOL.md §4):
 
 * idle: a ping every `idle_ping_ms` (an RTT sample and a keepalive);
 * suspicious: once a frame that expects an answer (a ping, a directed
@@ -14,8 +14,9 @@ same rules (docs/PROTOCOL.md §4) and could drive this class instead:
 
 Any frame from the neighbour ends the suspicion. A silent neighbour is
 declared down `probe_interval_ms * (probe_misses + 1)` after the first
-unanswered frame (2 s with the defaults), and an idle one within
-`idle_ping_ms` more; a healthy idle link costs one ping and pong per
+unanswered directed frame (2 s with the defaults); on an idle link the
+unanswered ping is the first probe, so 1.5 s after it, within
+`idle_ping_ms` + 1.5 s of the failure; a healthy idle link costs one ping and pong per
 `idle_ping_ms`, as before.
 """
 

@@ -9,21 +9,25 @@ Model (docs/ROUTING.md "Simulator"):
   * loss per attempt: independent (p) or Gilbert-Elliott bursts; latency per
     link fixed (lognormal); each node has one output queue of queue_cap
     messages served at tx_ms each;
-  * the runtime around each router behaves like meshlink_gw's node: idle
-    pings every idle_ping_ms feed record_rtt / record_ping_lost; an
-    unanswered directed message or ping starts the heartbeat's probes
-    (every probe_interval_ms while nothing is heard; probe_misses
-    unanswered when the next is due: peer_down); an exhausted ARQ to a live
-    neighbour or a clean failure calls peer_down at once; a silent failure
-    (the default) gives no error; a successful ping calls peer_up;
+  * the runtime around each router behaves like meshlink_gw's node: each
+    link's heartbeat is the node's own meshlink.liveness.Liveness, fed what
+    crosses the link (sent, received, pinged) and polled at its deadline:
+    an unanswered directed message or ping makes it probe every
+    probe_interval_ms, and its DOWN calls peer_down; idle pings every
+    idle_ping_ms also feed record_rtt / record_ping_lost; an exhausted ARQ
+    to a live neighbour or a clean failure calls peer_down at once; a
+    silent failure (the default) gives no error; a successful ping calls
+    peer_up;
   * end-to-end delivery is the node's own code: each node runs a
     meshlink.delivery.Delivery (Ack matching, the retry schedule, expiry,
     duplicate filter) with the node's defaults, and the loop feeds its
     retries and expiries to the router (on_delivery_failed, originate) as
     the node does;
-  * idle pings are modelled (sampled, counted as control overhead) rather
-    than queued as events, to keep 1000-node runs fast; heartbeat probes
-    are events;
+  * idle pings go in one round per node every idle_ping_ms (sampled,
+    counted as control overhead) rather than one event per link, to keep
+    1000-node runs fast: the only departure from Liveness's own idle
+    schedule (a link's phase is its node's); a suspicious link's probes
+    are events at its Liveness deadline;
   * medium "wifi" or "lora" (default "none"): a shared channel instead of
     point-to-point links. A frame's airtime is its bytes at the channel's
     bit rate plus a per-frame overhead; the sender defers while it hears a
@@ -46,6 +50,7 @@ import time
 
 from meshlink.delivery import Delivered, Delivery, Retry
 from meshlink.errors import ConfigError
+from meshlink.liveness import DOWN, PING, Liveness
 from meshlink.messages import Ack, HopAck, MeshMessage, Routes, SeqRequest
 from meshlink.router import STRATEGIES, Router, load_strategy
 
@@ -157,11 +162,11 @@ class Sim:
         self.alive = [True] * n
         self.clean_dead = bytearray(n)  # down by a clean failure: sends to it fail at once
         # the heartbeat (docs/ROUTING.md "Failure detection"): per node, per
-        # neighbour, when the first frame unanswered since was sent, when a
-        # frame was last heard, and the probes missed in a row
-        self.await_since: list[dict] = [dict() for _ in range(n)]
-        self.heard: list[dict] = [dict() for _ in range(n)]
-        self.hb_miss: list[dict] = [dict() for _ in range(n)]
+        # neighbour, the link's meshlink.liveness.Liveness (made when the
+        # link is first used, dropped when it goes down), and the neighbours
+        # whose EV_HB is pending (one per suspicious link)
+        self.lv: list[dict[int, Liveness]] = [dict() for _ in range(n)]
+        self.hb_on: list[set[int]] = [set() for _ in range(n)]
         self.detect_ms: list = []  # (failure time, detection delay) per silent neighbour
         self.cut: set = set()
         self.burst = p["loss_model"] == "burst"
@@ -344,8 +349,7 @@ class Sim:
         measuring = now >= self.warm
         discover = mode == "discover"
         busy = self.busy[u]
-        awaitu = self.await_since[u]
-        hb_at = now + p["probe_interval_ms"]
+        lvu = self.lv[u]
         clean_dead = self.clean_dead
         last = None
         k = None
@@ -451,12 +455,14 @@ class Sim:
             elif not silent:
                 push(heap, (start + dur + 2 * tries * lat, self.seq, EV_LINKFAIL, u, v,
                             self.gen[u]))
-            if awaits and v not in awaitu:
-                # a directed message expects an answer: the heartbeat checks
-                # in one probe interval (and probes v if nothing was heard)
-                awaitu[v] = now
-                self.seq += 1
-                push(heap, (hb_at, self.seq, EV_HB, u, v, self.gen[u]))
+            if awaits:
+                # a directed message expects an answer: the link's heartbeat
+                # turns suspicious (and probes v if nothing is heard)
+                lv = lvu.get(v)
+                if lv is None:
+                    lv = self._liveness(u, v, now)
+                if lv.sent(now, True):
+                    self._suspect(u, v, lv)
         self.busy[u] = busy
 
     def _medium_send(self, u, v, start, nb, tries_max, loss):
@@ -517,17 +523,15 @@ class Sim:
             return
         self.alive[v] = False
         self.clean_dead[v] = mode == "clean"
-        self.await_since[v] = {}
-        self.heard[v] = {}
-        self.hb_miss[v] = {}
+        self.lv[v] = {}
+        self.hb_on[v] = set()
         if mode == "clean":
             vid = self.ids[v]
             for u in self.topo.adj[v]:
                 if self.alive[u] and v in self.upv[u]:
                     self.routers[u].peer_down(vid, now)
                     self.upv[u].discard(v)
-                    self.await_since[u].pop(v, None)
-                    self.hb_miss[u].pop(v, None)
+                    self.lv[u].pop(v, None)
                     self.arm_timer(u)
         self.gen[v] += 1
         self.routers[v] = None
@@ -555,8 +559,7 @@ class Sim:
                 r.peer_up(self.ids[u], now)
                 self.upv[v].add(u)
                 ru = self.routers[u]
-                self.await_since[u].pop(v, None)
-                self.hb_miss[u].pop(v, None)
+                self.lv[u].pop(v, None)  # a new connection, a new heartbeat
                 if v in self.upv[u]:
                     ru.peer_down(vid, now)  # the old connection is replaced
                 ru.peer_up(vid, now)
@@ -582,23 +585,42 @@ class Sim:
                 return False
         return True
 
+    def _liveness(self, u, v, now):
+        """The heartbeat of link u->v, made when the link is first used."""
+        p = self.p
+        lv = self.lv[u][v] = Liveness(now, p["probe_interval_ms"], p["probe_misses"],
+                                      p["idle_ping_ms"])
+        return lv
+
+    def _suspect(self, u, v, lv):
+        """lv turned suspicious: its heartbeat wakes at its deadline (one
+        pending EV_HB per link; a stale one re-arms itself)."""
+        hb = self.hb_on[u]
+        if v not in hb:
+            hb.add(v)
+            self._push(lv.next_deadline(), EV_HB, u, v, self.gen[u])
+
     def probe(self, u, now):
-        """One probe round of node u: a Ping/Pong per neighbour (sampled;
-        counted as one ping and one pong whatever probe_tries is)."""
+        """One idle round of node u: a Ping/Pong per neighbour (sampled;
+        counted as one ping and one pong whatever probe_tries is). A link
+        already suspicious is skipped: its pings are the heartbeat's."""
         r = self.routers[u]
         ids = self.ids
         alive = self.alive
         upv = self.upv[u]
+        lvu = self.lv[u]
         lossrun = self.lossrun[u]
         lat = self.topo.lat
         loss = self.topo.loss
         rnd = self.rng.random
         single = self.p["probe_tries"] == 1  # the hot default, inlined
         cut = self.cut
-        measuring = now >= self.warm
+        pinged = 0
         for v in self.topo.adj[u]:
-            if measuring:
-                self.probe_msgs += 2
+            lv = lvu.get(v)
+            if lv is not None and lv.waiting_since_ms is not None:
+                continue
+            pinged += 1
             if alive[v] and (u, v) not in cut and (
                     rnd() >= loss[u][v] and rnd() >= loss[v][u] if single
                     else self._probe_ok(u, v)):
@@ -607,81 +629,74 @@ class Sim:
                     upv.add(v)
                 r.record_rtt(ids[v], lat[u][v] + lat[v][u], now)
                 lossrun[v] = 0
-                self.heard[u][v] = now
+                if lv is not None:
+                    lv.pinged(now)
+                    lv.received(now)
             elif v in upv:
                 # an unanswered ping makes the link suspicious: probes every
                 # probe_interval_ms until anything is heard (the heartbeat)
                 r.record_ping_lost(ids[v], now)
                 lossrun[v] = lossrun.get(v, 0) + 1
-                aw = self.await_since[u]
-                if v not in aw:
-                    aw[v] = now
-                    self._push(now + self.p["probe_interval_ms"], EV_HB, u, v, self.gen[u])
-        if measuring:
-            nb = 2 * SZ_PROBE * len(self.topo.adj[u])
+                if lv is None:
+                    lv = self._liveness(u, v, now)
+                lv.pinged(now)
+                self._suspect(u, v, lv)
+        if now >= self.warm:
+            nb = 2 * SZ_PROBE * pinged
+            self.probe_msgs += 2 * pinged
             self.probe_bytes += nb
             self.air[u] += nb  # the pongs are the neighbours' airtime, in the
             self.air_ctrl[u] += nb  # same neighbourhood: charged here
         self.arm_timer(u)
 
     def _declare_down(self, u, v, now):
-        """u's runtime gives up on v after probe_misses lost pings or probes."""
+        """u's runtime ends the link: its heartbeat said DOWN."""
         if self.alive[v] and (u, v) not in self.cut:
             self.false_down += 1
         elif not self.alive[v] and self.down_iv[v] and now >= self.warm:
             self.detect_ms.append(now - self.down_iv[v][-1][0])
         self.routers[u].peer_down(self.ids[v], now)
         self.upv[u].discard(v)
-        self.await_since[u].pop(v, None)
-        self.hb_miss[u].pop(v, None)
+        self.lv[u].pop(v, None)
         self.lossrun[u].pop(v, None)
 
     def heartbeat(self, u, v, now):
-        """The heartbeat of link u->v (meshlink.liveness on the node): a
-        directed message or a ping to v went unanswered; every
-        probe_interval_ms, if nothing was heard from v since, u probes it (a
-        Ping, a Pong if it gets through); with probe_misses probes unanswered
-        when the next one is due, u's runtime calls peer_down (2 s after the
-        first unanswered frame with the defaults)."""
-        since = self.await_since[u].get(v)
-        if since is None:
+        """EV_HB of link u->v: poll its Liveness (meshlink.liveness, the
+        node's module). PING: u probes v (a Ping, a Pong if it gets through);
+        DOWN: u's runtime calls peer_down (probe_misses probes unanswered
+        when the next is due); while still suspicious, wake again at its
+        deadline."""
+        self.hb_on[u].discard(v)
+        lv = self.lv[u].get(v)
+        if lv is None or v not in self.upv[u] or lv.waiting_since_ms is None:
             return
-        if v not in self.upv[u]:
-            self.await_since[u].pop(v, None)
-            return
-        if self.heard[u].get(v, -1.0) >= since:
-            del self.await_since[u][v]  # answered: nothing to probe
-            self.hb_miss[u].pop(v, None)
-            return
-        n = self.hb_miss[u].get(v, 0)
-        if n >= self.p["probe_misses"]:
-            # probe_misses probes unanswered when the next one is due
+        act = lv.poll(now)
+        if act == DOWN:
             self._declare_down(u, v, now)
             self.arm_timer(u)
             return
-        measuring = now >= self.warm
-        if measuring:
-            self.probe_msgs += 1
-            self.probe_bytes += SZ_PROBE
-            self.hb_probes += 1
-            self.air[u] += SZ_PROBE
-            self.air_ctrl[u] += SZ_PROBE
-        if self.alive[v] and (u, v) not in self.cut and self._probe_ok(u, v,
-                                                                  self.p["link_tries"]):
+        if act == PING:
+            lv.pinged(now)
+            measuring = now >= self.warm
             if measuring:
                 self.probe_msgs += 1
                 self.probe_bytes += SZ_PROBE
-                self.air[v] += SZ_PROBE
-                self.air_ctrl[v] += SZ_PROBE
-            self.heard[u][v] = now
-            self.routers[u].record_rtt(self.ids[v], self.topo.lat[u][v] + self.topo.lat[v][u],
-                                       now)
-            del self.await_since[u][v]
-            self.hb_miss[u].pop(v, None)
-            self.lossrun[u][v] = 0
-            return
-        self.hb_miss[u][v] = n + 1
-        self._push(now + self.p["probe_interval_ms"], EV_HB, u, v, self.gen[u])
+                self.hb_probes += 1
+                self.air[u] += SZ_PROBE
+                self.air_ctrl[u] += SZ_PROBE
+            if self.alive[v] and (u, v) not in self.cut and self._probe_ok(
+                    u, v, self.p["link_tries"]):
+                if measuring:
+                    self.probe_msgs += 1
+                    self.probe_bytes += SZ_PROBE
+                    self.air[v] += SZ_PROBE
+                    self.air_ctrl[v] += SZ_PROBE
+                lv.received(now)
+                self.routers[u].record_rtt(self.ids[v],
+                                           self.topo.lat[u][v] + self.topo.lat[v][u], now)
+                self.lossrun[u][v] = 0
+                return
+        self._suspect(u, v, lv)
 
     # -- traffic -------------------------------------------------------------
     def originate(self, k, now):
@@ -748,6 +763,7 @@ class Sim:
         routers = self.routers
         ids = self.ids
         dispatch = self.dispatch
+        lvs = self.lv
         end = self.end + p["drain_s"] * 1000.0
         events = 0
         wall0 = time.perf_counter()
@@ -762,7 +778,9 @@ class Sim:
                 if not alive[a]:
                     self.dead_arrivals += 1
                     continue
-                self.heard[a][b] = now
+                lv = lvs[a].get(b)
+                if lv is not None:
+                    lv.received(now)
                 r = routers[a]
                 d = r.receive(c, ids[b], now)
                 if d.forward:
