@@ -32,6 +32,7 @@ class Insider:
         self.auth.add_signer(self.node_id, self.identity.public_bytes, self.identity.sign)
         self.received: list[messages.Message] = []
         self._task: asyncio.Task | None = None
+        self._closing = False
 
     async def connect(self, host: str, port: int) -> Insider:
         self.reader, self.writer = await asyncio.open_connection(host, port)
@@ -58,7 +59,8 @@ class Insider:
             while True:
                 msg = messages.decode(self.session.open(await self._frame()))
                 if msg.TYPE == "ping":
-                    self.send(messages.Pong(seq=msg.seq, sent_ms=msg.sent_ms))
+                    if not self._closing:  # nothing may be written after write_eof()
+                        self.send(messages.Pong(seq=msg.seq, sent_ms=msg.sent_ms))
                 else:
                     self.received.append(msg)
         except (EOFError, ConnectionError):
@@ -85,6 +87,20 @@ class Insider:
         return msg
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-        self.writer.close()
+        """Half-close, then read until the node closes its side. Closing at
+        once would leave what the node sent unread in our socket, so the
+        kernel would answer with a RST, and the node would lose what it had
+        not yet read of ours (a reset stream raises before its buffer):
+        forgeries the test then waits for would never be counted."""
+        self._closing = True
+        try:
+            await self.writer.drain()
+            self.writer.write_eof()
+            if self._task is not None:
+                await asyncio.wait({self._task}, timeout=DEADLINE_S)
+        except OSError:
+            pass
+        finally:
+            if self._task is not None:
+                self._task.cancel()
+            self.writer.close()
