@@ -627,6 +627,8 @@ class Sim:
                 if v not in upv:
                     r.peer_up(ids[v], now)
                     upv.add(v)
+                    lvu.pop(v, None)  # a new connection, a new heartbeat
+                    lv = None
                 r.record_rtt(ids[v], lat[u][v] + lat[v][u], now)
                 lossrun[v] = 0
                 if lv is not None:
@@ -668,7 +670,10 @@ class Sim:
         deadline."""
         self.hb_on[u].discard(v)
         lv = self.lv[u].get(v)
-        if lv is None or v not in self.upv[u] or lv.waiting_since_ms is None:
+        if lv is not None and v not in self.upv[u]:
+            del self.lv[u][v]  # the link went down meanwhile (an ARQ failure)
+            return
+        if lv is None or not lv.suspicious():
             return
         act = lv.poll(now)
         if act == DOWN:
@@ -819,6 +824,7 @@ class Sim:
                     self.link_fail += 1
                     routers[u].peer_down(ids[v], now)
                     self.upv[u].discard(v)
+                    self.lv[u].pop(v, None)  # the next connection gets a new heartbeat
                     self.arm_timer(u)
             elif kind == EV_HB:
                 if c == self.gen[a] and alive[a]:
