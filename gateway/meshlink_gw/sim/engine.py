@@ -618,7 +618,7 @@ class Sim:
         pinged = 0
         for v in self.topo.adj[u]:
             lv = lvu.get(v)
-            if lv is not None and lv.waiting_since_ms is not None:
+            if lv is not None and lv.suspicious():
                 continue
             pinged += 1
             if alive[v] and (u, v) not in cut and (
@@ -669,10 +669,7 @@ class Sim:
         when the next is due); while still suspicious, wake again at its
         deadline."""
         self.hb_on[u].discard(v)
-        lv = self.lv[u].get(v)
-        if lv is not None and v not in self.upv[u]:
-            del self.lv[u][v]  # the link went down meanwhile (an ARQ failure)
-            return
+        lv = self.lv[u].get(v)  # every way a link goes down drops its Liveness
         if lv is None or not lv.suspicious():
             return
         act = lv.poll(now)
